@@ -1,0 +1,259 @@
+// Package api is the writer's HTTP transport: routing, authentication, request decoding,
+// problem+json errors, request ids, body limits, idempotency headers, logging and metrics.
+// It translates HTTP to calls of licensing.Service and nothing else.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/licensing/licensing/shared/problem"
+	"github.com/licensing/licensing/writer/licensing"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxBodyBytes bounds every request body (API.md: 64 KiB).
+const MaxBodyBytes = 64 << 10
+
+// Config configures the HTTP layer.
+type Config struct {
+	OperatorToken string
+	// StatusMaxAge is the Cache-Control max-age of status answers.
+	StatusMaxAge time.Duration
+	// Ready reports whether dependencies are usable (for /readyz).
+	Ready func(ctx context.Context) error
+	// Extra registers more routes (the OpenAPI document and docs).
+	Extra func(mux *http.ServeMux)
+	// Limit, when set, is consulted before every brand and public call; it returns a
+	// problem (rate_limited) and the Retry-After seconds to refuse a request.
+	Limit func(r *http.Request, principal *licensing.Principal) (retryAfter int, err error)
+}
+
+// Server is the writer's HTTP handler.
+type Server struct {
+	svc *licensing.Service
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+	m   *metrics
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+// New builds the handler and registers its metrics with reg.
+func New(svc *licensing.Service, cfg Config, log *slog.Logger, reg prometheus.Registerer, gather prometheus.Gatherer) *Server {
+	if cfg.StatusMaxAge == 0 {
+		cfg.StatusMaxAge = 60 * time.Second
+	}
+	s := &Server{svc: svc, cfg: cfg, log: log, mux: http.NewServeMux()}
+	s.m = &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_writer_http_requests_total",
+			Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "license_writer_http_request_duration_seconds",
+			Help: "HTTP request latency by route.", Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
+			[]string{"route", "method"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_writer_http_inflight_requests", Help: "Requests being served."}),
+	}
+	reg.MustRegister(s.m.requests, s.m.latency, s.m.inflight)
+	s.routes(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 128 || !printable(rid) {
+		rid = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", rid)
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	ctx := context.WithValue(r.Context(), ctxKey{}, &reqInfo{id: rid})
+	r = r.WithContext(ctx)
+	s.m.inflight.Inc()
+	defer func() {
+		s.m.inflight.Dec()
+		if p := recover(); p != nil {
+			s.log.Error("panic", "request_id", rid, "panic", p)
+			if !rec.wrote {
+				s.problem(rec, r, errors.New("panic"))
+			}
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+		s.m.latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
+		info := info(ctx)
+		lvl := slog.LevelInfo
+		if rec.status >= 500 {
+			lvl = slog.LevelError
+		}
+		// the route pattern, never the raw path: paths carry license keys
+		s.log.LogAttrs(ctx, lvl, "request", slog.String("request_id", rid), slog.String("method", r.Method),
+			slog.String("route", route), slog.Int("status", rec.status), slog.Duration("duration", d),
+			slog.String("brand", info.brand), slog.String("actor", info.actor), slog.String("code", info.code))
+	}()
+	s.mux.ServeHTTP(rec, r)
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type ctxKey struct{}
+
+type reqInfo struct{ id, brand, actor, code string }
+
+func info(ctx context.Context) *reqInfo {
+	if v, ok := ctx.Value(ctxKey{}).(*reqInfo); ok {
+		return v
+	}
+	return &reqInfo{}
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.wrote = true
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// problem writes err as problem+json.
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
+	inf := info(r.Context())
+	kind := problem.KindOf(err)
+	inf.code = string(kind)
+	if kind == problem.Internal {
+		s.log.Error("internal error", "request_id", inf.id, "route", r.Pattern, "err", err)
+	}
+	status, body := problem.Marshal(err, inf.id)
+	w.Header().Set("Content-Type", problem.ContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encode", http.StatusInternalServerError)
+		return
+	}
+	writeRaw(w, status, body)
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// reply writes v, or the error; a *licensing.Replay is written verbatim.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+	if err != nil {
+		var rp *licensing.Replay
+		if errors.As(err, &rp) {
+			w.Header().Set("Idempotent-Replayed", "true")
+			if rp.Status >= 400 {
+				w.Header().Set("Content-Type", problem.ContentType)
+				w.WriteHeader(rp.Status)
+				_, _ = w.Write(rp.Body)
+				return
+			}
+			writeRaw(w, rp.Status, rp.Body)
+			return
+		}
+		s.problem(w, r, err)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+// bearer extracts the bearer token.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func (s *Server) authenticate(r *http.Request) (licensing.Principal, error) {
+	p, err := s.svc.Authenticate(r.Context(), bearer(r), s.cfg.OperatorToken)
+	if err != nil {
+		return p, err
+	}
+	inf := info(r.Context())
+	if p.Operator {
+		inf.actor = "operator"
+	} else {
+		inf.actor, inf.brand = "api_key:"+p.KeyID, p.BrandSlug
+	}
+	return p, nil
+}
+
+func (s *Server) meta(r *http.Request, p *licensing.Principal) licensing.Meta {
+	inf := info(r.Context())
+	actor := inf.actor
+	if p == nil {
+		actor = "public:" + clientIP(r)
+	}
+	return licensing.Meta{Actor: actor, RequestID: inf.id}
+}
+
+func clientIP(r *http.Request) string {
+	if f := r.Header.Get("X-Forwarded-For"); f != "" {
+		// set by our edge (or a trusted proxy); first hop is the client
+		ip, _, _ := strings.Cut(f, ",")
+		return strings.TrimSpace(ip)
+	}
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}

@@ -1,0 +1,223 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/licensing/licensing/internal/dbtest"
+	"github.com/licensing/licensing/internal/natstest"
+	"github.com/licensing/licensing/writer/app"
+	"github.com/licensing/licensing/writer/openapi"
+)
+
+// env is one running writer over a fresh database and an in-process NATS.
+type env struct {
+	t        *testing.T
+	base     string
+	db       dbtest.DB
+	nats     *natstest.Server
+	operator string
+	client   *http.Client
+}
+
+var (
+	validatorOnce sync.Once
+	validator     *openapi.Validator
+	validatorErr  error
+)
+
+func start(t *testing.T) *env {
+	t.Helper()
+	db := dbtest.New(t)
+	ns := natstest.Start(t)
+	cfg := app.Config{
+		Addr: "127.0.0.1:0", DatabaseURL: db.AppURL, NATSURL: ns.URL(), OperatorToken: "op-secret-token",
+		MaxConns: 40, ShutdownTimeout: 5 * time.Second, StatusMaxAge: time.Minute, OutboxPoll: 200 * time.Millisecond,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	go func() { done <- app.Run(ctx, cfg, log, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("writer did not start: %v", err)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("writer did not start in time")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("writer exited with %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("writer did not shut down")
+		}
+	})
+	validatorOnce.Do(func() { validator, validatorErr = openapi.NewValidator() })
+	if validatorErr != nil {
+		t.Fatalf("openapi validator: %v", validatorErr)
+	}
+	return &env{t: t, base: "http://" + addr, db: db, nats: ns, operator: cfg.OperatorToken,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// resp is an HTTP answer.
+type resp struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r resp) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// code is the problem code of an error answer.
+func (r resp) code() string {
+	var p struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(r.Body, &p)
+	return p.Code
+}
+
+// call sends a request and checks the answer against the OpenAPI document and the
+// conventions every response follows (X-Request-Id; problem+json for errors).
+func (e *env) call(method, path, token string, body any, hdr ...string) resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := resp{Status: res.StatusCode, Header: res.Header, Body: b}
+	if res.Header.Get("X-Request-Id") == "" {
+		e.t.Errorf("%s %s: no X-Request-Id", method, path)
+	}
+	if res.StatusCode >= 400 && res.Header.Get("Content-Type") != "application/problem+json" {
+		e.t.Errorf("%s %s: error %d with content type %q: %s", method, path, res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+	if req.Header.Get("X-Test-Undocumented") != "true" {
+		if err := validator.ValidateResponse(req, res.StatusCode, res.Header, b); err != nil {
+			e.t.Errorf("%s %s: response does not match the OpenAPI document: %v\nbody: %s", method, path, err, b)
+		}
+	}
+	return out
+}
+
+// must calls and fails the test unless the status is want.
+func (e *env) must(want int, method, path, token string, body any, hdr ...string) resp {
+	e.t.Helper()
+	r := e.call(method, path, token, body, hdr...)
+	if r.Status != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
+	}
+	return r
+}
+
+// brand creates a brand with products and returns its slug and API key.
+func (e *env) brand(slug string, products ...string) string {
+	e.t.Helper()
+	var out struct {
+		APIKey struct {
+			Secret string `json:"secret"`
+		} `json:"api_key"`
+	}
+	e.must(201, "POST", "/v1/brands", e.operator, map[string]string{"slug": slug, "name": strings.ToUpper(slug)}).json(e.t, &out)
+	for _, p := range products {
+		e.must(201, "POST", "/v1/products", out.APIKey.Secret, map[string]string{"code": p, "name": p})
+	}
+	return out.APIKey.Secret
+}
+
+// admin opens a superuser connection to the test database.
+func (e *env) admin() *pgx.Conn {
+	e.t.Helper()
+	c, err := pgx.Connect(context.Background(), e.db.AdminURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// count runs a counting query as the superuser.
+func (e *env) count(q string, args ...any) int {
+	e.t.Helper()
+	var n int
+	if err := e.admin().QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// rowCounts counts every licensing table, to prove a refused request wrote nothing.
+func (e *env) rowCounts() map[string]int {
+	e.t.Helper()
+	out := map[string]int{}
+	for _, tbl := range []string{"brands", "api_keys", "products", "license_keys", "licenses", "activations",
+		"idempotency_keys", "audit_events", "outbox"} {
+		out[tbl] = e.count("SELECT count(*) FROM " + tbl)
+	}
+	return out
+}
