@@ -19,8 +19,9 @@ import (
 
 // Environment variables set by `make test` (deploy/local/services.sh).
 const (
-	EnvPG      = "LICENSE_TEST_PG_URL"      // superuser URL of the primary
-	EnvReplica = "LICENSE_TEST_REPLICA_URL" // superuser URL of the streaming replica
+	EnvPG      = "LICENSE_TEST_PG_URL"              // superuser URL of the primary
+	EnvReplica = "LICENSE_TEST_REPLICA_URL"         // superuser URL of the streaming replica
+	EnvLagging = "LICENSE_TEST_LAGGING_REPLICA_URL" // superuser URL of a replica 300 ms behind
 	EnvRedis   = "LICENSE_TEST_REDIS_ADDR"
 	EnvNATS    = "LICENSE_TEST_NATS_URL"
 	EnvRequire = "LICENSE_TEST_REQUIRE" // "1": a missing service fails instead of skipping
@@ -51,6 +52,9 @@ type DB struct {
 	// ReplicaAppURL connects as license_app to the same database on the replica ("" when
 	// the replica is not configured).
 	ReplicaAppURL string
+	// LaggingAppURL is the same on the replica that applies changes 300 ms late ("" when
+	// not configured).
+	LaggingAppURL string
 }
 
 var seq atomic.Int64
@@ -94,6 +98,9 @@ func New(t testing.TB) DB {
 	db.AppURL = withDB(t, base, name, "license_app")
 	if r := os.Getenv(EnvReplica); r != "" {
 		db.ReplicaAppURL = withDB(t, r, name, "license_app")
+	}
+	if r := os.Getenv(EnvLagging); r != "" {
+		db.LaggingAppURL = withDB(t, r, name, "license_app")
 	}
 	return db
 }

@@ -26,7 +26,10 @@ type env struct {
 	db       dbtest.DB
 	nats     *natstest.Server
 	operator string
+	stop     func() // stops this writer (graceful shutdown)
 	client   *http.Client
+	adminMu  sync.Mutex
+	adminC   *pgx.Conn
 }
 
 var (
@@ -37,8 +40,13 @@ var (
 
 func start(t *testing.T) *env {
 	t.Helper()
-	db := dbtest.New(t)
-	ns := natstest.Start(t)
+	return startWith(t, dbtest.New(t), natstest.Start(t))
+}
+
+// startWith runs a writer over an existing database and NATS server; the writer stops when
+// the test ends or when stop is called.
+func startWith(t *testing.T, db dbtest.DB, ns *natstest.Server) *env {
+	t.Helper()
 	cfg := app.Config{
 		Addr: "127.0.0.1:0", DatabaseURL: db.AppURL, NATSURL: ns.URL(), OperatorToken: "op-secret-token",
 		MaxConns: 40, ShutdownTimeout: 5 * time.Second, StatusMaxAge: time.Minute, OutboxPoll: 200 * time.Millisecond,
@@ -61,22 +69,26 @@ func start(t *testing.T) *env {
 		cancel()
 		t.Fatal("writer did not start in time")
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("writer exited with %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("writer exited with %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("writer did not shut down")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("writer did not shut down")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	validatorOnce.Do(func() { validator, validatorErr = openapi.NewValidator() })
 	if validatorErr != nil {
 		t.Fatalf("openapi validator: %v", validatorErr)
 	}
-	return &env{t: t, base: "http://" + addr, db: db, nats: ns, operator: cfg.OperatorToken,
+	return &env{t: t, base: "http://" + addr, db: db, nats: ns, operator: cfg.OperatorToken, stop: stop,
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 }
 
@@ -201,11 +213,16 @@ func (e *env) admin() *pgx.Conn {
 	return c
 }
 
-// count runs a counting query as the superuser.
+// count runs a counting query as the superuser (one shared connection).
 func (e *env) count(q string, args ...any) int {
 	e.t.Helper()
+	e.adminMu.Lock()
+	defer e.adminMu.Unlock()
+	if e.adminC == nil {
+		e.adminC = e.admin()
+	}
 	var n int
-	if err := e.admin().QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+	if err := e.adminC.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
 		e.t.Fatalf("%s: %v", q, err)
 	}
 	return n

@@ -171,7 +171,7 @@ type row struct {
 
 // round publishes one batch and returns how many rows it read.
 func (r *Relay) round(ctx context.Context, c *pgx.Conn) (int, error) {
-	rows, err := c.Query(ctx, `SELECT id, subject, payload, created_at FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1`, r.cfg.BatchSize)
+	rows, err := c.Query(ctx, `SELECT id, subject, payload || jsonb_build_object('id', id), created_at FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1`, r.cfg.BatchSize)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,41 @@
+# Local development and CI entry points. See deploy/local/*.sh.
+SHELL := /usr/bin/env bash
+
+.PHONY: up down restart test test-unit build lint bench bench-edge clean-data services-test-up services-test-down
+
+up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
+	@deploy/local/up.sh
+
+down: ## stop everything `make up` started
+	@deploy/local/down.sh
+
+restart: down up
+
+test: ## test services up, go test ./... (LICENSE_TEST_REQUIRE=1), lint, services down (KEEP_SERVICES=1 keeps them)
+	@deploy/local/test.sh
+
+test-unit: ## tests that need no services
+	go test -short -count=1 ./...
+
+services-test-up:
+	@deploy/local/services.sh up test
+	@echo "# eval \"\$$(deploy/local/services.sh env test)\" to point go test at them"
+
+services-test-down:
+	@deploy/local/services.sh down test
+
+build:
+	go build ./...
+
+lint: ## gofmt -l, go vet, staticcheck (pinned)
+	@deploy/local/lint.sh
+
+bench-edge: ## edge micro-benchmarks
+	go test -run '^$$' -bench . -benchmem ./edge/...
+
+bench: ## all micro-benchmarks
+	go test -run '^$$' -bench . -benchmem ./...
+
+clean-data: down ## stop the local topology and delete .data/ and bin/
+	@deploy/local/services.sh down test
+	@deploy/local/clean-data.sh

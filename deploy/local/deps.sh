@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Makes sure the servers the local topology and the tests need are installed:
+# PostgreSQL (server binaries, 15 preferred), Redis, NATS (JetStream) and curl.
+# On Debian/Ubuntu missing packages are installed with apt-get; elsewhere it
+# prints what to install and exits 1. Silent when everything is present.
+set -euo pipefail
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+missing=() # Debian package names
+find_pg_bin >/dev/null || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+
+((${#missing[@]} == 0)) && exit 0
+
+is_debian() {
+	[[ -f /etc/debian_version ]] && command -v apt-get >/dev/null 2>&1
+}
+
+if ! is_debian; then
+	cat >&2 <<EOF
+error: missing dependencies: ${missing[*]}
+This script installs them automatically only on Debian/Ubuntu. Install by hand:
+  - PostgreSQL server 15 (13+ works; needs initdb, pg_ctl, pg_basebackup, pg_isready, psql)
+      macOS: brew install postgresql@15   (and put its bin/ on PATH, or set PG_BIN)
+      Fedora/RHEL: dnf install postgresql-server postgresql
+  - Redis 6+ (redis-server and redis-cli)
+      macOS: brew install redis           Fedora/RHEL: dnf install redis
+  - nats-server 2.9+ (JetStream, the -js flag)
+      macOS: brew install nats-server     elsewhere: the nats-server release for your OS
+  - curl
+EOF
+	exit 1
+fi
+
+SUDO=()
+if ((EUID != 0)); then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=(sudo)
+	else
+		die "missing packages (${missing[*]}) and not root: run as root: apt-get install -y ${missing[*]}"
+	fi
+fi
+
+log "installing missing packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Try the existing package lists first; refresh them only if that fails.
+if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+	"${SUDO[@]}" apt-get update -q >/dev/null
+	"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+find_pg_bin >/dev/null || die "PostgreSQL server binaries still not found after install (set PG_BIN)"
+for c in psql redis-server redis-cli nats-server curl; do
+	command -v "$c" >/dev/null 2>&1 || die "$c still not found after install"
+done

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make down`: stops the edges, the writer and the local services, each by its
+# pidfile (SIGTERM, then SIGKILL after a deadline). Touches nothing else.
+set -euo pipefail
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DATA="$REPO_ROOT/.data/local"
+for i in 2 1; do
+	stop_pidfile "$DATA/edge-$i.pid" edge 20
+done
+stop_pidfile "$DATA/writer.pid" writer 30
+"$LIB_DIR/services.sh" down local

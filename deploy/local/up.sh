@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# `make up`: the whole local topology on loopback.
+#   Postgres primary :15432 + streaming replica :15433, Redis :16379, NATS :14222,
+#   writer :8080, edges :8081 and :8082 (when edge/cmd/edge exists),
+#   plus demo brands, products and a license key (first run only).
+# Idempotent: with everything running it only prints the summary again.
+set -euo pipefail
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+PG_PORT=${PG_PORT:-15432}
+PG_REPLICA_PORT=${PG_REPLICA_PORT:-15433}
+REDIS_PORT=${REDIS_PORT:-16379}
+NATS_PORT=${NATS_PORT:-14222}
+WRITER_PORT=${WRITER_PORT:-8080}
+EDGE_PORTS=("${EDGE1_PORT:-8081}" "${EDGE2_PORT:-8082}")
+export PG_PORT PG_REPLICA_PORT REDIS_PORT NATS_PORT
+
+DATA="$REPO_ROOT/.data/local"
+LOGS="$DATA/logs"
+WRITER_URL="http://127.0.0.1:$WRITER_PORT"
+PRIMARY_APP_URL="postgres://license_app:license_app@127.0.0.1:$PG_PORT/licensing?sslmode=disable"
+REPLICA_APP_URL="postgres://license_app:license_app@127.0.0.1:$PG_REPLICA_PORT/licensing?sslmode=disable"
+MIGRATE_URL="postgres://postgres@127.0.0.1:$PG_PORT/licensing?sslmode=disable"
+NATS_URL="nats://127.0.0.1:$NATS_PORT"
+READY_SECS=${READY_SECS:-60}
+
+"$LIB_DIR/deps.sh"
+"$LIB_DIR/services.sh" up local
+mkdir -p "$LOGS" bin
+
+# --- build ---------------------------------------------------------------------
+[[ -d writer/cmd/writer ]] || die "writer/cmd/writer does not exist yet: nothing to run (services are up; 'make down' stops them)"
+command -v go >/dev/null 2>&1 || die "go is not on PATH"
+log "building bin/writer"
+go build -o bin/writer ./writer/cmd/writer
+if [[ -d edge/cmd/edge ]]; then
+	log "building bin/edge"
+	go build -o bin/edge ./edge/cmd/edge
+fi
+
+# --- operator token (generated once) -------------------------------------------
+TOKEN_FILE="$DATA/operator-token"
+if [[ ! -s "$TOKEN_FILE" ]]; then
+	(
+		umask 077
+		od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$TOKEN_FILE"
+	)
+fi
+OPERATOR_TOKEN=$(cat "$TOKEN_FILE")
+
+WRITER_ENV=(
+	"WRITER_ADDR=127.0.0.1:$WRITER_PORT"
+	"WRITER_DATABASE_URL=$PRIMARY_APP_URL"
+	"WRITER_MIGRATE_DATABASE_URL=$MIGRATE_URL"
+	"WRITER_NATS_URL=$NATS_URL"
+	"WRITER_OPERATOR_TOKEN=$OPERATOR_TOKEN"
+)
+
+# start_bg NAME PIDFILE LOGFILE BINARY -- ENV...: starts BINARY in the background
+# with the extra environment, unless the pidfile names a live NAME process.
+start_bg() {
+	local name=$1 pidfile=$2 logf=$3 binary=$4
+	shift 5
+	if pid_alive "$pidfile" "$(basename "$binary")"; then
+		log "$name already running (pid $(cat "$pidfile"))"
+		return 0
+	fi
+	log "starting $name (log: ${logf#"$REPO_ROOT"/})"
+	printf '\n=== %s start %s\n' "$name" "$(date -u +%FT%TZ)" >>"$logf"
+	nohup env "$@" "$binary" </dev/null >>"$logf" 2>&1 &
+	echo "$!" >"$pidfile"
+}
+
+# wait_ready NAME PIDFILE LOGFILE URL: polls URL/readyz until 2xx; fails early if
+# the process died.
+wait_ready() {
+	local name=$1 pidfile=$2 logf=$3 url=$4 deadline=$((SECONDS + READY_SECS))
+	until http_ok "$url/readyz"; do
+		if ! pid_alive "$pidfile"; then
+			echo "--- last lines of $logf:" >&2
+			tail -n 40 "$logf" >&2 || true
+			die "$name exited before it was ready"
+		fi
+		if ((SECONDS >= deadline)); then
+			echo "--- last lines of $logf:" >&2
+			tail -n 40 "$logf" >&2 || true
+			die "$name not ready at $url/readyz after ${READY_SECS}s"
+		fi
+		sleep 0.2
+	done
+	log "$name ready at $url"
+}
+
+# --- writer --------------------------------------------------------------------
+WRITER_PID="$DATA/writer.pid"
+WRITER_LOG="$LOGS/writer.log"
+if pid_alive "$WRITER_PID" writer; then
+	log "writer already running (pid $(cat "$WRITER_PID")); 'make down && make up' restarts it with new code"
+else
+	log "running migrations"
+	env "${WRITER_ENV[@]}" bin/writer migrate
+	start_bg writer "$WRITER_PID" "$WRITER_LOG" bin/writer -- "${WRITER_ENV[@]}"
+fi
+wait_ready writer "$WRITER_PID" "$WRITER_LOG" "$WRITER_URL"
+
+# --- edges ----------------------------------------------------------------------
+EDGES_RUNNING=0
+if [[ -x bin/edge ]]; then
+	for i in 1 2; do
+		port=${EDGE_PORTS[$((i - 1))]}
+		start_bg "edge-$i" "$DATA/edge-$i.pid" "$LOGS/edge-$i.log" bin/edge -- \
+			"EDGE_ADDR=127.0.0.1:$port" \
+			"EDGE_NODE_ID=edge-$i" \
+			"EDGE_REPLICA_URL=$REPLICA_APP_URL" \
+			"EDGE_PRIMARY_URL=$PRIMARY_APP_URL" \
+			"EDGE_REDIS_ADDR=127.0.0.1:$REDIS_PORT" \
+			"EDGE_NATS_URL=$NATS_URL" \
+			"EDGE_WRITER_URL=$WRITER_URL"
+	done
+	for i in 1 2; do
+		port=${EDGE_PORTS[$((i - 1))]}
+		wait_ready "edge-$i" "$DATA/edge-$i.pid" "$LOGS/edge-$i.log" "http://127.0.0.1:$port"
+	done
+	EDGES_RUNNING=1
+fi
+
+# --- demo data (first run only; progress kept in demo.env) -------------------------
+DEMO_ENV="$DATA/demo.env"
+RANKMATH_API_KEY="" WPROCKET_API_KEY="" DEMO_LICENSE_KEY="" DEMO_DONE=""
+if [[ -f "$DEMO_ENV" ]]; then
+	# shellcheck source=/dev/null
+	source "$DEMO_ENV"
+fi
+
+demo_set() { # demo_set VAR VALUE: remember VALUE in demo.env
+	printf -v "$1" '%s' "$2"
+	(
+		umask 077
+		printf '%s=%q\n' "$1" "$2" >>"$DEMO_ENV"
+	)
+}
+
+# json_field NAME: first "NAME":"value" string in stdin (no jq needed).
+json_field() {
+	{ grep -o "\"$1\"[[:space:]]*:[[:space:]]*\"[^\"]*\"" || true; } | sed -n '1s/.*:[[:space:]]*"\(.*\)"$/\1/p'
+}
+
+HTTP_STATUS="" HTTP_BODY=""
+# api METHOD PATH TOKEN [JSON] [EXTRA CURL ARGS...]: sets HTTP_STATUS, HTTP_BODY.
+api() {
+	local method=$1 path=$2 token=$3 body=${4:-} tmp
+	shift 4 || shift $#
+	tmp=$(mktemp)
+	local args=(-sS -o "$tmp" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $token" "$@")
+	if [[ -n "$body" ]]; then
+		args+=(-H 'Content-Type: application/json' --data "$body")
+	fi
+	HTTP_STATUS=$(curl "${args[@]}" "$WRITER_URL$path") || HTTP_STATUS=000
+	HTTP_BODY=$(cat "$tmp")
+	rm -f "$tmp"
+}
+
+# brand_key SLUG NAME: prints a fresh API key secret for the brand: bootstrap
+# creates the brand; if it already exists, the operator API issues a new key.
+brand_key() {
+	local slug=$1 name=$2 out secret
+	if out=$(env "${WRITER_ENV[@]}" bin/writer bootstrap --slug "$slug" --name "$name" 2>>"$LOGS/bootstrap.log"); then
+		secret=$(printf '%s' "$out" | json_field secret)
+		[[ -n "$secret" ]] || die "bootstrap $slug printed no api_key.secret: $out"
+		printf '%s\n' "$secret"
+		return 0
+	fi
+	warn "bootstrap $slug failed (see $LOGS/bootstrap.log); issuing a new key over the operator API"
+	api POST "/v1/brands/$slug/api-keys" "$OPERATOR_TOKEN" '{}'
+	[[ "$HTTP_STATUS" == 201 ]] || die "POST /v1/brands/$slug/api-keys: $HTTP_STATUS $HTTP_BODY"
+	secret=$(printf '%s' "$HTTP_BODY" | json_field secret)
+	[[ -n "$secret" ]] || die "no secret in: $HTTP_BODY"
+	printf '%s\n' "$secret"
+}
+
+create_product() { # create_product KEY CODE NAME
+	api POST /v1/products "$1" "{\"code\":\"$2\",\"name\":\"$3\"}"
+	case "$HTTP_STATUS" in
+	201) log "product $2 created" ;;
+	409) log "product $2 exists" ;;
+	*) die "POST /v1/products $2: $HTTP_STATUS $HTTP_BODY" ;;
+	esac
+}
+
+if [[ "$DEMO_DONE" != 1 ]]; then
+	log "creating demo data"
+	if [[ -z "$RANKMATH_API_KEY" ]]; then
+		k=$(brand_key rankmath RankMath)
+		demo_set RANKMATH_API_KEY "$k"
+	fi
+	if [[ -z "$WPROCKET_API_KEY" ]]; then
+		k=$(brand_key wp-rocket 'WP Rocket')
+		demo_set WPROCKET_API_KEY "$k"
+	fi
+	create_product "$RANKMATH_API_KEY" rankmath-pro 'Rank Math Pro'
+	create_product "$RANKMATH_API_KEY" content-ai 'Content AI'
+	create_product "$WPROCKET_API_KEY" wp-rocket 'WP Rocket'
+	if [[ -z "$DEMO_LICENSE_KEY" ]]; then
+		api POST /v1/license-keys "$RANKMATH_API_KEY" \
+			'{"customer_email":"jane@example.com","licenses":[{"product":"rankmath-pro","seat_limit":3},{"product":"content-ai","seat_limit":1}]}' \
+			-H 'Idempotency-Key: make-up-demo-license-1'
+		[[ "$HTTP_STATUS" == 201 || "$HTTP_STATUS" == 200 ]] || die "POST /v1/license-keys: $HTTP_STATUS $HTTP_BODY"
+		k=$(printf '%s' "$HTTP_BODY" | json_field key)
+		[[ -n "$k" ]] || die "no key in: $HTTP_BODY"
+		demo_set DEMO_LICENSE_KEY "$k"
+	fi
+	demo_set DEMO_DONE 1
+fi
+
+# --- summary ---------------------------------------------------------------------
+W=$WRITER_URL
+K=$DEMO_LICENSE_KEY
+cat <<EOF
+
+================ licensing: local topology is up ================
+writer      $W   (log .data/local/logs/writer.log)
+EOF
+if ((EDGES_RUNNING)); then
+	echo "edges       http://127.0.0.1:${EDGE_PORTS[0]}  http://127.0.0.1:${EDGE_PORTS[1]}   (logs .data/local/logs/edge-*.log)"
+fi
+cat <<EOF
+postgres    primary 127.0.0.1:$PG_PORT, replica 127.0.0.1:$PG_REPLICA_PORT (db licensing)
+redis       127.0.0.1:$REDIS_PORT     nats  $NATS_URL
+
+operator token      $OPERATOR_TOKEN
+rankmath API key    $RANKMATH_API_KEY
+wp-rocket API key   $WPROCKET_API_KEY
+demo license key    $K   (jane@example.com: rankmath-pro x3 seats, content-ai x1)
+
+Try:
+  # brands (operator)
+  curl -s $W/v1/brands -H 'Authorization: Bearer $OPERATOR_TOKEN'
+  # products of rankmath
+  curl -s $W/v1/products -H 'Authorization: Bearer $RANKMATH_API_KEY'
+  # provision a license key
+  curl -s -X POST $W/v1/license-keys -H 'Authorization: Bearer $RANKMATH_API_KEY' -H 'Content-Type: application/json' \\
+    -d '{"customer_email":"john@example.com","licenses":[{"product":"rankmath-pro","seat_limit":1}]}'
+  # activate a site (public, no credential)
+  curl -s -X POST $W/v1/public/rankmath/activations -H 'Content-Type: application/json' \\
+    -d '{"license_key":"$K","product":"rankmath-pro","instance":"https://example.com"}'
+  # status check via the writer
+  curl -s '$W/v1/public/rankmath/licenses/$K/status?product=rankmath-pro'
+EOF
+if ((EDGES_RUNNING)); then
+	cat <<EOF
+  # status check via edge-1
+  curl -s 'http://127.0.0.1:${EDGE_PORTS[0]}/v1/public/rankmath/licenses/$K/status?product=rankmath-pro'
+EOF
+fi
+cat <<EOF
+  # API docs: $W/api/docs/
+
+Stop everything with: make down
+EOF

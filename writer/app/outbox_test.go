@@ -1,0 +1,160 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/licensing/licensing/shared/event"
+	"github.com/licensing/licensing/shared/resource"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// streamEvents reads the whole stream from its start until want events arrived or the
+// deadline passed, and returns them in stream order.
+func streamEvents(t *testing.T, url string, want int) []event.Change {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var cons jetstream.Consumer
+	for {
+		cons, err = js.OrderedConsumer(ctx, event.Stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("ordered consumer: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // poll: the writer creates the stream asynchronously
+	}
+	var out []event.Change
+	for len(out) < want {
+		batch, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(time.Second))
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("fetch: %v", err)
+		}
+		for m := range batch.Messages() {
+			var c event.Change
+			if err := json.Unmarshal(m.Data(), &c); err != nil {
+				t.Fatalf("event %s: %v", m.Data(), err)
+			}
+			if m.Headers().Get(jetstream.MsgIDHeader) != event.MsgID(c.ID) {
+				t.Fatalf("message id %q for outbox row %d", m.Headers().Get(jetstream.MsgIDHeader), c.ID)
+			}
+			out = append(out, c)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("got %d of %d events before the deadline", len(out), want)
+		}
+	}
+	return out
+}
+
+// checkEvents asserts exactly one event per outbox row and, per key, versions 1..n in
+// order.
+func checkEvents(t *testing.T, evs []event.Change, outboxRows int) {
+	t.Helper()
+	if len(evs) != outboxRows {
+		t.Fatalf("%d events for %d outbox rows", len(evs), outboxRows)
+	}
+	seen := map[int64]bool{}
+	last := map[string]int64{}
+	for _, ev := range evs {
+		if seen[ev.ID] {
+			t.Fatalf("outbox row %d delivered twice", ev.ID)
+		}
+		seen[ev.ID] = true
+		if ev.Version != last[ev.KeyID]+1 {
+			t.Fatalf("key %s: version %d after %d", ev.KeyID, ev.Version, last[ev.KeyID])
+		}
+		last[ev.KeyID] = ev.Version
+		if ev.BrandID == "" || ev.LicenseKey == "" || ev.Type == "" {
+			t.Fatalf("incomplete event %+v", ev)
+		}
+	}
+}
+
+// churn makes n changes on each of the keys: suspend/resume pairs and activations.
+func churn(e *env, brandKey string, keys []resource.LicenseKey, n int) {
+	for i := range n {
+		for _, k := range keys {
+			id := k.Licenses[0].ID
+			switch i % 3 {
+			case 0:
+				e.must(200, "POST", "/v1/licenses/"+id+"/suspend", brandKey, nil)
+			case 1:
+				e.must(200, "POST", "/v1/licenses/"+id+"/resume", brandKey, nil)
+			case 2:
+				e.must(201, "POST", "/v1/public/events/activations", "", map[string]string{
+					"license_key": k.Key, "product": "plugin", "instance": "site-" + time.Now().Format("150405.000000000")})
+			}
+		}
+	}
+}
+
+func TestOutboxDeliversInOrderPerKey(t *testing.T) {
+	e := start(t)
+	key := e.brand("events", "plugin")
+	keys := []resource.LicenseKey{e.provision(key, "plugin", nil), e.provision(key, "plugin", nil), e.provision(key, "plugin", nil)}
+	churn(e, key, keys, 10)
+	evs := streamEvents(t, e.nats.URL(), e.count("SELECT count(*) FROM outbox"))
+	checkEvents(t, evs, e.count("SELECT count(*) FROM outbox"))
+	if evs[0].Type != event.KeyCreated || evs[0].Version != 1 {
+		t.Fatalf("first event = %+v", evs[0])
+	}
+}
+
+func TestOutboxSurvivesNATSAndWriterRestarts(t *testing.T) {
+	e := start(t)
+	key := e.brand("events", "plugin")
+	keys := []resource.LicenseKey{e.provision(key, "plugin", nil), e.provision(key, "plugin", nil)}
+	churn(e, key, keys, 3)
+
+	// NATS goes away; the writer keeps accepting changes (they wait in the outbox)
+	e.nats.Stop()
+	churn(e, key, keys, 4)
+	if n := e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL"); n == 0 {
+		t.Fatal("changes made while NATS was down were marked sent")
+	}
+	// the writer stops too, before NATS is back: a new writer must deliver the backlog
+	e.stop()
+	e.nats.Restart()
+	e2 := startWith(t, e.db, e.nats)
+	churn(e2, key, keys, 2)
+
+	// simulate a crash after publishing but before marking sent: the relay publishes
+	// these rows again and JetStream's deduplication drops the copies
+	deadline := time.Now().Add(20 * time.Second)
+	for e2.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("outbox not drained")
+		}
+		time.Sleep(20 * time.Millisecond) // poll with a deadline
+	}
+	if _, err := e2.admin().Exec(context.Background(), "UPDATE outbox SET sent_at = NULL WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 5)"); err != nil {
+		t.Fatal(err)
+	}
+	total := e2.count("SELECT count(*) FROM outbox")
+	streamEvents(t, e2.nats.URL(), total) // every row arrived once before the re-publication
+	for e2.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("re-published rows not marked sent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// read again after the re-publication: still exactly one message per row
+	evs := streamEvents(t, e2.nats.URL(), total)
+	checkEvents(t, evs, total)
+}
