@@ -38,6 +38,7 @@ type Config struct {
 	StatusMaxAge    time.Duration
 	LogLevel        string
 	OutboxPoll      time.Duration
+	SeatStrategy    string // "lock" (default) or "conditional"
 }
 
 // FromEnv reads the configuration.
@@ -53,6 +54,10 @@ func FromEnv() (Config, error) {
 		StatusMaxAge:    r.Duration("STATUS_MAX_AGE", 60*time.Second),
 		LogLevel:        r.String("LOG_LEVEL", "info"),
 		OutboxPoll:      r.Duration("OUTBOX_POLL", time.Second),
+		SeatStrategy:    r.String("SEAT_STRATEGY", "lock"),
+	}
+	if c.SeatStrategy != "lock" && c.SeatStrategy != "conditional" {
+		return c, fmt.Errorf("WRITER_SEAT_STRATEGY: %q is not lock or conditional", c.SeatStrategy)
 	}
 	c.MigrateURL = r.Secret("MIGRATE_DATABASE_URL", c.DatabaseURL)
 	return c, r.Err()
@@ -64,6 +69,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr), slog.String("database_url", envconfig.MaskURL(c.DatabaseURL)),
 		slog.String("nats_url", c.NATSURL), slog.String("operator_token", envconfig.Mask(c.OperatorToken)),
 		slog.Int("db_max_conns", c.MaxConns), slog.Duration("status_max_age", c.StatusMaxAge),
+		slog.String("seat_strategy", c.SeatStrategy),
 	)
 }
 
@@ -96,6 +102,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 
 	svc := licensing.New(postgres.New(pool), time.Now, log)
 	svc.Observe = func(result string) { m.activations.WithLabelValues(result).Inc() }
+	if cfg.SeatStrategy == "conditional" {
+		svc.SeatStrategy = licensing.SeatConditional
+	}
 
 	srv := api.New(svc, api.Config{
 		OperatorToken: cfg.OperatorToken,

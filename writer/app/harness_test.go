@@ -38,18 +38,21 @@ var (
 	validatorErr  error
 )
 
-func start(t *testing.T) *env {
+func start(t *testing.T, opts ...func(*app.Config)) *env {
 	t.Helper()
-	return startWith(t, dbtest.New(t), natstest.Start(t))
+	return startWith(t, dbtest.New(t), natstest.Start(t), opts...)
 }
 
 // startWith runs a writer over an existing database and NATS server; the writer stops when
 // the test ends or when stop is called.
-func startWith(t *testing.T, db dbtest.DB, ns *natstest.Server) *env {
+func startWith(t *testing.T, db dbtest.DB, ns *natstest.Server, opts ...func(*app.Config)) *env {
 	t.Helper()
 	cfg := app.Config{
 		Addr: "127.0.0.1:0", DatabaseURL: db.AppURL, NATSURL: ns.URL(), OperatorToken: "op-secret-token",
 		MaxConns: 40, ShutdownTimeout: 5 * time.Second, StatusMaxAge: time.Minute, OutboxPoll: 200 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)

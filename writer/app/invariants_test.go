@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/licensing/licensing/shared/resource"
+	"github.com/licensing/licensing/writer/app"
 )
 
 // provision creates a key with one license of product and the given seat limit.
@@ -29,7 +30,14 @@ func (e *env) provision(brandKey, product string, seats *int) resource.LicenseKe
 func ptr[T any](v T) *T { return &v }
 
 func TestSeatsCannotBeOversold(t *testing.T) {
-	e := start(t)
+	for _, strategy := range []string{"lock", "conditional"} {
+		t.Run(strategy, func(t *testing.T) {
+			testSeats(t, start(t, func(c *app.Config) { c.SeatStrategy = strategy }))
+		})
+	}
+}
+
+func testSeats(t *testing.T, e *env) {
 	key := e.brand("seats", "plugin")
 	for _, c := range []struct {
 		name            string

@@ -17,6 +17,27 @@ const (
 	ResultExisting  = "already_active"
 )
 
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// SeatStrategy selects how Activate guards the seat limit. Both are correct under any
+// concurrency (the license key row is locked first in both, for its version counter);
+// they differ in round trips. See README "Seat activation" for the measurement.
+type SeatStrategy int
+
+const (
+	// SeatLock locks the license row (SELECT ... FOR UPDATE), checks, inserts the
+	// activation and writes the new count.
+	SeatLock SeatStrategy = iota
+	// SeatConditional increments seats_used with a conditional UPDATE
+	// (WHERE seat_limit IS NULL OR seats_used < seat_limit) and inserts the activation.
+	SeatConditional
+)
+
 // ActivateResult is the answer to an activation; Created is false when the instance
 // already held a seat (a reinstall never costs a seat).
 type ActivateResult struct {
@@ -75,8 +96,10 @@ func (s *Service) Activate(ctx context.Context, m Meta, brandSlug, key, product,
 		if !ok {
 			return notFoundErr
 		}
-		if l, err = tx.LockLicense(ctx, b.ID, l.ID); err != nil {
-			return err
+		if s.SeatStrategy != SeatConditional {
+			if l, err = tx.LockLicense(ctx, b.ID, l.ID); err != nil {
+				return err
+			}
 		}
 		switch license.EffectiveStatus(l.Status, l.ExpiresAt, s.Now()) {
 		case license.StatusSuspended:
@@ -94,18 +117,32 @@ func (s *Service) Activate(ctx context.Context, m Meta, brandSlug, key, product,
 		if !problem.Is(err, problem.NotFound) {
 			return err
 		}
+		seatsFull := problem.New(problem.SeatLimitReached, "all %d seats of this license are in use", deref(l.SeatLimit))
 		if l.SeatLimit != nil && l.SeatsUsed >= *l.SeatLimit {
-			return problem.New(problem.SeatLimitReached, "all %d seats of this license are in use", *l.SeatLimit)
+			return seatsFull
 		}
 		before := s.licenseResource(l)
 		a = ActivationRow{ID: newID(), BrandID: b.ID, LicenseID: l.ID, Instance: inst, ActivatedAt: s.Now()}
-		if err := tx.InsertActivation(ctx, a); err != nil {
-			return err
-		}
-		l.SeatsUsed++
-		l.UpdatedAt = a.ActivatedAt
-		if err := tx.UpdateLicense(ctx, l); err != nil {
-			return err
+		if s.SeatStrategy == SeatConditional {
+			// the seat check is the UPDATE's own WHERE clause
+			var ok bool
+			if l, ok, err = tx.TakeSeat(ctx, b.ID, l.ID, a.ActivatedAt); err != nil {
+				return err
+			} else if !ok {
+				return seatsFull
+			}
+			if err := tx.InsertActivation(ctx, a); err != nil {
+				return err
+			}
+		} else {
+			if err := tx.InsertActivation(ctx, a); err != nil {
+				return err
+			}
+			l.SeatsUsed++
+			l.UpdatedAt = a.ActivatedAt
+			if err := tx.UpdateLicense(ctx, l); err != nil {
+				return err
+			}
 		}
 		after := s.licenseResource(l)
 		res.ActivationResult = resource.ActivationResult{Activation: activationResource(a), License: after}

@@ -56,6 +56,8 @@ type Service struct {
 	log   *slog.Logger
 	// Observe, when set, is told the outcome code of every activation attempt.
 	Observe func(result string)
+	// SeatStrategy selects the seat guard of Activate (SeatLock by default).
+	SeatStrategy SeatStrategy
 
 	brandMu    sync.RWMutex
 	brandCache map[string]BrandRow

@@ -64,6 +64,9 @@ type Tx interface {
 	LockLicense(ctx context.Context, brandID, id string) (LicenseRow, error)
 	LicensesOfKeys(ctx context.Context, brandID string, keyIDs []string) ([]LicenseRow, error)
 	UpdateLicense(ctx context.Context, l LicenseRow) error
+	// TakeSeat increments seats_used if a seat is free and returns the updated license;
+	// ok is false when the license is full.
+	TakeSeat(ctx context.Context, brandID, id string, at time.Time) (l LicenseRow, ok bool, err error)
 	LicensesByEmail(ctx context.Context, brandID, email, after string, limit int) ([]LicenseRow, error)
 	// CustomerLicenses lists, across all brands, the licenses of keys owned by email.
 	CustomerLicenses(ctx context.Context, email string, limit int) ([]LicenseRow, error)

@@ -303,6 +303,18 @@ func (t *txn) UpdateLicense(ctx context.Context, l licensing.LicenseRow) error {
 	return nil
 }
 
+func (t *txn) TakeSeat(ctx context.Context, brandID, id string, at time.Time) (licensing.LicenseRow, bool, error) {
+	l, err := scanLicense(t.tx.QueryRow(ctx, `WITH l AS (
+		UPDATE licenses SET seats_used = seats_used + 1, updated_at = $3
+		WHERE brand_id = $1 AND id = $2 AND (seat_limit IS NULL OR seats_used < seat_limit) RETURNING *)
+		SELECT `+licCols+` FROM l JOIN license_keys k ON k.id = l.license_key_id
+		JOIN products p ON p.id = l.product_id JOIN brands b ON b.id = l.brand_id`, brandID, id, at))
+	if problem.Is(err, problem.NotFound) {
+		return l, false, nil
+	}
+	return l, err == nil, err
+}
+
 func (t *txn) LicensesByEmail(ctx context.Context, brandID, email, after string, limit int) ([]licensing.LicenseRow, error) {
 	rows, err := t.tx.Query(ctx, `SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND k.brand_id = $1
 		AND k.customer_email = $2 AND ($3::uuid IS NULL OR l.id > $3::uuid) ORDER BY l.id LIMIT $4`,
