@@ -84,22 +84,24 @@ func (s *Service) Activate(ctx context.Context, m Meta, brandSlug, key, product,
 		return res, notFoundErr
 	}
 	err = s.store.Tx(ctx, BrandScope(b.ID), func(tx Tx) error {
-		k, err := tx.LockKeyByString(ctx, b.ID, key)
+		k, ls, err := tx.LockKeyAndLicenses(ctx, b.ID, key)
 		if err != nil {
 			return notFound(err, problem.LicenseNotFound, "license not found")
-		}
-		ls, err := tx.LicensesOfKeys(ctx, b.ID, []string{k.ID})
-		if err != nil {
-			return err
 		}
 		l, ok := pickLicense(ls, product)
 		if !ok {
 			return notFoundErr
 		}
-		if s.SeatStrategy != SeatConditional {
-			if l, err = tx.LockLicense(ctx, b.ID, l.ID); err != nil {
+		var a ActivationRow
+		var active bool
+		if s.SeatStrategy == SeatConditional {
+			a, err = tx.ActivationByInstance(ctx, b.ID, l.ID, inst)
+			active = err == nil
+			if err != nil && !problem.Is(err, problem.NotFound) {
 				return err
 			}
+		} else if l, a, active, err = tx.LockLicenseAndActivation(ctx, b.ID, l.ID, inst); err != nil {
+			return err
 		}
 		switch license.EffectiveStatus(l.Status, l.ExpiresAt, s.Now()) {
 		case license.StatusSuspended:
@@ -109,13 +111,9 @@ func (s *Service) Activate(ctx context.Context, m Meta, brandSlug, key, product,
 		case license.StatusExpired:
 			return problem.New(problem.LicenseExpired, "the license expired at %s", l.ExpiresAt.UTC().Format(time.RFC3339))
 		}
-		a, err := tx.ActivationByInstance(ctx, b.ID, l.ID, inst)
-		if err == nil {
+		if active {
 			res.ActivationResult = resource.ActivationResult{Activation: activationResource(a), License: s.licenseResource(l)}
 			return nil
-		}
-		if !problem.Is(err, problem.NotFound) {
-			return err
 		}
 		seatsFull := problem.New(problem.SeatLimitReached, "all %d seats of this license are in use", deref(l.SeatLimit))
 		if l.SeatLimit != nil && l.SeatsUsed >= *l.SeatLimit {
@@ -187,29 +185,21 @@ func (s *Service) Deactivate(ctx context.Context, m Meta, brandSlug, key, produc
 	}
 	var out resource.DeactivationResult
 	err = s.store.Tx(ctx, BrandScope(b.ID), func(tx Tx) error {
-		k, err := tx.LockKeyByString(ctx, b.ID, key)
+		k, ls, err := tx.LockKeyAndLicenses(ctx, b.ID, key)
 		if err != nil {
 			return notFound(err, problem.ActivationNotFound, "no activation of this instance for this license")
-		}
-		ls, err := tx.LicensesOfKeys(ctx, b.ID, []string{k.ID})
-		if err != nil {
-			return err
 		}
 		// the instance may hold a seat on a live or on a cancelled license of the product
 		for _, cand := range ls {
 			if cand.ProductCode != product {
 				continue
 			}
-			a, err := tx.ActivationByInstance(ctx, b.ID, cand.ID, inst)
-			if problem.Is(err, problem.NotFound) {
+			l, a, found, err := tx.LockLicenseAndActivation(ctx, b.ID, cand.ID, inst)
+			if err != nil {
+				return err
+			}
+			if !found {
 				continue
-			}
-			if err != nil {
-				return err
-			}
-			l, err := tx.LockLicense(ctx, b.ID, cand.ID)
-			if err != nil {
-				return err
 			}
 			out.License, err = s.freeSeat(ctx, tx, m, &k, l, a)
 			return err

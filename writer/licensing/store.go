@@ -58,10 +58,15 @@ type Tx interface {
 	// LockKey* take the key row lock (FOR UPDATE).
 	LockKeyByString(ctx context.Context, brandID, key string) (KeyRow, error)
 	LockKeyByID(ctx context.Context, brandID, id string) (KeyRow, error)
+	// LockKeyAndLicenses is LockKeyByString plus LicensesOfKeys in one round trip.
+	LockKeyAndLicenses(ctx context.Context, brandID, key string) (KeyRow, []LicenseRow, error)
 	InsertLicense(ctx context.Context, l LicenseRow) error
 	LicenseByID(ctx context.Context, brandID, id string) (LicenseRow, error)
 	// LockLicense takes the license row lock; call it after the key's lock.
 	LockLicense(ctx context.Context, brandID, id string) (LicenseRow, error)
+	// LockLicenseAndActivation is LockLicense plus ActivationByInstance in one round trip;
+	// found is false when the instance holds no seat.
+	LockLicenseAndActivation(ctx context.Context, brandID, id, instance string) (l LicenseRow, a ActivationRow, found bool, err error)
 	LicensesOfKeys(ctx context.Context, brandID string, keyIDs []string) ([]LicenseRow, error)
 	UpdateLicense(ctx context.Context, l LicenseRow) error
 	// TakeSeat increments seats_used if a seat is free and returns the updated license;
