@@ -1,7 +1,7 @@
 # Local development and CI entry points. See deploy/local/*.sh.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down restart test test-unit build lint bench bench-edge clean-data services-test-up services-test-down
+.PHONY: up down restart test test-unit build lint bench bench-writer bench-edge clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
 	@deploy/local/up.sh
@@ -29,6 +29,10 @@ build:
 
 lint: ## gofmt -l, go vet, staticcheck (pinned)
 	@deploy/local/lint.sh
+
+bench-writer: ## seat guard benchmark (lock vs conditional update) on the test-profile Postgres
+	@deploy/local/services.sh up test
+	@eval "$$(deploy/local/services.sh env test)" && go test -run '^$$' -bench Activate -benchtime 5s -count 3 ./writer/postgres/
 
 bench-edge: ## edge micro-benchmarks
 	go test -run '^$$' -bench . -benchmem ./edge/...
