@@ -39,22 +39,25 @@ type Config struct {
 	LogLevel        string
 	OutboxPoll      time.Duration
 	SeatStrategy    string // "lock" (default) or "conditional"
+	// IdempotencyCleanup is how often expired idempotency records are deleted.
+	IdempotencyCleanup time.Duration
 }
 
 // FromEnv reads the configuration.
 func FromEnv() (Config, error) {
 	r := envconfig.Reader{Prefix: "WRITER_"}
 	c := Config{
-		Addr:            r.String("ADDR", "127.0.0.1:8080"),
-		DatabaseURL:     r.Secret("DATABASE_URL", "postgres://license_app:license_app@127.0.0.1:15432/licensing?sslmode=disable"),
-		NATSURL:         r.String("NATS_URL", "nats://127.0.0.1:14222"),
-		OperatorToken:   r.Secret("OPERATOR_TOKEN", ""),
-		MaxConns:        r.Int("DB_MAX_CONNS", 20),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		StatusMaxAge:    r.Duration("STATUS_MAX_AGE", 60*time.Second),
-		LogLevel:        r.String("LOG_LEVEL", "info"),
-		OutboxPoll:      r.Duration("OUTBOX_POLL", time.Second),
-		SeatStrategy:    r.String("SEAT_STRATEGY", "lock"),
+		Addr:               r.String("ADDR", "127.0.0.1:8080"),
+		DatabaseURL:        r.Secret("DATABASE_URL", "postgres://license_app:license_app@127.0.0.1:15432/licensing?sslmode=disable"),
+		NATSURL:            r.String("NATS_URL", "nats://127.0.0.1:14222"),
+		OperatorToken:      r.Secret("OPERATOR_TOKEN", ""),
+		MaxConns:           r.Int("DB_MAX_CONNS", 20),
+		ShutdownTimeout:    r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		StatusMaxAge:       r.Duration("STATUS_MAX_AGE", 60*time.Second),
+		LogLevel:           r.String("LOG_LEVEL", "info"),
+		OutboxPoll:         r.Duration("OUTBOX_POLL", time.Second),
+		SeatStrategy:       r.String("SEAT_STRATEGY", "lock"),
+		IdempotencyCleanup: r.Duration("IDEMPOTENCY_CLEANUP_INTERVAL", time.Hour),
 	}
 	if c.SeatStrategy != "lock" && c.SeatStrategy != "conditional" {
 		return c, fmt.Errorf("WRITER_SEAT_STRATEGY: %q is not lock or conditional", c.SeatStrategy)
@@ -169,7 +172,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		return relay.Run(gctx)
 	})
 	g.Go(func() error {
-		t := time.NewTicker(time.Hour)
+		every := cfg.IdempotencyCleanup
+		if every <= 0 {
+			every = time.Hour
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			if n, err := svc.CleanupIdempotency(gctx); err != nil && gctx.Err() == nil {

@@ -38,29 +38,48 @@ var (
 	validatorErr  error
 )
 
-func start(t *testing.T, opts ...func(*app.Config)) *env {
+// option adjusts a test writer.
+type option struct {
+	cfg   func(*app.Config)
+	logTo io.Writer
+}
+
+func withConfig(f func(*app.Config)) option { return option{cfg: f} }
+func withLog(w io.Writer) option            { return option{logTo: w} }
+
+func start(t *testing.T, opts ...option) *env {
 	t.Helper()
 	return startWith(t, dbtest.New(t), natstest.Start(t), opts...)
 }
 
 // startWith runs a writer over an existing database and NATS server; the writer stops when
 // the test ends or when stop is called.
-func startWith(t *testing.T, db dbtest.DB, ns *natstest.Server, opts ...func(*app.Config)) *env {
+func startWith(t *testing.T, db dbtest.DB, ns *natstest.Server, opts ...option) *env {
 	t.Helper()
 	cfg := app.Config{
 		Addr: "127.0.0.1:0", DatabaseURL: db.AppURL, NATSURL: ns.URL(), OperatorToken: "op-secret-token",
 		MaxConns: 40, ShutdownTimeout: 5 * time.Second, StatusMaxAge: time.Minute, OutboxPoll: 200 * time.Millisecond,
 	}
+	var logTo io.Writer
 	for _, o := range opts {
-		o(&cfg)
+		if o.cfg != nil {
+			o.cfg(&cfg)
+		}
+		if o.logTo != nil {
+			logTo = o.logTo
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	var logOut io.Writer = io.Discard
 	if testing.Verbose() {
-		log = slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		logOut = testWriter{t}
 	}
+	if logTo != nil {
+		logOut = io.MultiWriter(logOut, logTo)
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { done <- app.Run(ctx, cfg, log, ready) }()
 	var addr string
 	select {

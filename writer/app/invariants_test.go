@@ -32,7 +32,7 @@ func ptr[T any](v T) *T { return &v }
 func TestSeatsCannotBeOversold(t *testing.T) {
 	for _, strategy := range []string{"lock", "conditional"} {
 		t.Run(strategy, func(t *testing.T) {
-			testSeats(t, start(t, func(c *app.Config) { c.SeatStrategy = strategy }))
+			testSeats(t, start(t, withConfig(func(c *app.Config) { c.SeatStrategy = strategy })))
 		})
 	}
 }
@@ -438,5 +438,111 @@ func TestActivationQueriesTouchOnePartition(t *testing.T) {
 		if len(parts) != 1 {
 			t.Errorf("%s\nscans %d partitions:\n%s", q, len(parts), text)
 		}
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
+	var logs syncBuffer
+	e := start(t, withLog(&logs))
+	brandKey := e.brand("secret", "plugin")
+	k := e.provision(brandKey, "plugin", ptr(1))
+	e.must(201, "POST", "/v1/public/secret/activations", "", map[string]string{"license_key": k.Key, "product": "plugin", "instance": "a.example"})
+	e.must(409, "POST", "/v1/public/secret/activations", "", map[string]string{"license_key": k.Key, "product": "plugin", "instance": "b.example"})
+	e.must(200, "GET", "/v1/public/secret/licenses/"+k.Key+"/status", "", nil)
+	e.must(200, "GET", "/v1/license-keys/"+k.Key, brandKey, nil)
+	e.must(404, "GET", "/v1/license-keys/"+strings.ToLower(k.Key)+"X", brandKey, nil)
+	metrics := string(e.must(200, "GET", "/metrics", "", nil).Body)
+	if !strings.Contains(logs.String(), `"route":"GET /v1/license-keys/{key}"`) {
+		t.Fatalf("request log lacks the route pattern:\n%s", logs.String())
+	}
+	for _, secret := range []string{k.Key, strings.ToLower(k.Key), brandKey, e.operator} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("a secret appears in the logs")
+		}
+		if strings.Contains(metrics, secret) {
+			t.Errorf("a secret appears in /metrics")
+		}
+	}
+	if !strings.Contains(metrics, `license_activations_total{result="seat_limit_reached"} 1`) {
+		t.Errorf("activation outcome not counted")
+	}
+}
+
+func TestRequestIDIsEchoedAndAudited(t *testing.T) {
+	e := start(t)
+	brandKey := e.brand("rid", "plugin")
+	k := e.provision(brandKey, "plugin", nil)
+	r := e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/suspend", brandKey, nil, "X-Request-Id", "req-abc-123")
+	if r.Header.Get("X-Request-Id") != "req-abc-123" {
+		t.Fatalf("X-Request-Id = %q", r.Header.Get("X-Request-Id"))
+	}
+	if n := e.count("SELECT count(*) FROM audit_events WHERE request_id = 'req-abc-123' AND action = 'license.suspend'"); n != 1 {
+		t.Fatalf("%d audit events carry the request id", n)
+	}
+}
+
+func TestExpiredLicense(t *testing.T) {
+	e := start(t)
+	brandKey := e.brand("exp", "plugin")
+	k := e.provision(brandKey, "plugin", ptr(2))
+	// time passes: the license's expiry is now behind us (no event, no write by the API)
+	if _, err := e.admin().Exec(context.Background(), "UPDATE licenses SET expires_at = now() - interval '1 minute' WHERE id = $1", k.Licenses[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	r := e.call("POST", "/v1/public/exp/activations", "", map[string]string{"license_key": k.Key, "product": "plugin", "instance": "a.example"})
+	if r.Status != 403 || r.code() != "license_expired" {
+		t.Fatalf("activate expired: %d %s", r.Status, r.Body)
+	}
+	var st resource.Status
+	e.must(200, "GET", "/v1/public/exp/licenses/"+k.Key+"/status?product=plugin", "", nil).json(t, &st)
+	if st.Valid || st.Code != "expired" || st.Licenses[0].Status != "expired" {
+		t.Fatalf("status = %+v", st)
+	}
+	// suspend works from expired, renew brings it back (keeping suspended), resume validates
+	e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/suspend", brandKey, nil)
+	e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/renew", brandKey, map[string]string{"expires_at": future(time.Hour)})
+	var l resource.License
+	e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/resume", brandKey, nil).json(t, &l)
+	if l.Status != "valid" {
+		t.Fatalf("after renew+resume: %+v", l)
+	}
+}
+
+func TestIdempotencyRecordsExpire(t *testing.T) {
+	e := start(t, withConfig(func(c *app.Config) { c.IdempotencyCleanup = 50 * time.Millisecond }))
+	brandKey := e.brand("idem-exp", "plugin")
+	body := map[string]any{"customer_email": "x@example.com", "licenses": []map[string]any{{"product": "plugin"}}}
+	e.must(201, "POST", "/v1/license-keys", brandKey, body, "Idempotency-Key", "old")
+	e.must(201, "POST", "/v1/license-keys", brandKey, body, "Idempotency-Key", "fresh")
+	if _, err := e.admin().Exec(context.Background(), "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.count("SELECT count(*) FROM idempotency_keys WHERE key = 'old'") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("expired idempotency record not deleted")
+		}
+		time.Sleep(20 * time.Millisecond) // poll with a deadline
+	}
+	if e.count("SELECT count(*) FROM idempotency_keys WHERE key = 'fresh'") != 1 {
+		t.Fatal("fresh record deleted")
 	}
 }
