@@ -306,6 +306,7 @@ func TestOperatorAndCredentials(t *testing.T) {
 		{"brands-401-wrong-token", "GET", "/v1/brands", "nope", nil, 401, "unauthorized"},
 		{"brands-422-bad-slug", "POST", "/v1/brands", e.operator, map[string]string{"slug": "Bad Slug", "name": "x"}, 422, "invalid_request"},
 		{"products-401-operator-is-not-a-brand", "GET", "/v1/products", "lsk_aaaa_bbbb", nil, 401, "unauthorized"},
+		{"operator-on-brand-endpoint-403", "GET", "/v1/products", e.operator, nil, 403, "insufficient_scope"},
 		{"unknown-route-404", "GET", "/v1/nothing", e.operator, nil, 404, "not_found"},
 		{"wrong-method-405", "PUT", "/v1/brands", e.operator, nil, 405, "method_not_allowed"},
 	} {

@@ -365,7 +365,7 @@ func TestValidatorRejectsBrokenResponses(t *testing.T) {
 		}})},
 		{"undocumented-status-418", "GET", licPath, 418, hdr(jsonCT), good},
 		{"undocumented-status-201-on-get", "GET", licPath, 201, hdr(jsonCT), good},
-		{"undocumented-status-403-on-products", "GET", "/v1/products", 403, hdr(problem.ContentType), seatBody},
+		{"undocumented-status-404-on-products", "GET", "/v1/products", 404, hdr(problem.ContentType), seatBody},
 		{"undocumented-path", "GET", "/v1/nope", 200, hdr(jsonCT), []byte(`{}`)},
 		{"undocumented-method", "PUT", "/v1/products", 200, hdr(jsonCT), []byte(`{}`)},
 		{"problem-as-plain-json", "POST", "/v1/public/rankmath/activations", 409, hdr(jsonCT), seatBody},
