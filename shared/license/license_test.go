@@ -165,3 +165,15 @@ func TestEvaluate(t *testing.T) {
 		t.Fatalf("seats_remaining = %d", *st.Licenses[0].SeatsRemaining)
 	}
 }
+
+func TestCacheMaxAge(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	soon, far := now.Add(10*time.Second), now.Add(time.Hour)
+	s := Snapshot{Licenses: []SnapshotLicense{{Product: "a", Status: StatusValid, ExpiresAt: &soon}, {Product: "b", Status: StatusValid, ExpiresAt: &far}}}
+	if got := CacheMaxAge(time.Minute, s.Evaluate("", "", now), now); got != 10 {
+		t.Fatalf("max-age = %d, want 10 (the nearest expiry of a valid license)", got)
+	}
+	if got := CacheMaxAge(time.Minute, s.Evaluate("b", "", now), now); got != 60 {
+		t.Fatalf("max-age = %d, want the ceiling 60", got)
+	}
+}

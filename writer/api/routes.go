@@ -93,52 +93,39 @@ func (s *Server) limited(w http.ResponseWriter, r *http.Request, p *licensing.Pr
 	return true
 }
 
-func (s *Server) operator(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+// who says which credentials an endpoint accepts.
+type who int
+
+const (
+	operatorOnly who = iota
+	brandOnly
+	operatorOrBrand
+)
+
+func (s *Server) guard(w who, h handler) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
+		switch {
+		case err != nil:
+		case w == operatorOnly && !p.Operator:
+			err = problem.New(problem.InsufficientScope, "this call needs the operator token")
+		case w == brandOnly && p.Operator:
+			err = problem.New(problem.InsufficientScope, "brand endpoints need a brand API key")
+		}
 		if err != nil {
-			s.problem(w, r, err)
+			s.problem(rw, r, err)
 			return
 		}
-		if !p.Operator {
-			s.problem(w, r, problem.New(problem.InsufficientScope, "this call needs the operator token"))
+		if !p.Operator && s.limited(rw, r, &p) {
 			return
 		}
-		h(w, r, &p)
+		h(rw, r, &p)
 	}
 }
 
-func (s *Server) brand(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r)
-		if err != nil {
-			s.problem(w, r, err)
-			return
-		}
-		if p.Operator {
-			s.problem(w, r, problem.New(problem.InsufficientScope, "brand endpoints need a brand API key"))
-			return
-		}
-		if s.limited(w, r, &p) {
-			return
-		}
-		h(w, r, &p)
-	}
-}
-
-func (s *Server) anyCredential(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r)
-		if err != nil {
-			s.problem(w, r, err)
-			return
-		}
-		if !p.Operator && s.limited(w, r, &p) {
-			return
-		}
-		h(w, r, &p)
-	}
-}
+func (s *Server) operator(h handler) http.HandlerFunc      { return s.guard(operatorOnly, h) }
+func (s *Server) brand(h handler) http.HandlerFunc         { return s.guard(brandOnly, h) }
+func (s *Server) anyCredential(h handler) http.HandlerFunc { return s.guard(operatorOrBrand, h) }
 
 func (s *Server) public(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -408,7 +395,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, _ *licensing.Pri
 	q := r.URL.Query()
 	out, err := s.svc.Status(r.Context(), r.PathValue("brand"), r.PathValue("key"), q.Get("product"), q.Get("instance"))
 	if err == nil {
-		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(maxAge(s.cfg.StatusMaxAge, out.Licenses, s.svc.Now())))
+		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(license.CacheMaxAge(s.cfg.StatusMaxAge, out, s.svc.Now())))
 	}
 	s.reply(w, r, http.StatusOK, out, err)
 }
