@@ -41,6 +41,8 @@ type Config struct {
 	SeatStrategy    string // "lock" (default) or "conditional"
 	// IdempotencyCleanup is how often expired idempotency records are deleted.
 	IdempotencyCleanup time.Duration
+	// StreamReplicas is the JetStream stream's replica count (3 on a NATS cluster).
+	StreamReplicas int
 }
 
 // FromEnv reads the configuration.
@@ -58,6 +60,7 @@ func FromEnv() (Config, error) {
 		OutboxPoll:         r.Duration("OUTBOX_POLL", time.Second),
 		SeatStrategy:       r.String("SEAT_STRATEGY", "lock"),
 		IdempotencyCleanup: r.Duration("IDEMPOTENCY_CLEANUP_INTERVAL", time.Hour),
+		StreamReplicas:     r.Int("STREAM_REPLICAS", 1),
 	}
 	if c.SeatStrategy != "lock" && c.SeatStrategy != "conditional" {
 		return c, fmt.Errorf("WRITER_SEAT_STRATEGY: %q is not lock or conditional", c.SeatStrategy)
@@ -156,7 +159,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	g.Go(func() error {
 		// the stream may not be creatable while NATS is down: keep trying
 		for {
-			if err := outbox.EnsureStream(gctx, js); err == nil {
+			if err := outbox.EnsureStream(gctx, js, cfg.StreamReplicas); err == nil {
 				break
 			} else if gctx.Err() != nil {
 				return nil

@@ -64,20 +64,22 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, cfg Config, log *slog.Logge
 	return &Relay{pool: pool, js: js, cfg: cfg, log: log, m: m}
 }
 
-// StreamConfig is the JetStream stream the events go to.
-func StreamConfig() jetstream.StreamConfig {
+// StreamConfig is the JetStream stream the events go to, with replicas copies (3 on a
+// NATS cluster, 1 on a single server).
+func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:       event.Stream,
 		Subjects:   []string{event.SubjectAll},
 		Storage:    jetstream.FileStorage,
 		MaxAge:     24 * time.Hour,
 		Duplicates: 10 * time.Minute,
+		Replicas:   max(replicas, 1),
 	}
 }
 
 // EnsureStream creates or updates the stream.
-func EnsureStream(ctx context.Context, js jetstream.JetStream) error {
-	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig()); err != nil {
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(replicas)); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", event.Stream, err)
 	}
 	return nil
