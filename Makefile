@@ -1,7 +1,7 @@
 # Local development and CI entry points. See deploy/local/*.sh.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down restart test test-unit build lint bench bench-writer bench-edge clean-data services-test-up services-test-down
+.PHONY: up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
 	@deploy/local/up.sh
@@ -37,8 +37,17 @@ bench-writer: ## seat guard benchmark (lock vs conditional update) on the test-p
 bench-edge: ## edge micro-benchmarks
 	go test -run '^$$' -bench . -benchmem ./edge/...
 
-bench: ## all micro-benchmarks
+bench-micro: ## Go micro-benchmarks
 	go test -run '^$$' -bench . -benchmem ./...
+
+seed: ## load-test data into the `make up` database (ACTIVATIONS=1000000 PREFIX=lt)
+	go run ./loadtest/cmd/seed -activations $(or $(ACTIVATIONS),1000000) -prefix $(or $(PREFIX),lt) -manifest .data/loadtest/manifest.json
+
+load: ## Go load harness against `make up` (SCENARIOS=status,activation_storm,mix)
+	go run ./loadtest/cmd/load run -scenario $(or $(SCENARIOS),status,activation_storm,mix) -manifest .data/loadtest/manifest.json
+
+bench: ## baselines side by side at 100k and 10M activations against `make up` (SIZES="100k 10m")
+	@loadtest/bench.sh
 
 clean-data: down ## stop the local topology and delete .data/ and bin/
 	@deploy/local/services.sh down test

@@ -1,0 +1,253 @@
+// Command load is the Go load harness: it runs the scenarios of loadtest/scenarios.json
+// (the same ones the k6 scripts run) against the writer and the edges, measures
+// invalidation lag, turns pgbench logs into comparable results, and prints reports.
+//
+//	load run  -scenario status,mix [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]
+//	load lag  -samples 200 [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]
+//	load pgbench -name NAME [-label L] -script FILE -seconds S [-out DIR] LOGFILE...
+//	load report [-md LABEL] [-html FILE] RESULT.json...
+//
+// run exits 1 when a scenario misses a threshold.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/licensing/licensing/loadtest/harness"
+	"github.com/licensing/licensing/loadtest/scenario"
+	"github.com/licensing/licensing/loadtest/seed"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: load run|lag|pgbench|report [flags]")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var err error
+	failed := false
+	switch os.Args[1] {
+	case "run":
+		failed, err = run(ctx, os.Args[2:])
+	case "lag":
+		err = lag(ctx, os.Args[2:])
+	case "pgbench":
+		err = pgbench(os.Args[2:])
+	case "report":
+		err = report(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(2)
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+type common struct {
+	manifest, writer, edges, out, scenarios string
+}
+
+func (c *common) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.manifest, "manifest", envOr("MANIFEST", ".data/loadtest/manifest.json"), "seeder manifest (env MANIFEST)")
+	fs.StringVar(&c.writer, "writer", envOr("WRITER_URL", "http://127.0.0.1:8080"), "writer base URL (env WRITER_URL)")
+	fs.StringVar(&c.edges, "edges", envOr("EDGE_URLS", "http://127.0.0.1:8081,http://127.0.0.1:8082"), "comma-separated edge base URLs (env EDGE_URLS)")
+	fs.StringVar(&c.out, "out", ".data/loadtest/results", "directory for JSON and HTML results")
+	fs.StringVar(&c.scenarios, "scenarios", "loadtest/scenarios.json", "scenario file shared with k6")
+}
+
+func (c *common) runner() (*harness.Runner, error) {
+	m, err := seed.ReadManifest(c.manifest)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest (run the seeder first): %w", err)
+	}
+	var edges []string
+	for _, e := range strings.Split(c.edges, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			edges = append(edges, strings.TrimRight(e, "/"))
+		}
+	}
+	return harness.NewRunner(harness.Targets{Writer: strings.TrimRight(c.writer, "/"), Edges: edges}, m, 256), nil
+}
+
+func run(ctx context.Context, args []string) (bool, error) {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var c common
+	c.flags(fs)
+	names := fs.String("scenario", "status,activation_storm,mix", "comma-separated scenario names")
+	label := fs.String("label", "", "prefix of result file names (e.g. 100k)")
+	rate := fs.Int("rate", 0, "override the arrival rate (the run is then not comparable with k6)")
+	dur := fs.String("duration", "", "override the duration (idem)")
+	variant := fs.String("variant", "", "tag shown next to the scenario name (e.g. cold)")
+	fs.Parse(args) //nolint:errcheck // ExitOnError
+	all, err := scenario.Load(c.scenarios)
+	if err != nil {
+		return false, err
+	}
+	r, err := c.runner()
+	if err != nil {
+		return false, err
+	}
+	var results []*harness.Result
+	failed := false
+	for _, n := range strings.Split(*names, ",") {
+		sc, ok := all[strings.TrimSpace(n)]
+		if !ok {
+			return false, fmt.Errorf("no scenario %q in %s", n, c.scenarios)
+		}
+		if *rate > 0 {
+			sc.Rate = *rate
+		}
+		if *dur != "" {
+			sc.Duration = *dur
+		}
+		fmt.Fprintf(os.Stderr, "running %s: %s\n", sc.Name, sc.Description)
+		res, err := r.Run(ctx, sc)
+		if err != nil {
+			return false, err
+		}
+		res.Variant = *variant
+		name := sc.Name
+		if *variant != "" {
+			name += "-" + *variant
+		}
+		if *label != "" {
+			name = *label + "-" + name
+		}
+		p, err := harness.Save(c.out, name, res)
+		if err != nil {
+			return false, err
+		}
+		fmt.Fprintf(os.Stderr, "  wrote %s\n", p)
+		failed = failed || !res.Pass
+		results = append(results, res)
+	}
+	harness.WriteTable(os.Stdout, results)
+	return failed, writeHTML(c.out, *label, results)
+}
+
+func writeHTML(dir, label string, results []*harness.Result) error {
+	name := "report"
+	if label != "" {
+		name = label + "-report"
+	}
+	if len(results) == 1 {
+		name = results[0].Scenario.Name
+		if label != "" {
+			name = label + "-" + name
+		}
+	}
+	p := filepath.Join(dir, name+".html")
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := harness.WriteHTML(f, "licensing load test "+label, results); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "chart: %s\n", p)
+	return nil
+}
+
+func lag(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("lag", flag.ExitOnError)
+	var c common
+	c.flags(fs)
+	samples := fs.Int("samples", 200, "changes to observe")
+	poll := fs.Duration("poll", time.Millisecond, "poll interval per edge")
+	timeout := fs.Duration("timeout", 35*time.Second, "give up on one observation after this")
+	label := fs.String("label", "", "prefix of the result file name")
+	fs.Parse(args) //nolint:errcheck
+	r, err := c.runner()
+	if err != nil {
+		return err
+	}
+	res, err := r.Lag(ctx, *samples, *poll, *timeout)
+	if err != nil {
+		return err
+	}
+	name := "invalidation_lag"
+	if *label != "" {
+		name = *label + "-" + name
+	}
+	if _, err := harness.Save(c.out, name, res); err != nil {
+		return err
+	}
+	harness.WriteTable(os.Stdout, []*harness.Result{res})
+	return writeHTML(c.out, *label, []*harness.Result{res})
+}
+
+func pgbench(args []string) error {
+	fs := flag.NewFlagSet("pgbench", flag.ExitOnError)
+	name := fs.String("name", "pgbench", "result name")
+	script := fs.String("script", "", "the pgbench script that ran")
+	secs := fs.Float64("seconds", 0, "run duration")
+	out := fs.String("out", ".data/loadtest/results", "result directory")
+	label := fs.String("label", "", "prefix of the result file name")
+	fs.Parse(args) //nolint:errcheck
+	res, err := harness.FromPgbenchLog(*name, *script, *secs, fs.Args())
+	if err != nil {
+		return err
+	}
+	file := *name
+	if *label != "" {
+		file = *label + "-" + file
+	}
+	if _, err := harness.Save(*out, file, res); err != nil {
+		return err
+	}
+	harness.WriteTable(os.Stdout, []*harness.Result{res})
+	return nil
+}
+
+func report(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	md := fs.String("md", "", "print markdown rows labelled with this data size instead of the table")
+	header := fs.Bool("header", false, "print the markdown header first")
+	htmlOut := fs.String("html", "", "also write a chart of all results here")
+	fs.Parse(args) //nolint:errcheck
+	var results []*harness.Result
+	for _, p := range fs.Args() {
+		r, err := harness.LoadResult(p)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if *header {
+		fmt.Print(harness.MarkdownHeader)
+	}
+	if *md != "" {
+		harness.WriteMarkdown(os.Stdout, *md, results)
+	} else if len(results) > 0 {
+		harness.WriteTable(os.Stdout, results)
+	}
+	if *htmlOut != "" {
+		f, err := os.Create(*htmlOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return harness.WriteHTML(f, "licensing benchmarks", results)
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

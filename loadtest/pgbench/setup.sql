@@ -1,0 +1,22 @@
+-- Prepares the pgbench baselines on a seeded database (run as the superuser; bench.sh does).
+-- Nothing here touches the application schema: the helper tables live in schema loadtest.
+CREATE SCHEMA IF NOT EXISTS loadtest;
+GRANT USAGE ON SCHEMA loadtest TO license_app;
+
+-- Licenses the activation script takes seats on: valid, unlimited, not expiring soon —
+-- the same kind of licenses as the harness's writer_distinct scenario.
+DROP TABLE IF EXISTS loadtest.pgbench_targets;
+CREATE TABLE loadtest.pgbench_targets AS
+  SELECT (row_number() OVER ())::int AS n, license_key_id AS key_id, id AS license_id, brand_id
+  FROM licenses
+  WHERE seat_limit IS NULL AND status = 'valid' AND (expires_at IS NULL OR expires_at > now() + interval '1 day')
+  LIMIT 10000;
+ALTER TABLE loadtest.pgbench_targets ADD PRIMARY KEY (n);
+GRANT SELECT ON loadtest.pgbench_targets TO license_app;
+
+-- One row for the pure conditional-update ceiling.
+CREATE TABLE IF NOT EXISTS loadtest.hot (id int PRIMARY KEY, n bigint NOT NULL);
+INSERT INTO loadtest.hot VALUES (1, 0) ON CONFLICT DO NOTHING;
+GRANT SELECT, UPDATE ON loadtest.hot TO license_app;
+
+SELECT count(*) AS pgbench_targets FROM loadtest.pgbench_targets;
