@@ -34,8 +34,9 @@ bench-writer: ## seat guard benchmark (lock vs conditional update) on the test-p
 	@deploy/local/services.sh up test
 	@eval "$$(deploy/local/services.sh env test)" && go test -run '^$$' -bench Activate -benchtime 5s -count 3 ./writer/postgres/
 
-bench-edge: ## edge micro-benchmarks
-	go test -run '^$$' -bench . -benchmem ./edge/...
+bench-edge: ## edge status from L1, L2 and the replica vs a constant-response fasthttp server (test-profile services)
+	@deploy/local/services.sh up test
+	@edge/bench/run.sh
 
 bench-micro: ## Go micro-benchmarks
 	go test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,311 @@
+// Command bench measures the edge's status checks served from each read tier — L1
+// (memory), L2 (Redis, L1 disabled), the replica (L1 and L2 disabled) — against a
+// constant-response fasthttp server returning a body of the same size, with the same
+// in-process load generator (fixed concurrency and duration), and prints a markdown
+// table. It creates its own database on the test Postgres (LICENSE_TEST_PG_URL, its
+// replica LICENSE_TEST_REPLICA_URL, Redis LICENSE_TEST_REDIS_ADDR), seeds it, and drops
+// it at the end. Run it through edge/bench/run.sh.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/licensing/licensing/edge/app"
+	"github.com/licensing/licensing/migrations"
+	"github.com/licensing/licensing/shared/license"
+	"github.com/valyala/fasthttp"
+)
+
+func main() {
+	var (
+		conc     = flag.Int("concurrency", 64, "concurrent client connections")
+		duration = flag.Duration("duration", 5*time.Second, "load duration per scenario")
+		nkeys    = flag.Int("keys", 10000, "distinct license keys requested (uniformly at random)")
+		pgURL    = flag.String("pg", os.Getenv("LICENSE_TEST_PG_URL"), "superuser URL of the Postgres primary")
+		repURL   = flag.String("replica", os.Getenv("LICENSE_TEST_REPLICA_URL"), "superuser URL of its streaming replica")
+		redis    = flag.String("redis", os.Getenv("LICENSE_TEST_REDIS_ADDR"), "Redis address")
+		dbConns  = flag.Int("db-conns", 8, "edge connections to the replica")
+	)
+	flag.Parse()
+	if *pgURL == "" || *repURL == "" || *redis == "" {
+		fmt.Fprintln(os.Stderr, "bench: set LICENSE_TEST_PG_URL, LICENSE_TEST_REPLICA_URL and LICENSE_TEST_REDIS_ADDR (make services-test-up; eval \"$(deploy/local/services.sh env test)\")")
+		os.Exit(2)
+	}
+	if err := run(*pgURL, *repURL, *redis, *conc, *duration, *nkeys, *dbConns); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name     string
+	reqs     int
+	errs     int
+	elapsed  time.Duration
+	p50, p99 time.Duration
+}
+
+func (r result) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
+
+func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbConns int) error {
+	ctx := context.Background()
+	dbName := fmt.Sprintf("edge_bench_%d", os.Getpid())
+	admin, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+		return err
+	}
+	if os.Getenv("BENCH_KEEP_DB") == "" {
+		defer admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)") //nolint:errcheck
+	}
+	adminDB := withDB(pgURL, dbName, "")
+	if err := migrations.Up(ctx, adminDB); err != nil {
+		return err
+	}
+	keys, err := seed(ctx, adminDB, nkeys)
+	if err != nil {
+		return err
+	}
+	if err := waitReplay(ctx, adminDB, withDB(repURL, dbName, "")); err != nil {
+		return err
+	}
+	paths := make([]string, len(keys))
+	for i, k := range keys {
+		paths[i] = "/v1/public/bench/licenses/" + k + "/status?product=pro"
+	}
+
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	base := app.Config{
+		Addr: "127.0.0.1:0", NodeID: "bench", ReplicaURL: withDB(repURL, dbName, "license_app"),
+		PrimaryURL: withDB(pgURL, dbName, "license_app"), RedisAddr: redisAddr, NATSURL: "off", WriterURL: "off",
+		L1Bytes: 256 << 20, Ceiling: time.Hour, NegativeTTL: 5 * time.Second, StaleIfError: time.Minute,
+		StatusMaxAge: time.Minute, DBMaxConns: dbConns, DBTimeout: 5 * time.Second, BackendRate: 0,
+		BackendConc: 64, VersionRetain: time.Hour, ShutdownTimeout: 5 * time.Second,
+	}
+	type row struct{ tier, base result }
+	var rows []row
+	var baseSrv *fasthttp.Server
+	var baseHC *fasthttp.HostClient
+	scenarios := []struct {
+		name  string
+		l1    bool
+		redis bool
+	}{
+		{"L1 (memory)", true, true},
+		{"L2 (Redis, L1 off)", false, true},
+		{"replica (L1, L2 off)", false, false},
+	}
+	bodySize := 0
+	for _, s := range scenarios {
+		cfg := base
+		if !s.l1 {
+			cfg.L1Bytes = 0
+		}
+		if !s.redis {
+			cfg.RedisAddr = "off"
+		}
+		addr, stop, err := startEdge(cfg, log)
+		if err != nil {
+			return err
+		}
+		hc := client(addr, conc)
+		// warm: every key once (fills L1/L2), and learn the body size
+		for i, p := range paths {
+			n, err := get(hc, p)
+			if err != nil {
+				stop()
+				return fmt.Errorf("%s warm-up of key %d: %w", s.name, i, err)
+			}
+			bodySize = n
+		}
+		if baseSrv == nil {
+			// the baseline: a constant answer of the same size, same client, same load
+			body := make([]byte, bodySize)
+			for i := range body {
+				body[i] = 'x'
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				stop()
+				return err
+			}
+			baseSrv = &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+				ctx.SetContentType("application/json")
+				ctx.SetBody(body)
+			}}
+			go baseSrv.Serve(ln)     //nolint:errcheck
+			defer baseSrv.Shutdown() //nolint:errcheck
+			baseHC = client(ln.Addr().String(), conc)
+		}
+		// the baseline runs right before each tier, so both see the same machine load
+		b := load("constant fasthttp", baseHC, paths, conc, d)
+		rows = append(rows, row{tier: load(s.name, hc, paths, conc, d), base: b})
+		stop()
+	}
+
+	fmt.Printf("Edge status checks: %d connections, %v per run, %d keys, body %d bytes, GOMAXPROCS %d (%s)\n\n",
+		conc, d, nkeys, bodySize, runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
+	fmt.Println("Each tier is run right after a constant-response fasthttp server (same body size, same client); ratios are tier / constant.")
+	fmt.Println()
+	fmt.Println("| served from | req/s | p50 | p99 | errors | constant req/s | constant p50 | constant p99 | req/s ratio | p50 ratio | p99 ratio |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		t, b := r.tier, r.base
+		fmt.Printf("| %s | %.0f | %v | %v | %d | %.0f | %v | %v | %.2f | %.2f | %.2f |\n", t.name, t.rps(),
+			t.p50.Round(time.Microsecond), t.p99.Round(time.Microsecond), t.errs, b.rps(), b.p50.Round(time.Microsecond),
+			b.p99.Round(time.Microsecond), t.rps()/b.rps(), float64(t.p50)/float64(b.p50), float64(t.p99)/float64(b.p99))
+	}
+	return nil
+}
+
+func startEdge(cfg app.Config, log *slog.Logger) (string, func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, log, ready) }()
+	select {
+	case addr := <-ready:
+		return addr, func() { cancel(); <-done }, nil
+	case err := <-done:
+		cancel()
+		return "", nil, err
+	}
+}
+
+func client(addr string, conc int) *fasthttp.HostClient {
+	return &fasthttp.HostClient{Addr: addr, MaxConns: conc, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+}
+
+func get(hc *fasthttp.HostClient, path string) (int, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(path)
+	req.Header.SetHost("edge")
+	if err := hc.Do(req, resp); err != nil {
+		return 0, err
+	}
+	if resp.StatusCode() != 200 {
+		return 0, fmt.Errorf("status %d (from %s): %s", resp.StatusCode(), resp.Header.Peek("X-Cache"), resp.Body())
+	}
+	return len(resp.Body()), nil
+}
+
+// load runs conc workers for d, each sending requests back to back.
+func load(name string, hc *fasthttp.HostClient, paths []string, conc int, d time.Duration) result {
+	var mu sync.Mutex
+	var all []time.Duration
+	errs := 0
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for w := range conc {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			lat := make([]time.Duration, 0, 1<<16)
+			e := 0
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			req.Header.SetHost("edge")
+			for {
+				t0 := time.Now()
+				if t0.After(end) {
+					break
+				}
+				req.SetRequestURI(paths[rng.IntN(len(paths))])
+				if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					e++
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += e
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(all)
+	r := result{name: name, reqs: len(all), errs: errs, elapsed: elapsed}
+	if len(all) > 0 {
+		r.p50 = all[len(all)/2]
+		r.p99 = all[min(len(all)-1, len(all)*99/100)]
+	}
+	return r
+}
+
+// seed creates brand "bench" with product "pro" and n keys with one license each.
+func seed(ctx context.Context, url string, n int) ([]string, error) {
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = license.NewKey()
+	}
+	_, err = c.Exec(ctx, `
+WITH b AS (INSERT INTO brands (id, slug, name) VALUES (gen_random_uuid(), 'bench', 'Bench') RETURNING id),
+     p AS (INSERT INTO products (id, brand_id, code, name) SELECT gen_random_uuid(), b.id, 'pro', 'Pro' FROM b RETURNING id, brand_id),
+     k AS (INSERT INTO license_keys (id, brand_id, key, customer_email)
+           SELECT gen_random_uuid(), p.brand_id, key, 'bench@example.com' FROM p, unnest($1::text[]) AS key RETURNING id, brand_id)
+INSERT INTO licenses (id, brand_id, license_key_id, product_id, status, expires_at, seat_limit, seats_used)
+SELECT gen_random_uuid(), k.brand_id, k.id, p.id, 'valid', now() + interval '1 year', 3, 0 FROM k, p`, keys)
+	return keys, err
+}
+
+func waitReplay(ctx context.Context, primary, replica string) error {
+	p, err := pgx.Connect(ctx, primary)
+	if err != nil {
+		return err
+	}
+	defer p.Close(ctx)
+	var lsn string
+	if err := p.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if r, err := pgx.Connect(ctx, replica); err == nil {
+			var ok bool
+			err = r.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn).Scan(&ok)
+			r.Close(ctx)
+			if err == nil && ok {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("replica did not replay %s", lsn)
+}
+
+func withDB(base, db, user string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	u.Path = "/" + db
+	if user != "" {
+		u.User = url.UserPassword(user, user)
+	}
+	return u.String()
+}

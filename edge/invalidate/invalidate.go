@@ -1,0 +1,172 @@
+// Package invalidate follows the writer's change events on NATS JetStream and hands each
+// to the edge's tiers (known-version bump, Redis tombstone). Each edge reads the stream
+// through its own ephemeral ordered consumer starting after the stream's last message at
+// subscription time; when the connection or the consumer is lost, the ordered consumer is
+// recreated from the last stream sequence applied, so nothing is missed while the stream
+// still holds it (24 h). When messages the edge needed are gone (a gap in the stream
+// sequence), and once when the subscription is first established (what was cached before
+// it may have missed events), reset is called so the edge drops what it cannot trust. The hard revalidation ceiling covers the time NATS
+// is silent or unreachable.
+package invalidate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/licensing/licensing/edge/metrics"
+	"github.com/licensing/licensing/shared/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures the consumer.
+type Config struct {
+	URL  string
+	Name string // client name (node id)
+	// Heartbeat is the pull heartbeat; a silent consumer is recreated after two missed
+	// heartbeats (default 1s, at least 500ms: JetStream's lower bound).
+	Heartbeat time.Duration
+}
+
+// Consumer applies change events.
+type Consumer struct {
+	cfg   Config
+	log   *slog.Logger
+	m     *metrics.Metrics
+	now   func() time.Time
+	apply func(context.Context, event.Change)
+	reset func()
+
+	nc         atomic.Pointer[nats.Conn]
+	lastSeq    atomic.Uint64
+	subscribed atomic.Bool
+}
+
+// New returns a consumer calling apply for every change and reset when the edge's cached
+// state can no longer be trusted. apply runs on one goroutine, in stream order.
+func New(cfg Config, apply func(context.Context, event.Change), reset func(), now func() time.Time, log *slog.Logger, m *metrics.Metrics) *Consumer {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	cfg.Heartbeat = max(cfg.Heartbeat, 500*time.Millisecond)
+	return &Consumer{cfg: cfg, apply: apply, reset: reset, now: now, log: log, m: m}
+}
+
+// Connected reports whether the consumer is connected and subscribed.
+func (c *Consumer) Connected() bool {
+	nc := c.nc.Load()
+	return nc != nil && nc.IsConnected() && c.subscribed.Load()
+}
+
+// LastSeq is the stream sequence of the last applied event.
+func (c *Consumer) LastSeq() uint64 { return c.lastSeq.Load() }
+
+// Run consumes until ctx ends. It never fails because NATS is down: it keeps retrying.
+func (c *Consumer) Run(ctx context.Context) error {
+	nc, err := nats.Connect(c.cfg.URL, nats.Name("license-edge-"+c.cfg.Name), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: our own Close at shutdown
+				c.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { c.log.Info("nats reconnected") }))
+	if err != nil {
+		return fmt.Errorf("nats connect: %w", err)
+	}
+	c.nc.Store(nc)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	started := c.now()
+	first := true
+	for ctx.Err() == nil {
+		cc, err := c.subscribe(ctx, js)
+		if err == nil {
+			// whatever was cached before the subscription may have missed events published
+			// before the start sequence: drop it (nearly nothing on a normal start)
+			if late := c.now().Sub(started); late > time.Second {
+				c.dropAll(fmt.Sprintf("subscribed %v after start", late.Round(time.Millisecond)))
+			} else if c.reset != nil {
+				c.reset()
+			}
+			c.subscribed.Store(true)
+			<-ctx.Done()
+			cc.Stop()
+			return nil
+		}
+		if first {
+			c.log.Warn("jetstream not available yet, retrying", "err", err)
+		}
+		first = false
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (c *Consumer) subscribe(ctx context.Context, js jetstream.JetStream) (jetstream.ConsumeContext, error) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := js.Stream(sctx, event.Stream)
+	if err != nil {
+		return nil, err
+	}
+	start := st.CachedInfo().State.LastSeq + 1
+	c.lastSeq.Store(start - 1)
+	cons, err := js.OrderedConsumer(sctx, event.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{event.SubjectAll},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cons.Consume(func(msg jetstream.Msg) { c.handle(ctx, msg) },
+		jetstream.PullHeartbeat(c.cfg.Heartbeat), jetstream.PullExpiry(5*c.cfg.Heartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				c.log.Debug("jetstream consume", "err", err)
+			}
+		}))
+}
+
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+	if md, err := msg.Metadata(); err == nil {
+		last := c.lastSeq.Load()
+		if last != 0 && md.Sequence.Stream > last+1 {
+			// messages between were removed from the stream (retention, purge)
+			c.dropAll(fmt.Sprintf("gap in event stream: %d after %d", md.Sequence.Stream, last))
+		}
+		if md.Sequence.Stream > last {
+			c.lastSeq.Store(md.Sequence.Stream)
+		}
+	}
+	var ch event.Change
+	if err := json.Unmarshal(msg.Data(), &ch); err != nil {
+		c.log.Warn("undecodable change event", "subject", msg.Subject(), "err", err)
+		return
+	}
+	c.apply(ctx, ch)
+	c.m.Invalidations.Inc()
+	if !ch.CommitTime.IsZero() {
+		c.m.InvalidationLag.Observe(max(c.now().Sub(ch.CommitTime), 0).Seconds())
+	}
+}
+
+func (c *Consumer) dropAll(reason string) {
+	c.log.Warn("dropping cached state", "reason", reason)
+	c.m.Resets.Inc()
+	if c.reset != nil {
+		c.reset()
+	}
+}

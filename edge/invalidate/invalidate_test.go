@@ -1,0 +1,200 @@
+package invalidate
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/licensing/licensing/edge/metrics"
+	"github.com/licensing/licensing/internal/natstest"
+	"github.com/licensing/licensing/shared/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+type recorder struct {
+	mu       sync.Mutex
+	versions []int64
+	resets   atomic.Int64
+}
+
+func (r *recorder) apply(_ context.Context, ch event.Change) {
+	r.mu.Lock()
+	r.versions = append(r.versions, ch.Version)
+	r.mu.Unlock()
+}
+
+func (r *recorder) got() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.versions...)
+}
+
+func stream(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: event.Stream, Subjects: []string{event.SubjectAll},
+		Storage: jetstream.FileStorage, MaxAge: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func publish(t *testing.T, js jetstream.JetStream, v int64) {
+	t.Helper()
+	b, _ := json.Marshal(event.Change{ID: v, Type: event.LicenseSuspended, BrandID: "b", Brand: "acme", KeyID: "k",
+		LicenseKey: "KEY", Version: v, CommitTime: time.Now()})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		_, err := js.Publish(ctx, event.Subject("b", "k"), b)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func start(t *testing.T, url string, rec *recorder, m *metrics.Metrics) *Consumer {
+	t.Helper()
+	c := New(Config{URL: url, Name: "test", Heartbeat: 500 * time.Millisecond}, rec.apply,
+		func() { rec.resets.Add(1) }, time.Now, slog.New(slog.DiscardHandler), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return c
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestResumesAfterNATSRestart: events are applied in order, and those published while
+// the edge was cut off are applied after NATS comes back (resume from the last sequence).
+func TestResumesAfterNATSRestart(t *testing.T) {
+	ns := natstest.Start(t)
+	js := stream(t, ns.URL())
+	publish(t, js, 1) // before the edge subscribed: not for it
+	rec := &recorder{}
+	m := metrics.New(prometheus.NewRegistry())
+	c := start(t, ns.URL(), rec, m)
+	waitFor(t, 5*time.Second, "subscribed", c.Connected)
+	publish(t, js, 2)
+	publish(t, js, 3)
+	waitFor(t, 5*time.Second, "events 2 and 3", func() bool { return equal(rec.got(), []int64{2, 3}) })
+	resets := rec.resets.Load()
+
+	ns.Stop()
+	ns.Restart()
+	publish(t, js, 4) // the edge's consumer is gone with the old server
+	publish(t, js, 5)
+	waitFor(t, 15*time.Second, "events published after the restart", func() bool { return equal(rec.got(), []int64{2, 3, 4, 5}) })
+	if v := testutil.ToFloat64(m.Invalidations); v != 4 {
+		t.Errorf("invalidations counted %v, want 4", v)
+	}
+	if rec.resets.Load() != resets {
+		t.Errorf("%d resets after the restart: nothing was lost", rec.resets.Load()-resets)
+	}
+}
+
+// TestLateSubscriptionDropsCache: an edge that could not follow the stream from its
+// start cannot trust what it cached meanwhile, so it drops it once subscribed.
+func TestLateSubscriptionDropsCache(t *testing.T) {
+	ns := natstest.Start(t)
+	url := ns.URL()
+	stream(t, url)
+	ns.Stop()
+	rec := &recorder{}
+	c := start(t, url, rec, metrics.New(prometheus.NewRegistry()))
+	time.Sleep(1500 * time.Millisecond) // the edge runs, unsubscribed
+	if c.Connected() || rec.resets.Load() != 0 {
+		t.Fatal("subscribed to a stopped server")
+	}
+	ns.Restart()
+	waitFor(t, 10*time.Second, "subscribed", c.Connected)
+	if rec.resets.Load() != 1 {
+		t.Fatalf("%d resets after a late subscription, want 1", rec.resets.Load())
+	}
+}
+
+// fakeMsg is a delivered message at a stream sequence (mock at the NATS boundary).
+type fakeMsg struct {
+	jetstream.Msg
+	seq  uint64
+	data []byte
+}
+
+func (m fakeMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.seq}}, nil
+}
+func (m fakeMsg) Data() []byte    { return m.data }
+func (m fakeMsg) Subject() string { return event.Subject("b", "k") }
+
+// TestGapInStreamDropsCache: when messages the edge needed are gone from the stream
+// (retention, purge), the next delivered sequence jumps and the edge drops its cache.
+func TestGapInStreamDropsCache(t *testing.T) {
+	rec := &recorder{}
+	m := metrics.New(prometheus.NewRegistry())
+	c := New(Config{}, rec.apply, func() { rec.resets.Add(1) }, time.Now, slog.New(slog.DiscardHandler), m)
+	msg := func(seq uint64, v int64) fakeMsg {
+		b, _ := json.Marshal(event.Change{Brand: "acme", LicenseKey: "KEY", Version: v, CommitTime: time.Now()})
+		return fakeMsg{seq: seq, data: b}
+	}
+	c.lastSeq.Store(10)
+	c.handle(context.Background(), msg(11, 1))
+	c.handle(context.Background(), msg(12, 2))
+	if rec.resets.Load() != 0 {
+		t.Fatal("reset without a gap")
+	}
+	c.handle(context.Background(), msg(15, 3)) // 13 and 14 are gone
+	if rec.resets.Load() != 1 || testutil.ToFloat64(m.Resets) != 1 {
+		t.Fatalf("resets %d after a gap, want 1", rec.resets.Load())
+	}
+	if !equal(rec.got(), []int64{1, 2, 3}) || c.LastSeq() != 15 {
+		t.Fatalf("applied %v, last seq %d", rec.got(), c.LastSeq())
+	}
+}

@@ -1,0 +1,69 @@
+// Package metrics holds the edge's Prometheus instruments, registered on a registry the
+// caller passes in (no globals). Labels never contain a license key.
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the edge's instruments.
+type Metrics struct {
+	// Lookups counts tier lookups by tier (l1, l2, replica, primary) and result (hit, miss).
+	Lookups *prometheus.CounterVec
+	// FillsRefused counts fills not cached or not served because they were older than a
+	// version the edge already knew, by tier.
+	FillsRefused *prometheus.CounterVec
+	// BackendErrors counts failed calls to a dependency, by tier.
+	BackendErrors *prometheus.CounterVec
+	// Invalidations counts change events applied.
+	Invalidations prometheus.Counter
+	// InvalidationLag observes event commit time to applied at this edge.
+	InvalidationLag prometheus.Histogram
+	// Resets counts times the edge dropped its memory cache because it could not trust it.
+	Resets prometheus.Counter
+	// StaleServed counts answers served stale (stale-if-error).
+	StaleServed prometheus.Counter
+	// RateLimited counts requests refused by a limit, by limit (client_ip, backend).
+	RateLimited *prometheus.CounterVec
+	// Requests observes request latency by route and status class.
+	Requests *prometheus.HistogramVec
+	// Relayed counts writes relayed to the writer by route and status.
+	Relayed *prometheus.CounterVec
+}
+
+// New creates the instruments and registers them on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Lookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_cache_lookups_total",
+			Help: "Status lookups per read tier, by result (hit or miss)."}, []string{"tier", "result"}),
+		FillsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_fills_refused_stale_total",
+			Help: "Fills refused because they were older than a version this edge already knew."}, []string{"tier"}),
+		BackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_backend_errors_total",
+			Help: "Failed calls to a dependency, by tier."}, []string{"tier"}),
+		Invalidations: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_invalidations_applied_total",
+			Help: "Change events applied by this edge."}),
+		InvalidationLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "license_edge_invalidation_lag_seconds",
+			Help:    "From the change's commit at the writer to the event applied at this edge.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 30}}),
+		Resets: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_cache_resets_total",
+			Help: "Times the memory cache was dropped because the event stream could not be resumed."}),
+		StaleServed: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_stale_answers_total",
+			Help: "Status answers served stale because every backend failed."}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_rate_limited_total",
+			Help: "Requests refused by a limit."}, []string{"limit"}),
+		Requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "license_edge_request_duration_seconds",
+			Help:    "Request latency by route and status code class.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}},
+			[]string{"route", "code"}),
+		Relayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_relayed_total",
+			Help: "Public writes relayed to the writer, by route and HTTP status."}, []string{"route", "status"}),
+	}
+	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.Invalidations, m.InvalidationLag,
+		m.Resets, m.StaleServed, m.RateLimited, m.Requests, m.Relayed)
+	for _, t := range []string{"l1", "l2", "replica", "primary"} {
+		m.Lookups.WithLabelValues(t, "hit")
+		m.Lookups.WithLabelValues(t, "miss")
+		m.FillsRefused.WithLabelValues(t)
+		m.BackendErrors.WithLabelValues(t)
+	}
+	m.FillsRefused.WithLabelValues("edge") // refused at the top of the read path (version.Guard)
+	return m
+}

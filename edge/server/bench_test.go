@@ -1,0 +1,50 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/licensing/licensing/edge/cache"
+	"github.com/licensing/licensing/edge/metrics"
+	"github.com/licensing/licensing/edge/version"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkStatusFromL1 measures the handler answering a status check from the memory
+// tier (no network): routing, lookup, evaluation at serve time, JSON, headers, metrics.
+func BenchmarkStatusFromL1(b *testing.B) {
+	m := metrics.New(prometheus.NewRegistry())
+	known := version.New()
+	res := snapshot(nil)
+	res.Origin = time.Now()
+	l1, err := cache.New(&fakeSource{res: res}, known, cache.Config{MaxBytes: 1 << 20, Ceiling: time.Hour,
+		NegativeTTL: time.Second}, time.Now, slog.New(slog.DiscardHandler), m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l1.Close()
+	src := version.NewGuard(l1, known, time.Now, m)
+	s := New(src, nil, nil, nil, Config{StatusMaxAge: time.Minute}, time.Now, slog.New(slog.DiscardHandler), m)
+	for range 10 {
+		_, _ = src.Get(context.Background(), "acme", key)
+		l1.Wait()
+	}
+	var req fasthttp.Request
+	req.SetRequestURI("/v1/public/acme/licenses/" + key + "/status?product=pro&instance=example.com")
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		for pb.Next() {
+			ctx.Init(&req, addr, nil)
+			s.Handler(&ctx)
+			if ctx.Response.StatusCode() != 200 || string(ctx.Response.Header.Peek("X-Cache")) != "l1" {
+				b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("X-Cache"))
+			}
+		}
+	})
+}

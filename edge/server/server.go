@@ -1,0 +1,298 @@
+// Package server is the edge's HTTP surface on fasthttp: the public status check (US4)
+// answered from the read tiers, the public writes relayed to the writer, and /healthz,
+// /readyz and /metrics. Every response carries X-Request-Id; errors are problem+json.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/licensing/licensing/edge/metrics"
+	"github.com/licensing/licensing/edge/source"
+	"github.com/licensing/licensing/shared/license"
+	"github.com/licensing/licensing/shared/problem"
+	"github.com/valyala/fasthttp"
+	"golang.org/x/time/rate"
+)
+
+// Relayer forwards a public write to the writer (relay.Client).
+type Relayer interface {
+	// Forward writes the writer's answer into ctx's response, or returns an error having
+	// written nothing.
+	Forward(ctx *fasthttp.RequestCtx, requestID string) error
+}
+
+// Config tunes the handlers.
+type Config struct {
+	// StatusMaxAge is the Cache-Control max-age of a status answer, capped by the nearest
+	// expiry of a valid license in it.
+	StatusMaxAge time.Duration
+	// NotFoundMaxAge is the max-age of a 404 status answer.
+	NotFoundMaxAge time.Duration
+	// MaxBodyBytes bounds a relayed body (default 64 KiB, API.md).
+	MaxBodyBytes int
+	// ClientRate and ClientBurst limit requests per second per client IP on the public
+	// endpoints (0: no limit).
+	ClientRate  float64
+	ClientBurst int
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	src     source.Source
+	relay   Relayer
+	ready   func(context.Context) error
+	metrics fasthttp.RequestHandler
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	m       *metrics.Metrics
+	limits  *ipLimits
+}
+
+// New returns the server. relay may be nil (writes answer 503); ready may be nil.
+func New(src source.Source, relay Relayer, ready func(context.Context) error, metricsHandler fasthttp.RequestHandler,
+	cfg Config, now func() time.Time, log *slog.Logger, m *metrics.Metrics) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	s := &Server{src: src, relay: relay, ready: ready, metrics: metricsHandler, cfg: cfg, now: now, log: log, m: m}
+	if cfg.ClientRate > 0 {
+		s.limits = &ipLimits{rate: rate.Limit(cfg.ClientRate), burst: max(cfg.ClientBurst, 1), m: map[string]*rate.Limiter{}}
+	}
+	return s
+}
+
+const publicPrefix = "/v1/public/"
+
+// Handler is the fasthttp entry point.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	rid := string(ctx.Request.Header.Peek("X-Request-Id"))
+	if rid == "" || len(rid) > 128 || !printable(rid) {
+		rid = newRequestID()
+	}
+	ctx.Response.Header.Set("X-Request-Id", rid)
+	route := s.route(ctx, rid)
+	code := ctx.Response.StatusCode()
+	s.m.Requests.WithLabelValues(route, strconv.Itoa(code/100)+"xx").Observe(time.Since(start).Seconds())
+	if code >= 500 {
+		s.log.Warn("request failed", "request_id", rid, "route", route, "status", code,
+			"duration", time.Since(start))
+	}
+}
+
+func (s *Server) route(ctx *fasthttp.RequestCtx, rid string) string {
+	path := string(ctx.Path())
+	method := string(ctx.Method())
+	switch path {
+	case "/healthz":
+		if s.allow(ctx, rid, method, "GET") {
+			writeJSON(ctx, http.StatusOK, map[string]string{"status": "ok"})
+		}
+		return "healthz"
+	case "/readyz":
+		if s.allow(ctx, rid, method, "GET") {
+			s.readyz(ctx, rid)
+		}
+		return "readyz"
+	case "/metrics":
+		if s.allow(ctx, rid, method, "GET") && s.metrics != nil {
+			s.metrics(ctx)
+		}
+		return "metrics"
+	}
+	rest, ok := strings.CutPrefix(path, publicPrefix)
+	if !ok {
+		s.problem(ctx, rid, problem.New(problem.NotFound, "no such endpoint"))
+		return "other"
+	}
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 4 && parts[1] == "licenses" && parts[3] == "status":
+		if s.allow(ctx, rid, method, "GET") && s.limit(ctx, rid) {
+			s.status(ctx, rid, parts[0], parts[2])
+		}
+		return "status"
+	case len(parts) == 2 && (parts[1] == "activations" || parts[1] == "deactivations"):
+		if s.allow(ctx, rid, method, "POST") && s.limit(ctx, rid) {
+			s.forward(ctx, rid, parts[1])
+		}
+		return parts[1]
+	}
+	s.problem(ctx, rid, problem.New(problem.NotFound, "no such endpoint"))
+	return "other"
+}
+
+func (s *Server) allow(ctx *fasthttp.RequestCtx, rid, method, want string) bool {
+	if method == want || (want == "GET" && method == "HEAD") {
+		return true
+	}
+	ctx.Response.Header.Set("Allow", want)
+	s.problem(ctx, rid, problem.New(problem.MethodNotAllowed, "use %s", want))
+	return false
+}
+
+func (s *Server) limit(ctx *fasthttp.RequestCtx, rid string) bool {
+	if s.limits == nil || s.limits.allow(ctx.RemoteIP().String()) {
+		return true
+	}
+	s.m.RateLimited.WithLabelValues("client_ip").Inc()
+	ctx.Response.Header.Set("Retry-After", "1")
+	s.problem(ctx, rid, problem.New(problem.RateLimited, "too many requests from this address"))
+	return false
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx, rid string) {
+	if s.ready != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := s.ready(rctx); err != nil {
+			s.problem(ctx, rid, problem.New(problem.Unavailable, "not ready: %v", err))
+			return
+		}
+	}
+	writeJSON(ctx, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// status answers US4 (API.md): the snapshot from the tiers, evaluated now.
+func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
+	key := license.NormalizeKey(rawKey)
+	notFound := problem.New(problem.LicenseNotFound, "license not found")
+	if !license.ValidSlug(brand) || !license.ValidKey(key) {
+		// an impossible key never reaches a backend
+		s.problem(ctx, rid, notFound)
+		return
+	}
+	args := ctx.QueryArgs()
+	product := string(args.Peek("product"))
+	instance := string(args.Peek("instance"))
+	if instance != "" {
+		n, err := license.NormalizeInstance(instance)
+		if err != nil {
+			s.problem(ctx, rid, problem.Invalid("instance", "%v", err))
+			return
+		}
+		instance = n
+	}
+	// no per-request deadline here: every tier bounds its own calls (L1 fills, Redis and
+	// Postgres timeouts), and a timer per request costs more than an L1 hit
+	r, err := s.src.Get(context.Background(), brand, key)
+	if err != nil {
+		s.log.Warn("status lookup failed", "request_id", rid, "key", license.KeyDigest(key), "err", err)
+		ctx.Response.Header.Set("Retry-After", "1")
+		s.problem(ctx, rid, problem.New(problem.Unavailable, "license data is temporarily unavailable"))
+		return
+	}
+	ctx.Response.Header.Set("X-Cache", r.Tier)
+	if r.Stale {
+		ctx.Response.Header.Set("X-Cache-Stale", "true")
+		ctx.Response.Header.Set("Warning", `110 - "Response is Stale"`)
+	}
+	if !r.Found {
+		status, body := problem.Marshal(notFound, rid)
+		ctx.Response.Header.Set("Cache-Control", "max-age="+strconv.Itoa(int(s.cfg.NotFoundMaxAge/time.Second)))
+		ctx.SetContentType(problem.ContentType)
+		ctx.SetStatusCode(status)
+		ctx.SetBody(body)
+		return
+	}
+	now := s.now()
+	out := r.Snapshot.Evaluate(product, instance, now)
+	ctx.Response.Header.Set("X-License-Version", strconv.FormatInt(r.Snapshot.Version, 10))
+	age := 0
+	if !r.Stale {
+		age = license.CacheMaxAge(s.cfg.StatusMaxAge, out, now)
+	}
+	ctx.Response.Header.Set("Cache-Control", "max-age="+strconv.Itoa(age))
+	writeJSON(ctx, http.StatusOK, out)
+}
+
+func (s *Server) forward(ctx *fasthttp.RequestCtx, rid, route string) {
+	if len(ctx.Request.Body()) > s.cfg.MaxBodyBytes {
+		s.problem(ctx, rid, problem.Invalid("body", "must be at most %d bytes", s.cfg.MaxBodyBytes))
+		return
+	}
+	if s.relay == nil {
+		s.problem(ctx, rid, problem.New(problem.Unavailable, "writes are not available at this node"))
+		return
+	}
+	if err := s.relay.Forward(ctx, rid); err != nil {
+		s.log.Warn("relay failed", "request_id", rid, "route", route, "err", err)
+		s.m.Relayed.WithLabelValues(route, "error").Inc()
+		ctx.Response.Header.Set("Retry-After", "1")
+		s.problem(ctx, rid, problem.New(problem.Unavailable, "the license service is temporarily unavailable"))
+		return
+	}
+	ctx.Response.Header.Set("X-Request-Id", rid)
+	s.m.Relayed.WithLabelValues(route, strconv.Itoa(ctx.Response.StatusCode())).Inc()
+}
+
+func (s *Server) problem(ctx *fasthttp.RequestCtx, rid string, err error) {
+	status, body := problem.Marshal(err, rid)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetContentType(problem.ContentType)
+	ctx.SetStatusCode(status)
+	ctx.SetBody(body)
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = problem.Marshal(errors.New("encode response"), "")
+		ctx.SetContentType(problem.ContentType)
+	} else {
+		ctx.SetContentType("application/json")
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetBody(b)
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	if id, err := uuid.NewV7(); err == nil {
+		return id.String()
+	}
+	return uuid.NewString()
+}
+
+// ipLimits is a token bucket per client address. The table is dropped wholesale when it
+// grows past a bound (a flood of addresses cannot exhaust memory).
+type ipLimits struct {
+	mu    sync.Mutex
+	rate  rate.Limit
+	burst int
+	m     map[string]*rate.Limiter
+}
+
+const maxTrackedIPs = 100_000
+
+func (l *ipLimits) allow(ip string) bool {
+	l.mu.Lock()
+	lim, ok := l.m[ip]
+	if !ok {
+		if len(l.m) >= maxTrackedIPs {
+			l.m = map[string]*rate.Limiter{}
+		}
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.m[ip] = lim
+	}
+	l.mu.Unlock()
+	return lim.Allow()
+}

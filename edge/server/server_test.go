@@ -1,0 +1,231 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/licensing/licensing/edge/metrics"
+	"github.com/licensing/licensing/edge/relay"
+	"github.com/licensing/licensing/edge/source"
+	"github.com/licensing/licensing/shared/license"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+)
+
+// fakeSource is the tier below the server, counting calls.
+type fakeSource struct {
+	calls atomic.Int64
+	res   source.Result
+	err   error
+}
+
+var _ source.Source = (*fakeSource)(nil)
+
+func (f *fakeSource) Get(context.Context, string, string) (source.Result, error) {
+	f.calls.Add(1)
+	return f.res, f.err
+}
+
+var now = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func newServer(src source.Source, rel Relayer) *Server {
+	return New(src, rel, nil, nil, Config{StatusMaxAge: time.Minute, NotFoundMaxAge: 5 * time.Second},
+		func() time.Time { return now }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+}
+
+// do runs one request through the handler.
+func do(s *Server, method, uri string, body string, hdr ...string) *fasthttp.Response {
+	var req fasthttp.Request
+	req.Header.SetMethod(method)
+	req.SetRequestURI(uri)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if body != "" {
+		req.SetBodyString(body)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 5555}, nil)
+	s.Handler(&ctx)
+	resp := &fasthttp.Response{}
+	ctx.Response.CopyTo(resp)
+	return resp
+}
+
+func code(t *testing.T, r *fasthttp.Response) string {
+	t.Helper()
+	var p struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(r.Body(), &p)
+	return p.Code
+}
+
+const key = "ABCDE-FGHJK-MNPQR-STUVW-XYZ23"
+
+func snapshot(expires *time.Time) source.Result {
+	limit := 3
+	return source.Result{Found: true, Tier: "l1", Origin: now, Snapshot: license.Snapshot{
+		Brand: "acme", Key: key, Version: 7,
+		Licenses: []license.SnapshotLicense{{Product: "pro", Status: "valid", ExpiresAt: expires, SeatLimit: &limit,
+			SeatsUsed: 1, Instances: []string{"example.com"}}},
+	}}
+}
+
+func TestStatus(t *testing.T) {
+	soon := now.Add(20 * time.Second)
+	past := now.Add(-time.Second)
+	for _, c := range []struct {
+		name     string
+		uri      string
+		res      source.Result
+		err      error
+		status   int
+		code     string // problem code or status code field
+		maxAge   string
+		backends int64
+	}{
+		{"200-valid-max-age-configured", "/v1/public/acme/licenses/" + key + "/status", snapshot(nil), nil, 200, "valid", "max-age=60", 1},
+		{"200-max-age-capped-by-expiry", "/v1/public/acme/licenses/" + key + "/status", snapshot(&soon), nil, 200, "valid", "max-age=20", 1},
+		{"200-expired-at-serve-time", "/v1/public/acme/licenses/" + key + "/status?product=pro", snapshot(&past), nil, 200, "expired", "max-age=60", 1},
+		{"200-instance-normalized", "/v1/public/acme/licenses/" + strings.ToLower(key) + "/status?product=pro&instance=https://www.Example.com/", snapshot(nil), nil, 200, "valid", "max-age=60", 1},
+		{"200-instance-not-activated", "/v1/public/acme/licenses/" + key + "/status?instance=other.example", snapshot(nil), nil, 200, "instance_not_activated", "max-age=60", 1},
+		{"404-unknown-key", "/v1/public/acme/licenses/" + key + "/status", source.Result{Found: false}, nil, 404, "license_not_found", "max-age=5", 1},
+		{"404-malformed-key-no-backend", "/v1/public/acme/licenses/ABCDE-0000/status", snapshot(nil), nil, 404, "license_not_found", "no-store", 0},
+		{"404-ambiguous-letter-no-backend", "/v1/public/acme/licenses/ABCDE-FGHJK-MNPQR-STUVW-XYZ2O/status", snapshot(nil), nil, 404, "license_not_found", "no-store", 0},
+		{"404-bad-brand-no-backend", "/v1/public/A_B/licenses/" + key + "/status", snapshot(nil), nil, 404, "license_not_found", "no-store", 0},
+		{"400-instance-too-long", "/v1/public/acme/licenses/" + key + "/status?instance=" + strings.Repeat("x", 256), snapshot(nil), nil, 400, "invalid_request", "no-store", 0},
+		{"503-backends-down", "/v1/public/acme/licenses/" + key + "/status", source.Result{}, source.ErrUnavailable, 503, "unavailable", "no-store", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := &fakeSource{res: c.res, err: c.err}
+			r := do(newServer(src, nil), "GET", c.uri, "")
+			if r.StatusCode() != c.status {
+				t.Fatalf("status %d, want %d: %s", r.StatusCode(), c.status, r.Body())
+			}
+			got := code(t, r)
+			if got != c.code {
+				t.Errorf("code %q, want %q: %s", got, c.code, r.Body())
+			}
+			if cc := string(r.Header.Peek("Cache-Control")); cc != c.maxAge {
+				t.Errorf("Cache-Control %q, want %q", cc, c.maxAge)
+			}
+			if n := src.calls.Load(); n != c.backends {
+				t.Errorf("%d source calls, want %d", n, c.backends)
+			}
+			if len(r.Header.Peek("X-Request-Id")) == 0 {
+				t.Error("no X-Request-Id")
+			}
+			if c.status >= 400 && string(r.Header.ContentType()) != "application/problem+json" {
+				t.Errorf("content type %q", r.Header.ContentType())
+			}
+		})
+	}
+}
+
+func TestStaleAnswerIsMarked(t *testing.T) {
+	res := snapshot(nil)
+	res.Stale = true
+	r := do(newServer(&fakeSource{res: res}, nil), "GET", "/v1/public/acme/licenses/"+key+"/status", "")
+	if r.StatusCode() != 200 || string(r.Header.Peek("X-Cache-Stale")) != "true" || string(r.Header.Peek("Cache-Control")) != "max-age=0" {
+		t.Fatalf("%d stale=%q cc=%q", r.StatusCode(), r.Header.Peek("X-Cache-Stale"), r.Header.Peek("Cache-Control"))
+	}
+}
+
+func TestRouting(t *testing.T) {
+	s := newServer(&fakeSource{res: snapshot(nil)}, nil)
+	for _, c := range []struct {
+		name, method, uri string
+		status            int
+		code              string
+	}{
+		{"healthz-200", "GET", "/healthz", 200, ""},
+		{"readyz-200-without-check", "GET", "/readyz", 200, ""},
+		{"unknown-path-404", "GET", "/v1/brands", 404, "not_found"},
+		{"status-post-405", "POST", "/v1/public/acme/licenses/" + key + "/status", 405, "method_not_allowed"},
+		{"activations-get-405", "GET", "/v1/public/acme/activations", 405, "method_not_allowed"},
+		{"activations-without-writer-503", "POST", "/v1/public/acme/activations", 503, "unavailable"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := do(s, c.method, c.uri, "")
+			if r.StatusCode() != c.status || code(t, r) != c.code {
+				t.Fatalf("%d %s, want %d %s", r.StatusCode(), r.Body(), c.status, c.code)
+			}
+		})
+	}
+}
+
+func TestRequestIDEchoedOrGenerated(t *testing.T) {
+	s := newServer(&fakeSource{res: snapshot(nil)}, nil)
+	if r := do(s, "GET", "/healthz", "", "X-Request-Id", "abc-123"); string(r.Header.Peek("X-Request-Id")) != "abc-123" {
+		t.Errorf("echo: %q", r.Header.Peek("X-Request-Id"))
+	}
+	if r := do(s, "GET", "/healthz", "", "X-Request-Id", "bad id\x01"); string(r.Header.Peek("X-Request-Id")) == "bad id\x01" ||
+		len(r.Header.Peek("X-Request-Id")) == 0 {
+		t.Errorf("unprintable id not replaced: %q", r.Header.Peek("X-Request-Id"))
+	}
+}
+
+func TestClientRateLimit(t *testing.T) {
+	s := New(&fakeSource{res: snapshot(nil)}, nil, nil, nil, Config{StatusMaxAge: time.Minute, ClientRate: 1, ClientBurst: 2},
+		func() time.Time { return now }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+	var codes []int
+	for range 4 {
+		codes = append(codes, do(s, "GET", "/v1/public/acme/licenses/"+key+"/status", "").StatusCode())
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[3] != 429 {
+		t.Fatalf("codes %v, want 200 200 ... 429", codes)
+	}
+}
+
+// TestRelayPassesThrough runs the relay against a fake writer: method, path, body,
+// request id and client address go in; status, body and headers come back unchanged.
+func TestRelayPassesThrough(t *testing.T) {
+	ln := fasthttputil.NewInmemoryListener()
+	defer ln.Close()
+	type seen struct{ method, uri, body, rid, xff, ctype string }
+	got := make(chan seen, 1)
+	writer := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		got <- seen{string(ctx.Method()), string(ctx.RequestURI()), string(ctx.PostBody()),
+			string(ctx.Request.Header.Peek("X-Request-Id")), string(ctx.Request.Header.Peek("X-Forwarded-For")),
+			string(ctx.Request.Header.ContentType())}
+		ctx.SetStatusCode(409)
+		ctx.SetContentType("application/problem+json")
+		ctx.Response.Header.Set("Retry-After", "3")
+		ctx.SetBodyString(`{"code":"seat_limit_reached"}`)
+	}}
+	go writer.Serve(ln) //nolint:errcheck
+	defer writer.Shutdown()
+
+	rel, err := relay.New(relay.Config{WriterURL: "http://writer.internal", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay.SetDialer(rel, func(string) (net.Conn, error) { return ln.Dial() })
+	s := newServer(&fakeSource{}, rel)
+	body := `{"license_key":"K","product":"p","instance":"i"}`
+	r := do(s, "POST", "/v1/public/acme/activations?x=1", body, "X-Request-Id", "rid-1",
+		"X-Forwarded-For", "203.0.113.9", "Content-Type", "application/json")
+	var w seen
+	select {
+	case w = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the writer got nothing; client got %d %s", r.StatusCode(), r.Body())
+	}
+	want := seen{"POST", "/v1/public/acme/activations?x=1", body, "rid-1", "203.0.113.9, 192.0.2.7", "application/json"}
+	if w != want {
+		t.Errorf("writer saw %+v\nwant %+v", w, want)
+	}
+	if r.StatusCode() != 409 || string(r.Body()) != `{"code":"seat_limit_reached"}` ||
+		string(r.Header.ContentType()) != "application/problem+json" || string(r.Header.Peek("Retry-After")) != "3" ||
+		string(r.Header.Peek("X-Request-Id")) != "rid-1" {
+		t.Errorf("client got %d %s %q %q", r.StatusCode(), r.Body(), r.Header.ContentType(), r.Header.Peek("X-Request-Id"))
+	}
+}
