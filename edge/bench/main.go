@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -37,14 +38,28 @@ func main() {
 		repURL   = flag.String("replica", os.Getenv("LICENSE_TEST_REPLICA_URL"), "superuser URL of its streaming replica")
 		redis    = flag.String("redis", os.Getenv("LICENSE_TEST_REDIS_ADDR"), "Redis address")
 		dbConns  = flag.Int("db-conns", 8, "edge connections to the replica")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *pgURL == "" || *repURL == "" || *redis == "" {
 		fmt.Fprintln(os.Stderr, "bench: set LICENSE_TEST_PG_URL, LICENSE_TEST_REPLICA_URL and LICENSE_TEST_REDIS_ADDR (make services-test-up; eval \"$(deploy/local/services.sh env test)\")")
 		os.Exit(2)
 	}
 	if err := run(*pgURL, *repURL, *redis, *conc, *duration, *nkeys, *dbConns); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -5,6 +5,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -12,9 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/shared/license"
@@ -213,8 +215,16 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 		age = license.CacheMaxAge(s.cfg.StatusMaxAge, out, now)
 	}
 	ctx.Response.Header.Set("Cache-Control", "max-age="+strconv.Itoa(age))
-	writeJSON(ctx, http.StatusOK, out)
+	buf := bodyPool.Get().(*[]byte)
+	*buf = out.AppendJSON((*buf)[:0])
+	ctx.SetContentType("application/json")
+	ctx.SetStatusCode(http.StatusOK)
+	ctx.SetBody(*buf) // copies
+	bodyPool.Put(buf)
 }
+
+// bodyPool recycles status encoding buffers (the answer is a few hundred bytes).
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func (s *Server) forward(ctx *fasthttp.RequestCtx, rid, route string) {
 	if len(ctx.Request.Body()) > s.cfg.MaxBodyBytes {
@@ -265,11 +275,23 @@ func printable(s string) bool {
 	return true
 }
 
-func newRequestID() string {
-	if id, err := uuid.NewV7(); err == nil {
-		return id.String()
+// Request ids are a random per-process prefix and a counter: unique across nodes and
+// restarts without a crypto/rand read per request.
+var (
+	ridPrefix  = newRIDPrefix()
+	ridCounter atomic.Uint64
+)
+
+func newRIDPrefix() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("edge: crypto/rand: " + err.Error())
 	}
-	return uuid.NewString()
+	return hex.EncodeToString(b[:]) + "-"
+}
+
+func newRequestID() string {
+	return ridPrefix + strconv.FormatUint(ridCounter.Add(1), 36)
 }
 
 // ipLimits is a token bucket per client address. The table is dropped wholesale when it

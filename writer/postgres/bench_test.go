@@ -53,7 +53,7 @@ func BenchmarkActivate(b *testing.B) {
 	for _, strat := range []struct {
 		name string
 		s    licensing.SeatStrategy
-	}{{"lock", licensing.SeatLock}, {"conditional", licensing.SeatConditional}} {
+	}{{"conditional", licensing.SeatConditional}, {"lock", licensing.SeatLock}} {
 		for _, set := range []struct {
 			name string
 			keys []string
