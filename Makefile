@@ -47,8 +47,10 @@ seed: ## load-test data into the `make up` database (ACTIVATIONS=1000000 PREFIX=
 load: ## Go load harness against `make up` (SCENARIOS=status,activation_storm,mix)
 	go run ./loadtest/cmd/load run -scenario $(or $(SCENARIOS),status,activation_storm,mix) -manifest .data/loadtest/manifest.json
 
-bench: ## baselines side by side at 100k and 10M activations against `make up` (SIZES="100k 10m")
+bench: ## baselines side by side at 100k and 10M activations against `make up` (SIZES="100k 10m"), then the edge tiers
 	@loadtest/bench.sh
+	@deploy/local/services.sh up test
+	@edge/bench/run.sh
 
 clean-data: down ## stop the local topology and delete .data/ and bin/
 	@deploy/local/services.sh down test
