@@ -69,13 +69,13 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.call("POST", c.path, "", c.body)
-			if r.Status != c.status || r.code() != c.code {
+			if r.Status != c.status || r.Code() != c.code {
 				t.Fatalf("%d %s, want %d %s", r.Status, r.Body, c.status, c.code)
 			}
 			validate("POST", c.path, r)
 		})
 	}
-	if r := e.call("POST", "/v1/public/alike/activations", "", strings.Repeat("x", 70<<10)); r.Status != 400 || r.code() != "invalid_request" {
+	if r := e.call("POST", "/v1/public/alike/activations", "", strings.Repeat("x", 70<<10)); r.Status != 400 || r.Code() != "invalid_request" {
 		t.Errorf("oversized body: %d %s", r.Status, r.Body)
 	}
 
@@ -119,7 +119,7 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 	} {
 		t.Run("status-"+c.name, func(t *testing.T) {
 			r := e.call("GET", c.path, "", nil)
-			if r.Status != 404 || r.code() != "license_not_found" || r.Header.Get("Content-Type") != "application/problem+json" {
+			if r.Status != 404 || r.Code() != "license_not_found" || r.Header.Get("Content-Type") != "application/problem+json" {
 				t.Fatalf("%d %s", r.Status, r.Body)
 			}
 			validate("GET", c.path, r)
@@ -127,7 +127,7 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 	}
 	t.Run("status-400-instance-too-long", func(t *testing.T) {
 		r := e.call("GET", base+"?instance="+strings.Repeat("a", 300), "", nil)
-		if r.Status != 400 || r.code() != "invalid_request" {
+		if r.Status != 400 || r.Code() != "invalid_request" {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	})

@@ -103,7 +103,7 @@ func TestDependencyLoss(t *testing.T) {
 		}
 		r := e.call("POST", "/v1/public/deps/activations", "", map[string]any{
 			"license_key": k.Key, "product": "pro", "instance": "a.example.com"})
-		if r.Status != 503 || r.code() != "unavailable" || r.Header.Get("Content-Type") != "application/problem+json" {
+		if r.Status != 503 || r.Code() != "unavailable" || r.Header.Get("Content-Type") != "application/problem+json" {
 			t.Fatalf("activation without writer: %d %s", r.Status, r.Body)
 		}
 	})
@@ -193,7 +193,7 @@ func TestEdgeStartsWithEverythingDown(t *testing.T) {
 	if r := e.call("GET", "/healthz", "", nil); r.Status != 200 {
 		t.Fatalf("/healthz: %d", r.Status)
 	}
-	if r := e.call("GET", "/readyz", "", nil); r.Status != 503 || r.code() != "unavailable" {
+	if r := e.call("GET", "/readyz", "", nil); r.Status != 503 || r.Code() != "unavailable" {
 		t.Fatalf("/readyz with nothing up: %d %s", r.Status, r.Body)
 	}
 	if s := e.mustStatus("late", k.Key, ""); s.HTTP != 503 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/licensing/licensing/internal/apitest"
 	"io"
 	"log/slog"
 	"net"
@@ -232,26 +233,8 @@ func newClient(t *testing.T, base string) *client {
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 
-type resp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func (r resp) json(t *testing.T, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
-	}
-}
-
-func (r resp) code() string {
-	var p struct {
-		Code string `json:"code"`
-	}
-	_ = json.Unmarshal(r.Body, &p)
-	return p.Code
-}
+// resp is an HTTP answer.
+type resp = apitest.Response
 
 // do sends a request; err is a transport error.
 func (c *client) do(method, path, token string, body any, hdr ...string) (resp, error) {
@@ -313,7 +296,7 @@ func (c *client) must(want int, method, path, token string, body any, hdr ...str
 func (c *client) brand(slug string, products ...string) string {
 	c.t.Helper()
 	var out resource.BrandCreated
-	c.must(201, "POST", "/v1/brands", operatorToken, map[string]string{"slug": slug, "name": slug}).json(c.t, &out)
+	c.must(201, "POST", "/v1/brands", operatorToken, map[string]string{"slug": slug, "name": slug}).JSON(c.t, &out)
 	for _, p := range products {
 		c.must(201, "POST", "/v1/products", out.APIKey.Secret, map[string]string{"code": p, "name": p})
 	}
@@ -325,7 +308,7 @@ func (c *client) licenseKey(apiKey string, licenses ...map[string]any) resource.
 	c.t.Helper()
 	var out resource.LicenseKey
 	c.must(201, "POST", "/v1/license-keys", apiKey, map[string]any{
-		"customer_email": "buyer@example.com", "licenses": licenses}).json(c.t, &out)
+		"customer_email": "buyer@example.com", "licenses": licenses}).JSON(c.t, &out)
 	return out
 }
 

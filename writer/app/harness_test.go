@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/licensing/licensing/internal/apitest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -122,27 +123,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // resp is an HTTP answer.
-type resp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func (r resp) json(t *testing.T, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.Body, err)
-	}
-}
-
-// code is the problem code of an error answer.
-func (r resp) code() string {
-	var p struct {
-		Code string `json:"code"`
-	}
-	_ = json.Unmarshal(r.Body, &p)
-	return p.Code
-}
+type resp = apitest.Response
 
 // call sends a request and checks the answer against the OpenAPI document and the
 // conventions every response follows (X-Request-Id; problem+json for errors).
@@ -217,7 +198,7 @@ func (e *env) brand(slug string, products ...string) string {
 			Secret string `json:"secret"`
 		} `json:"api_key"`
 	}
-	e.must(201, "POST", "/v1/brands", e.operator, map[string]string{"slug": slug, "name": strings.ToUpper(slug)}).json(e.t, &out)
+	e.must(201, "POST", "/v1/brands", e.operator, map[string]string{"slug": slug, "name": strings.ToUpper(slug)}).JSON(e.t, &out)
 	for _, p := range products {
 		e.must(201, "POST", "/v1/products", out.APIKey.Secret, map[string]string{"code": p, "name": p})
 	}

@@ -23,7 +23,7 @@ func (e *env) provision(brandKey, product string, seats *int) resource.LicenseKe
 	}
 	var k resource.LicenseKey
 	e.must(201, "POST", "/v1/license-keys", brandKey, map[string]any{"customer_email": "c@example.com",
-		"licenses": []map[string]any{spec}}).json(e.t, &k)
+		"licenses": []map[string]any{spec}}).JSON(e.t, &k)
 	return k
 }
 
@@ -58,8 +58,8 @@ func testSeats(t *testing.T, e *env) {
 					<-startGate
 					r := e.call("POST", "/v1/public/seats/activations", "", map[string]string{
 						"license_key": k.Key, "product": "plugin", "instance": fmt.Sprintf("site-%d.example", i)})
-					if r.Status == 409 && r.code() != "seat_limit_reached" {
-						t.Errorf("409 with code %s", r.code())
+					if r.Status == 409 && r.Code() != "seat_limit_reached" {
+						t.Errorf("409 with code %s", r.Code())
 					}
 					codes[i] = r.Status
 				}()
@@ -74,7 +74,7 @@ func testSeats(t *testing.T, e *env) {
 				t.Fatalf("statuses = %v, want %d×201 and %d×409", n, c.seats, c.attempts-c.seats)
 			}
 			var l resource.License
-			e.must(200, "GET", "/v1/licenses/"+k.Licenses[0].ID, key, nil).json(t, &l)
+			e.must(200, "GET", "/v1/licenses/"+k.Licenses[0].ID, key, nil).JSON(t, &l)
 			if l.SeatsUsed != c.seats || len(*l.Activations) != c.seats || *l.SeatsRemaining != 0 {
 				t.Fatalf("license after storm = seats_used %d, %d activations", l.SeatsUsed, len(*l.Activations))
 			}
@@ -134,11 +134,11 @@ func TestIdempotency(t *testing.T) {
 			switch r.Status {
 			case 201:
 				var k resource.LicenseKey
-				r.json(t, &k)
+				r.JSON(t, &k)
 				keys[k.Key] = true
 			case 409:
-				if r.code() != "idempotency_in_progress" {
-					t.Fatalf("409 %s", r.code())
+				if r.Code() != "idempotency_in_progress" {
+					t.Fatalf("409 %s", r.Code())
 				}
 			default:
 				t.Fatalf("status %d: %s", r.Status, r.Body)
@@ -165,7 +165,7 @@ func TestIdempotency(t *testing.T) {
 		e.must(201, "POST", "/v1/license-keys", key, body, "Idempotency-Key", "order-3")
 		other := map[string]any{"customer_email": "other@example.com", "licenses": []map[string]any{{"product": "plugin"}}}
 		r := e.call("POST", "/v1/license-keys", key, other, "Idempotency-Key", "order-3")
-		if r.Status != 422 || r.code() != "idempotency_key_reused" {
+		if r.Status != 422 || r.Code() != "idempotency_key_reused" {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 		if n := e.count("SELECT count(*) FROM license_keys WHERE customer_email = 'other@example.com'"); n != 0 {
@@ -184,7 +184,7 @@ func TestIdempotency(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := e.call("POST", "/v1/license-keys", key, body, "Idempotency-Key", "order-4")
-		if r.Status != 409 || r.code() != "idempotency_in_progress" {
+		if r.Status != 409 || r.Code() != "idempotency_in_progress" {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 		_ = first
@@ -195,7 +195,7 @@ func TestIdempotency(t *testing.T) {
 		// the product now exists, but the key replays the first answer
 		e.must(201, "POST", "/v1/products", key, map[string]string{"code": "missing", "name": "M"})
 		b := e.must(422, "POST", "/v1/license-keys", key, bad, "Idempotency-Key", "order-5")
-		if b.Header.Get("Idempotent-Replayed") != "true" || a.code() != b.code() {
+		if b.Header.Get("Idempotent-Replayed") != "true" || a.Code() != b.Code() {
 			t.Fatalf("not replayed: %s", b.Body)
 		}
 	})
@@ -220,7 +220,7 @@ func TestUnknownProductInBundleCreatesNothing(t *testing.T) {
 	before := e.rowCounts()
 	r := e.call("POST", "/v1/license-keys", key, map[string]any{"customer_email": "b@example.com",
 		"licenses": []map[string]any{{"product": "alpha"}, {"product": "beta"}, {"product": "ghost"}}})
-	if r.Status != 422 || r.code() != "unknown_product" || !strings.Contains(string(r.Body), "ghost") {
+	if r.Status != 422 || r.Code() != "unknown_product" || !strings.Contains(string(r.Body), "ghost") {
 		t.Fatalf("%d %s", r.Status, r.Body)
 	}
 	if after := e.rowCounts(); fmt.Sprint(after) != fmt.Sprint(before) {
@@ -235,7 +235,7 @@ func TestBrandIsolation(t *testing.T) {
 	kb := e.provision(b, "pb", ptr(2))
 	e.must(201, "POST", "/v1/public/brand-b/activations", "", map[string]string{"license_key": kb.Key, "product": "pb", "instance": "b.example"})
 	var lb resource.License
-	e.must(200, "GET", "/v1/licenses/"+kb.Licenses[0].ID, b, nil).json(t, &lb)
+	e.must(200, "GET", "/v1/licenses/"+kb.Licenses[0].ID, b, nil).JSON(t, &lb)
 	lic := "/v1/licenses/" + lb.ID
 	before := e.rowCounts()
 	for _, c := range []struct {
@@ -261,12 +261,12 @@ func TestBrandIsolation(t *testing.T) {
 	}
 	t.Run("lists-show-only-own-brand", func(t *testing.T) {
 		var ps resource.List[resource.Product]
-		e.must(200, "GET", "/v1/products", a, nil).json(t, &ps)
+		e.must(200, "GET", "/v1/products", a, nil).JSON(t, &ps)
 		if len(ps.Data) != 1 || ps.Data[0].Code != "pa" {
 			t.Fatalf("products = %+v", ps.Data)
 		}
 		var ls resource.List[resource.License]
-		e.must(200, "GET", "/v1/licenses?customer_email=c@example.com", a, nil).json(t, &ls)
+		e.must(200, "GET", "/v1/licenses?customer_email=c@example.com", a, nil).JSON(t, &ls)
 		if len(ls.Data) != 0 {
 			t.Fatalf("brand A sees %d of brand B's licenses", len(ls.Data))
 		}
@@ -390,11 +390,11 @@ func TestMalformedInputWritesNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			before := e.rowCounts()
 			r := e.call(c.method, c.path, c.token, c.body)
-			if r.Status != c.status || r.code() != "invalid_request" {
-				t.Fatalf("got %d %s, want %d invalid_request: %s", r.Status, r.code(), c.status, r.Body)
+			if r.Status != c.status || r.Code() != "invalid_request" {
+				t.Fatalf("got %d %s, want %d invalid_request: %s", r.Status, r.Code(), c.status, r.Body)
 			}
 			var p struct{ Detail string }
-			r.json(t, &p)
+			r.JSON(t, &p)
 			if !strings.Contains(p.Detail, c.field) {
 				t.Fatalf("detail %q does not name %q", p.Detail, c.field)
 			}
@@ -508,11 +508,11 @@ func TestExpiredLicense(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.call("POST", "/v1/public/exp/activations", "", map[string]string{"license_key": k.Key, "product": "plugin", "instance": "a.example"})
-	if r.Status != 403 || r.code() != "license_expired" {
+	if r.Status != 403 || r.Code() != "license_expired" {
 		t.Fatalf("activate expired: %d %s", r.Status, r.Body)
 	}
 	var st resource.Status
-	e.must(200, "GET", "/v1/public/exp/licenses/"+k.Key+"/status?product=plugin", "", nil).json(t, &st)
+	e.must(200, "GET", "/v1/public/exp/licenses/"+k.Key+"/status?product=plugin", "", nil).JSON(t, &st)
 	if st.Valid || st.Code != "expired" || st.Licenses[0].Status != "expired" {
 		t.Fatalf("status = %+v", st)
 	}
@@ -520,7 +520,7 @@ func TestExpiredLicense(t *testing.T) {
 	e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/suspend", brandKey, nil)
 	e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/renew", brandKey, map[string]string{"expires_at": future(time.Hour)})
 	var l resource.License
-	e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/resume", brandKey, nil).json(t, &l)
+	e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/resume", brandKey, nil).JSON(t, &l)
 	if l.Status != "valid" {
 		t.Fatalf("after renew+resume: %+v", l)
 	}

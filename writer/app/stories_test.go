@@ -25,7 +25,7 @@ func TestUserStories(t *testing.T) {
 			{"product": "rankmath-pro", "seat_limit": 2, "expires_at": future(48 * time.Hour)},
 			{"product": "content-ai"},
 		},
-	}).json(t, &key)
+	}).JSON(t, &key)
 	if !license.ValidKey(key.Key) || key.CustomerEmail != "jane@example.com" || key.Brand != "rankmath" || len(key.Licenses) != 2 {
 		t.Fatalf("provisioned key = %+v", key)
 	}
@@ -39,15 +39,15 @@ func TestUserStories(t *testing.T) {
 
 	t.Run("us1-add-license-409-product-already-licensed", func(t *testing.T) {
 		r := e.must(409, "POST", "/v1/license-keys/"+key.Key+"/licenses", rm, map[string]any{"product": "content-ai"})
-		if r.code() != "product_already_licensed" {
-			t.Fatalf("code = %s", r.code())
+		if r.Code() != "product_already_licensed" {
+			t.Fatalf("code = %s", r.Code())
 		}
 	})
 	t.Run("us1-422-unknown-product", func(t *testing.T) {
 		r := e.must(422, "POST", "/v1/license-keys", rm, map[string]any{"customer_email": "a@b.co",
 			"licenses": []map[string]any{{"product": "nope"}}})
-		if r.code() != "unknown_product" {
-			t.Fatalf("code = %s", r.code())
+		if r.Code() != "unknown_product" {
+			t.Fatalf("code = %s", r.Code())
 		}
 	})
 
@@ -61,7 +61,7 @@ func TestUserStories(t *testing.T) {
 	if r.Status != 201 {
 		t.Fatalf("activate: %d %s", r.Status, r.Body)
 	}
-	r.json(t, &ar)
+	r.JSON(t, &ar)
 	if ar.Activation.Instance != "example.com" || ar.License.SeatsUsed != 1 || *ar.License.SeatsRemaining != 1 {
 		t.Fatalf("activation = %+v", ar)
 	}
@@ -71,7 +71,7 @@ func TestUserStories(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("reinstall: %d %s", r.Status, r.Body)
 		}
-		r.json(t, &again)
+		r.JSON(t, &again)
 		if again.Activation.ID != ar.Activation.ID || again.License.SeatsUsed != 1 {
 			t.Fatalf("reinstall = %+v", again)
 		}
@@ -94,8 +94,8 @@ func TestUserStories(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.call("POST", "/v1/public/"+c.brand+"/activations", "", map[string]string{
 				"license_key": c.key, "product": c.product, "instance": c.instance})
-			if r.Status != c.status || r.code() != c.code {
-				t.Fatalf("got %d %s, want %d %s: %s", r.Status, r.code(), c.status, c.code, r.Body)
+			if r.Status != c.status || r.Code() != c.code {
+				t.Fatalf("got %d %s, want %d %s: %s", r.Status, r.Code(), c.status, c.code, r.Body)
 			}
 		})
 	}
@@ -104,22 +104,22 @@ func TestUserStories(t *testing.T) {
 	t.Run("us4-status", func(t *testing.T) {
 		var st resource.Status
 		r := e.must(200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=rankmath-pro&instance="+url.QueryEscape("https://example.com"), "", nil)
-		r.json(t, &st)
+		r.JSON(t, &st)
 		if !st.Valid || st.Code != "valid" || st.Instance == nil || !st.Instance.Activated || len(st.Licenses) != 1 || st.Licenses[0].SeatsUsed != 2 {
 			t.Fatalf("status = %+v", st)
 		}
 		if r.Header.Get("Cache-Control") == "" {
 			t.Fatal("no Cache-Control on status")
 		}
-		e.must(200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=rankmath-pro&instance=nowhere.example", "", nil).json(t, &st)
+		e.must(200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=rankmath-pro&instance=nowhere.example", "", nil).JSON(t, &st)
 		if st.Valid || st.Code != "instance_not_activated" {
 			t.Fatalf("status for unknown instance = %+v", st)
 		}
-		e.must(200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=unknown", "", nil).json(t, &st)
+		e.must(200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=unknown", "", nil).JSON(t, &st)
 		if st.Valid || st.Code != "product_not_licensed" {
 			t.Fatalf("status for unlicensed product = %+v", st)
 		}
-		if r := e.call("GET", "/v1/public/rankmath/licenses/AAAAA-BBBBB-CCCCC-DDDDD-EEEEE/status", "", nil); r.Status != 404 || r.code() != "license_not_found" {
+		if r := e.call("GET", "/v1/public/rankmath/licenses/AAAAA-BBBBB-CCCCC-DDDDD-EEEEE/status", "", nil); r.Status != 404 || r.Code() != "license_not_found" {
 			t.Fatalf("unknown key: %d %s", r.Status, r.Body)
 		}
 	})
@@ -127,7 +127,7 @@ func TestUserStories(t *testing.T) {
 	// US2: lifecycle.
 	path := "/v1/licenses/" + pro.ID
 	var l resource.License
-	e.must(200, "POST", path+"/suspend", rm, nil).json(t, &l)
+	e.must(200, "POST", path+"/suspend", rm, nil).JSON(t, &l)
 	if l.Status != "suspended" {
 		t.Fatalf("suspend: %+v", l)
 	}
@@ -138,30 +138,30 @@ func TestUserStories(t *testing.T) {
 			t.Fatalf("no-op wrote %d events", after-before)
 		}
 	})
-	if r := act("https://new.example"); r.Status != 403 || r.code() != "license_suspended" {
+	if r := act("https://new.example"); r.Status != 403 || r.Code() != "license_suspended" {
 		t.Fatalf("activate suspended: %d %s", r.Status, r.Body)
 	}
-	e.must(200, "POST", path+"/renew", rm, map[string]string{"expires_at": future(365 * 24 * time.Hour)}).json(t, &l)
+	e.must(200, "POST", path+"/renew", rm, map[string]string{"expires_at": future(365 * 24 * time.Hour)}).JSON(t, &l)
 	if l.Status != "suspended" {
 		t.Fatalf("renew must keep suspended: %+v", l)
 	}
-	e.must(200, "POST", path+"/resume", rm, nil).json(t, &l)
+	e.must(200, "POST", path+"/resume", rm, nil).JSON(t, &l)
 	if l.Status != "valid" {
 		t.Fatalf("resume: %+v", l)
 	}
 	t.Run("us2-422-renew-in-the-past", func(t *testing.T) {
 		r := e.must(422, "POST", path+"/renew", rm, map[string]string{"expires_at": "2001-01-01T00:00:00Z"})
-		if r.code() != "invalid_request" {
-			t.Fatalf("code %s", r.code())
+		if r.Code() != "invalid_request" {
+			t.Fatalf("code %s", r.Code())
 		}
 	})
-	e.must(200, "POST", path+"/cancel", rm, nil).json(t, &l)
+	e.must(200, "POST", path+"/cancel", rm, nil).JSON(t, &l)
 	if l.Status != "cancelled" {
 		t.Fatalf("cancel: %+v", l)
 	}
 	for _, tr := range []string{"resume", "suspend"} {
 		t.Run("us2-409-"+tr+"-out-of-cancelled", func(t *testing.T) {
-			if r := e.call("POST", path+"/"+tr, rm, nil); r.Status != 409 || r.code() != "invalid_transition" {
+			if r := e.call("POST", path+"/"+tr, rm, nil); r.Status != 409 || r.Code() != "invalid_transition" {
 				t.Fatalf("%d %s", r.Status, r.Body)
 			}
 		})
@@ -170,12 +170,12 @@ func TestUserStories(t *testing.T) {
 		t.Fatalf("renew cancelled: %d", r.Status)
 	}
 	e.must(200, "POST", path+"/cancel", rm, nil) // cancel again: no-op
-	if r := act("https://new.example"); r.Status != 403 || r.code() != "license_cancelled" {
+	if r := act("https://new.example"); r.Status != 403 || r.Code() != "license_cancelled" {
 		t.Fatalf("activate cancelled: %d %s", r.Status, r.Body)
 	}
 	// a cancelled license frees its product for a new license on the same key
 	var again resource.License
-	e.must(201, "POST", "/v1/license-keys/"+key.Key+"/licenses", rm, map[string]any{"product": "rankmath-pro", "seat_limit": 1}).json(t, &again)
+	e.must(201, "POST", "/v1/license-keys/"+key.Key+"/licenses", rm, map[string]any{"product": "rankmath-pro", "seat_limit": 1}).JSON(t, &again)
 
 	// US5: deactivate by instance, and by id (support desk).
 	var dr resource.DeactivationResult
@@ -183,22 +183,22 @@ func TestUserStories(t *testing.T) {
 	if caiAct.Status != 201 {
 		t.Fatalf("activate unlimited: %d %s", caiAct.Status, caiAct.Body)
 	}
-	e.must(200, "POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "https://site.example/"}).json(t, &dr)
+	e.must(200, "POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "https://site.example/"}).JSON(t, &dr)
 	if dr.License.SeatsUsed != 0 {
 		t.Fatalf("deactivate: %+v", dr)
 	}
-	if r := e.call("POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"}); r.Status != 404 || r.code() != "activation_not_found" {
+	if r := e.call("POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"}); r.Status != 404 || r.Code() != "activation_not_found" {
 		t.Fatalf("deactivate twice: %d %s", r.Status, r.Body)
 	}
 	e.call("POST", "/v1/public/rankmath/activations", "", map[string]string{"license_key": key.Key, "product": "rankmath-pro", "instance": "desk.example"})
 	var full resource.License
-	e.must(200, "GET", "/v1/licenses/"+again.ID, rm, nil).json(t, &full)
+	e.must(200, "GET", "/v1/licenses/"+again.ID, rm, nil).JSON(t, &full)
 	if full.Activations == nil || len(*full.Activations) != 1 || full.SeatsUsed != 1 {
 		t.Fatalf("license with activations = %+v", full)
 	}
 	e.must(204, "DELETE", "/v1/licenses/"+again.ID+"/activations/"+(*full.Activations)[0].ID, rm, nil)
 	full = resource.License{}
-	e.must(200, "GET", "/v1/licenses/"+again.ID, rm, nil).json(t, &full)
+	e.must(200, "GET", "/v1/licenses/"+again.ID, rm, nil).JSON(t, &full)
 	if full.Activations == nil || len(*full.Activations) != 0 || full.SeatsUsed != 0 {
 		t.Fatalf("after support-desk removal = %+v", full)
 	}
@@ -208,7 +208,7 @@ func TestUserStories(t *testing.T) {
 
 	// GET key with activations
 	var got resource.LicenseKey
-	e.must(200, "GET", "/v1/license-keys/"+key.Key, rm, nil).json(t, &got)
+	e.must(200, "GET", "/v1/license-keys/"+key.Key, rm, nil).JSON(t, &got)
 	if len(got.Licenses) != 3 {
 		t.Fatalf("key has %d licenses, want 3", len(got.Licenses))
 	}
@@ -222,7 +222,7 @@ func TestUserStories(t *testing.T) {
 	wr := e.brand("wp-rocket", "wp-rocket")
 	e.must(201, "POST", "/v1/license-keys", wr, map[string]any{"customer_email": "jane@example.com", "licenses": []map[string]any{{"product": "wp-rocket"}}})
 	var list resource.List[resource.License]
-	e.must(200, "GET", "/v1/licenses?customer_email="+url.QueryEscape("JANE@example.com"), rm, nil).json(t, &list)
+	e.must(200, "GET", "/v1/licenses?customer_email="+url.QueryEscape("JANE@example.com"), rm, nil).JSON(t, &list)
 	if len(list.Data) != 3 {
 		t.Fatalf("brand list = %d licenses, want 3", len(list.Data))
 	}
@@ -233,11 +233,11 @@ func TestUserStories(t *testing.T) {
 	}
 	t.Run("us6-pagination", func(t *testing.T) {
 		var p1, p2 resource.List[resource.License]
-		e.must(200, "GET", "/v1/licenses?limit=2&customer_email=jane@example.com", rm, nil).json(t, &p1)
+		e.must(200, "GET", "/v1/licenses?limit=2&customer_email=jane@example.com", rm, nil).JSON(t, &p1)
 		if len(p1.Data) != 2 || p1.NextCursor == nil {
 			t.Fatalf("page 1 = %+v", p1)
 		}
-		e.must(200, "GET", "/v1/licenses?limit=2&customer_email=jane@example.com&cursor="+*p1.NextCursor, rm, nil).json(t, &p2)
+		e.must(200, "GET", "/v1/licenses?limit=2&customer_email=jane@example.com&cursor="+*p1.NextCursor, rm, nil).JSON(t, &p2)
 		if len(p2.Data) != 1 || p2.NextCursor != nil || p2.Data[0].ID == p1.Data[0].ID || p2.Data[0].ID == p1.Data[1].ID {
 			t.Fatalf("page 2 = %+v", p2)
 		}
@@ -246,15 +246,15 @@ func TestUserStories(t *testing.T) {
 		}
 	})
 	t.Run("us6-403-across-brands-without-scope", func(t *testing.T) {
-		if r := e.call("GET", "/v1/customers/jane@example.com/licenses", rm, nil); r.Status != 403 || r.code() != "insufficient_scope" {
+		if r := e.call("GET", "/v1/customers/jane@example.com/licenses", rm, nil); r.Status != 403 || r.Code() != "insufficient_scope" {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("us6-across-brands-masks-others", func(t *testing.T) {
 		var k resource.APIKey
-		e.must(201, "POST", "/v1/brands/rankmath/api-keys", e.operator, map[string]any{"scopes": []string{"customers:read-all"}}).json(t, &k)
+		e.must(201, "POST", "/v1/brands/rankmath/api-keys", e.operator, map[string]any{"scopes": []string{"customers:read-all"}}).JSON(t, &k)
 		var all resource.List[resource.CustomerLicense]
-		e.must(200, "GET", "/v1/customers/jane@example.com/licenses", k.Secret, nil).json(t, &all)
+		e.must(200, "GET", "/v1/customers/jane@example.com/licenses", k.Secret, nil).JSON(t, &all)
 		if len(all.Data) != 4 {
 			t.Fatalf("cross-brand list = %d, want 4", len(all.Data))
 		}
@@ -270,7 +270,7 @@ func TestUserStories(t *testing.T) {
 				}
 			}
 		}
-		e.must(200, "GET", "/v1/customers/jane@example.com/licenses", e.operator, nil).json(t, &all)
+		e.must(200, "GET", "/v1/customers/jane@example.com/licenses", e.operator, nil).JSON(t, &all)
 		for _, c := range all.Data {
 			if c.Masked {
 				t.Fatalf("operator sees masked entry: %+v", c)
@@ -280,7 +280,7 @@ func TestUserStories(t *testing.T) {
 
 	// audit trail of the first license, oldest first
 	var evs resource.List[resource.Event]
-	e.must(200, "GET", "/v1/licenses/"+pro.ID+"/events", rm, nil).json(t, &evs)
+	e.must(200, "GET", "/v1/licenses/"+pro.ID+"/events", rm, nil).JSON(t, &evs)
 	var actions []string
 	for _, ev := range evs.Data {
 		actions = append(actions, ev.Action)
@@ -313,20 +313,20 @@ func TestOperatorAndCredentials(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			// undocumented routes by design: skip the OpenAPI check for them
 			r := e.call(c.method, c.path, c.token, c.body, "X-Test-Undocumented", fmt.Sprint(c.status >= 404 && c.status <= 405 && c.token != "" && c.code != "unauthorized"))
-			if r.Status != c.status || r.code() != c.code {
-				t.Fatalf("got %d %s, want %d %s", r.Status, r.code(), c.status, c.code)
+			if r.Status != c.status || r.Code() != c.code {
+				t.Fatalf("got %d %s, want %d %s", r.Status, r.Code(), c.status, c.code)
 			}
 		})
 	}
 	key := e.brand("acme", "tool")
-	if r := e.call("POST", "/v1/brands", e.operator, map[string]string{"slug": "acme", "name": "again"}); r.Status != 409 || r.code() != "conflict" {
+	if r := e.call("POST", "/v1/brands", e.operator, map[string]string{"slug": "acme", "name": "again"}); r.Status != 409 || r.Code() != "conflict" {
 		t.Fatalf("duplicate brand: %d %s", r.Status, r.Body)
 	}
-	if r := e.call("POST", "/v1/products", key, map[string]string{"code": "tool", "name": "again"}); r.Status != 409 || r.code() != "conflict" {
+	if r := e.call("POST", "/v1/products", key, map[string]string{"code": "tool", "name": "again"}); r.Status != 409 || r.Code() != "conflict" {
 		t.Fatalf("duplicate product: %d %s", r.Status, r.Body)
 	}
 	var brands resource.List[resource.Brand]
-	e.must(200, "GET", "/v1/brands", e.operator, nil).json(t, &brands)
+	e.must(200, "GET", "/v1/brands", e.operator, nil).JSON(t, &brands)
 	if len(brands.Data) != 1 || brands.Data[0].Slug != "acme" {
 		t.Fatalf("brands = %+v", brands)
 	}
@@ -335,7 +335,7 @@ func TestOperatorAndCredentials(t *testing.T) {
 	}
 	// a second key, then revoke it: 401 at once
 	var k2 resource.APIKey
-	e.must(201, "POST", "/v1/brands/acme/api-keys", e.operator, map[string]any{}).json(t, &k2)
+	e.must(201, "POST", "/v1/brands/acme/api-keys", e.operator, map[string]any{}).JSON(t, &k2)
 	e.must(200, "GET", "/v1/products", k2.Secret, nil)
 	e.must(204, "DELETE", "/v1/brands/acme/api-keys/"+k2.ID, e.operator, nil)
 	if r := e.call("GET", "/v1/products", k2.Secret, nil); r.Status != 401 {
