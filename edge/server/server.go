@@ -58,6 +58,8 @@ type Server struct {
 	log     *slog.Logger
 	m       *metrics.Metrics
 	limits  *ipLimits
+	// wasReady is set once a readiness check has passed.
+	wasReady atomic.Bool
 }
 
 // New returns the server. relay may be nil (writes answer 503); ready may be nil.
@@ -153,15 +155,24 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, rid string) bool {
 	return false
 }
 
+// readyz is 503 until a data tier has answered once since start. After that the node stays
+// in rotation whatever fails below it — it can still answer from L1, marked stale, which
+// beats every edge leaving the load balancer at once in a shared outage — and reports
+// "degraded" with the failing check.
 func (s *Server) readyz(ctx *fasthttp.RequestCtx, rid string) {
 	if s.ready != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := s.ready(rctx); err != nil {
-			s.problem(ctx, rid, problem.New(problem.Unavailable, "not ready: %v", err))
+			if !s.wasReady.Load() {
+				s.problem(ctx, rid, problem.New(problem.Unavailable, "not ready: %v", err))
+				return
+			}
+			writeJSON(ctx, http.StatusOK, map[string]string{"status": "degraded", "detail": err.Error()})
 			return
 		}
 	}
+	s.wasReady.Store(true)
 	writeJSON(ctx, http.StatusOK, map[string]string{"status": "ready"})
 }
 
