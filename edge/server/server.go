@@ -58,7 +58,7 @@ type Server struct {
 	log     *slog.Logger
 	m       *metrics.Metrics
 	limits  *ipLimits
-	// wasReady is set once a readiness check has passed.
+	// wasReady is set once a readiness check has passed or a fresh answer was served.
 	wasReady atomic.Bool
 }
 
@@ -155,7 +155,8 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, rid string) bool {
 	return false
 }
 
-// readyz is 503 until a data tier has answered once since start. After that the node stays
+// readyz is 503 until a data tier has answered once since start (a passing check or a
+// fresh status answer). After that the node stays
 // in rotation whatever fails below it — it can still answer from L1, marked stale, which
 // beats every edge leaving the load balancer at once in a shared outage — and reports
 // "degraded" with the failing check.
@@ -224,6 +225,9 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 	age := 0
 	if !r.Stale {
 		age = license.CacheMaxAge(s.cfg.StatusMaxAge, out, now)
+		if !s.wasReady.Load() {
+			s.wasReady.Store(true) // a tier answered: this node has served fresh data
+		}
 	}
 	ctx.Response.Header.Set("Cache-Control", "max-age="+strconv.Itoa(age))
 	buf := bodyPool.Get().(*[]byte)
