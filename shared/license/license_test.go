@@ -113,6 +113,7 @@ func TestTransitions(t *testing.T) {
 		{Suspend, StatusSuspended, StatusSuspended, StatusSuspended, true},
 		{Resume, StatusSuspended, StatusSuspended, StatusValid, true},
 		{Resume, StatusValid, StatusValid, StatusValid, true},
+		{Resume, StatusValid, StatusExpired, StatusValid, false},
 		{Renew, StatusSuspended, StatusSuspended, StatusSuspended, true},
 		{Renew, StatusValid, StatusExpired, StatusValid, true},
 		{Cancel, StatusSuspended, StatusSuspended, StatusCancelled, true},
@@ -157,6 +158,30 @@ func TestEvaluate(t *testing.T) {
 				t.Fatalf("got valid=%v code=%s n=%d", st.Valid, st.Code, len(st.Licenses))
 			}
 		})
+	}
+	// a seat left on a cancelled license does not count for the live one (same product)
+	one := 1
+	moved := Snapshot{Licenses: []SnapshotLicense{
+		{Product: "pro", Status: StatusCancelled, Instances: []string{"a.com"}},
+		{Product: "pro", Status: StatusValid, SeatLimit: &one, SeatsUsed: 1, Instances: []string{"b.com"}},
+		{Product: "sus", Status: StatusSuspended, Instances: []string{"c.com"}},
+	}}
+	for _, c := range []struct {
+		product, instance string
+		valid             bool
+		code              string
+		activated         bool
+	}{
+		{"pro", "a.com", false, "instance_not_activated", false},
+		{"pro", "b.com", true, "valid", true},
+		{"", "a.com", false, "instance_not_activated", true},
+		{"", "c.com", false, "instance_not_activated", true},
+		{"", "b.com", true, "valid", true},
+	} {
+		st := moved.Evaluate(c.product, c.instance, now)
+		if st.Valid != c.valid || st.Code != c.code || st.Instance.Activated != c.activated {
+			t.Errorf("Evaluate(%q, %q) = valid %v code %s activated %v", c.product, c.instance, st.Valid, st.Code, st.Instance.Activated)
+		}
 	}
 	if st := s.Evaluate("pro", "", later); st.Valid || st.Code != "expired" {
 		t.Fatalf("at expires_at exactly: %+v", st)

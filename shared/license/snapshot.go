@@ -39,7 +39,7 @@ func (s *Snapshot) Evaluate(product, instance string, now time.Time) resource.St
 		CheckedAt:  now.UTC(),
 	}
 	var asked *SnapshotLicense
-	anyValid := false
+	anyValid, anyValidActivated := false, false
 	best := ""
 	for i := range s.Licenses {
 		l := &s.Licenses[i]
@@ -62,6 +62,9 @@ func (s *Snapshot) Evaluate(product, instance string, now time.Time) resource.St
 		}
 		if valid {
 			anyValid = true
+			if instance != "" && l.hasInstance(instance) {
+				anyValidActivated = true
+			}
 		}
 		if best == "" || rank(st) < rank(best) {
 			best = st
@@ -82,25 +85,39 @@ func (s *Snapshot) Evaluate(product, instance string, now time.Time) resource.St
 		out.Valid = st == StatusValid
 	}
 	if instance != "" {
-		activated := false
-		for i := range s.Licenses {
-			l := &s.Licenses[i]
-			if product != "" && l.Product != product {
-				continue
-			}
-			for _, in := range l.Instances {
-				if in == instance {
-					activated = true
+		// The instance counts only where it holds a seat of the license that answers:
+		// the asked product's license, or (without product) a valid license. A seat left
+		// on a cancelled license never makes a site look licensed.
+		var activated bool
+		if product != "" {
+			activated = asked != nil && asked.hasInstance(instance)
+		} else {
+			activated = anyValidActivated
+			if !activated {
+				for i := range s.Licenses {
+					if s.Licenses[i].hasInstance(instance) {
+						activated = true
+						break
+					}
 				}
 			}
 		}
 		out.Instance = &resource.StatusInstance{ID: instance, Activated: activated}
-		if out.Valid && !activated {
+		if out.Valid && !(activated && (product != "" || anyValidActivated)) {
 			out.Valid = false
 			out.Code = CodeInstanceNotActivated
 		}
 	}
 	return out
+}
+
+func (l *SnapshotLicense) hasInstance(instance string) bool {
+	for _, in := range l.Instances {
+		if in == instance {
+			return true
+		}
+	}
+	return false
 }
 
 // rank orders statuses from most to least favourable, so a key with one valid and one

@@ -54,9 +54,10 @@ func Next(t Transition, stored, effective string) (next string, ok bool) {
 		}
 		return StatusSuspended, effective == StatusValid || effective == StatusExpired
 	case Resume:
-		if stored == StatusValid {
-			return StatusValid, true
+		if effective == StatusValid {
+			return StatusValid, true // already valid: a no-op
 		}
+		// from suspended only; an expired license needs a renew, not a resume
 		return StatusValid, stored == StatusSuspended
 	case Renew:
 		return stored, true

@@ -20,8 +20,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &problem.Error{Kind: problem.InvalidRequest, Status: http.StatusRequestEntityTooLarge,
-				Detail: "body: larger than 64 KiB"}
+			// API.md: bodies over 64 KiB are 400 invalid_request
+			return nil, problem.Invalid("body", "larger than 64 KiB")
 		}
 		return nil, problem.Invalid("body", "could not be read")
 	}

@@ -247,9 +247,9 @@ func (s *Server) meta(r *http.Request, p *licensing.Principal) licensing.Meta {
 
 func clientIP(r *http.Request) string {
 	if f := r.Header.Get("X-Forwarded-For"); f != "" {
-		// set by our edge (or a trusted proxy); first hop is the client
-		ip, _, _ := strings.Cut(f, ",")
-		return strings.TrimSpace(ip)
+		// the right-most hop is the one our edge appended (the address it saw); hops to
+		// its left come from the client and can be forged
+		return strings.TrimSpace(f[strings.LastIndexByte(f, ',')+1:])
 	}
 	host := r.RemoteAddr
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {

@@ -380,7 +380,7 @@ func TestMalformedInputWritesNothing(t *testing.T) {
 		{"zero-seats-422", "POST", "/v1/license-keys", key, `{"customer_email":"a@b.co","licenses":[{"product":"pp","seat_limit":0}]}`, 422, "seat_limit"},
 		{"bad-date-400", "POST", "/v1/license-keys", key, `{"customer_email":"a@b.co","licenses":[{"product":"pp","expires_at":"next tuesday"}]}`, 400, "expires_at"},
 		{"past-date-422", "POST", "/v1/license-keys", key, `{"customer_email":"a@b.co","licenses":[{"product":"pp","expires_at":"2000-01-01T00:00:00Z"}]}`, 422, "expires_at"},
-		{"huge-body-413", "POST", "/v1/license-keys", key, huge, 413, "body"},
+		{"huge-body-400", "POST", "/v1/license-keys", key, huge, 400, "body"},
 		{"renew-bad-date-400", "POST", "/v1/licenses/" + k.Licenses[0].ID + "/renew", key, `{"expires_at":"2030-13-45"}`, 400, "expires_at"},
 		{"product-bad-code-422", "POST", "/v1/products", key, `{"code":"Has Spaces","name":"x"}`, 422, "code"},
 		{"activation-unknown-field-400", "POST", "/v1/public/bad/activations", "", `{"license_key":"` + k.Key + `","product":"pp","instance":"a.example","x":1}`, 400, "x"},
@@ -515,6 +515,10 @@ func TestExpiredLicense(t *testing.T) {
 	e.must(200, "GET", "/v1/public/exp/licenses/"+k.Key+"/status?product=plugin", "", nil).JSON(t, &st)
 	if st.Valid || st.Code != "expired" || st.Licenses[0].Status != "expired" {
 		t.Fatalf("status = %+v", st)
+	}
+	// resume is only for suspended licenses: an expired one needs a renew
+	if r := e.call("POST", "/v1/licenses/"+k.Licenses[0].ID+"/resume", brandKey, nil); r.Status != 409 || r.Code() != "invalid_transition" {
+		t.Fatalf("resume an expired license: %d %s", r.Status, r.Body)
 	}
 	// suspend works from expired, renew brings it back (keeping suspended), resume validates
 	e.must(200, "POST", "/v1/licenses/"+k.Licenses[0].ID+"/suspend", brandKey, nil)

@@ -190,6 +190,9 @@ func TestUserStories(t *testing.T) {
 	if r := e.call("POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"}); r.Status != 404 || r.Code() != "activation_not_found" {
 		t.Fatalf("deactivate twice: %d %s", r.Status, r.Body)
 	}
+	if r := e.call("POST", "/v1/public/nobrand/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"}); r.Status != 404 || r.Code() != "activation_not_found" {
+		t.Fatalf("deactivate under an unknown brand: %d %s", r.Status, r.Body)
+	}
 	e.call("POST", "/v1/public/rankmath/activations", "", map[string]string{"license_key": key.Key, "product": "rankmath-pro", "instance": "desk.example"})
 	var full resource.License
 	e.must(200, "GET", "/v1/licenses/"+again.ID, rm, nil).JSON(t, &full)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
@@ -177,7 +176,10 @@ func (s *Service) Deactivate(ctx context.Context, m Meta, brandSlug, key, produc
 	key = license.NormalizeKey(key)
 	b, err := s.brand(ctx, brandSlug)
 	if err != nil {
-		return resource.DeactivationResult{}, notFound(err, problem.LicenseNotFound, "license not found")
+		if problem.Is(err, problem.LicenseNotFound) {
+			return resource.DeactivationResult{}, problem.New(problem.ActivationNotFound, "no activation of this instance for this license")
+		}
+		return resource.DeactivationResult{}, err
 	}
 	notFoundErr := problem.New(problem.ActivationNotFound, "no activation of this instance for this license")
 	if !license.ValidKey(key) {
@@ -226,7 +228,7 @@ func (s *Service) freeSeat(ctx context.Context, tx Tx, m Meta, k *KeyRow, l Lice
 
 // RemoveActivation frees a seat by activation id (support desk, US5).
 func (s *Service) RemoveActivation(ctx context.Context, m Meta, p Principal, licenseID, activationID string) error {
-	if _, err := uuid.Parse(activationID); err != nil {
+	if !validID(activationID) {
 		return problem.New(problem.ActivationNotFound, "activation not found")
 	}
 	_, err := idempotent(s, ctx, m, p, func(tx Tx) (struct{}, error) {

@@ -53,11 +53,12 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 		})
 		return out, err
 	}
-	if err := s.claim(ctx, p.BrandID, idem); err != nil {
+	claimedAt, err := s.claim(ctx, p.BrandID, idem)
+	if err != nil {
 		return zero, err
 	}
 	var out T
-	err := s.store.Tx(ctx, scope, func(tx Tx) error {
+	err = s.store.Tx(ctx, scope, func(tx Tx) error {
 		var err error
 		if out, err = fn(tx); err != nil {
 			return err
@@ -69,25 +70,29 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 		if idem.Status == 204 {
 			body = nil
 		}
-		return tx.CompleteIdempotency(ctx, p.BrandID, idem.Key, idem.Status, body)
+		// fenced by claimedAt: if a retry took the claim over meanwhile, this
+		// transaction rolls back instead of applying the request a second time
+		return tx.CompleteIdempotency(ctx, p.BrandID, idem.Key, claimedAt, idem.Status, body)
 	})
 	if err == nil {
 		return out, nil
 	}
+	// the request may have been cancelled (client gone): finish the bookkeeping anyway
+	bg := context.WithoutCancel(ctx)
 	var perr *problem.Error
-	if errors.As(err, &perr) && perr.Kind != problem.Internal {
+	if errors.As(err, &perr) && perr.Kind != problem.Internal && perr.Kind != problem.IdempotencyInProgress {
 		// A domain error is the request's answer: store it so retries get the same.
 		status, body := problem.Marshal(perr, m.RequestID)
-		cerr := s.store.Tx(context.WithoutCancel(ctx), scope, func(tx Tx) error {
-			return tx.CompleteIdempotency(ctx, p.BrandID, idem.Key, status, body)
+		cerr := s.store.Tx(bg, scope, func(tx Tx) error {
+			return tx.CompleteIdempotency(bg, p.BrandID, idem.Key, claimedAt, status, body)
 		})
 		if cerr != nil {
 			s.log.Error("store idempotent error response", "err", cerr)
 		}
 		return zero, err
 	}
-	rerr := s.store.Tx(context.WithoutCancel(ctx), scope, func(tx Tx) error {
-		return tx.ReleaseIdempotency(ctx, p.BrandID, idem.Key)
+	rerr := s.store.Tx(bg, scope, func(tx Tx) error {
+		return tx.ReleaseIdempotency(bg, p.BrandID, idem.Key, claimedAt)
 	})
 	if rerr != nil {
 		s.log.Error("release idempotency key", "err", rerr)
@@ -95,11 +100,19 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 	return zero, err
 }
 
-func (s *Service) claim(ctx context.Context, brandID string, idem *Idempotency) error {
-	now := s.Now()
-	return s.store.Tx(ctx, BrandScope(brandID), func(tx Tx) error {
+// claim takes the idempotency key for this request and returns the claim's lock time,
+// which fences the later completion. A record older than the retention is expired and
+// claimed afresh.
+func (s *Service) claim(ctx context.Context, brandID string, idem *Idempotency) (time.Time, error) {
+	// Postgres keeps microseconds: the fence must compare equal after a round trip
+	now := s.Now().Truncate(time.Microsecond)
+	inProgress := problem.New(problem.IdempotencyInProgress, "a request with this Idempotency-Key is still being processed; retry later")
+	err := s.store.Tx(ctx, BrandScope(brandID), func(tx Tx) error {
 		ex, ok, err := tx.ClaimIdempotency(ctx, IdemRow{BrandID: brandID, Key: idem.Key, Fingerprint: idem.Fingerprint,
-			State: "running", CreatedAt: now, LockedAt: now})
+			State: "running", CreatedAt: now, LockedAt: now}, now.Add(-IdempotencyRetention))
+		if problem.Is(err, problem.NotFound) {
+			return inProgress // the holder released it between our insert and read: retry
+		}
 		if err != nil || ok {
 			return err
 		}
@@ -114,10 +127,11 @@ func (s *Service) claim(ctx context.Context, brandID string, idem *Idempotency) 
 			return err
 		}
 		if !taken {
-			return problem.New(problem.IdempotencyInProgress, "a request with this Idempotency-Key is still being processed; retry later")
+			return inProgress
 		}
 		return nil
 	})
+	return now, err
 }
 
 // CleanupIdempotency deletes records older than the retention; it returns how many.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
@@ -197,7 +196,7 @@ func (s *Service) withActivations(ctx context.Context, tx Tx, brandID string, ke
 
 // GetLicense returns one license with its activations.
 func (s *Service) GetLicense(ctx context.Context, p Principal, id string) (resource.License, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !validID(id) {
 		return resource.License{}, problem.New(problem.NotFound, "license not found")
 	}
 	var out resource.License
@@ -223,7 +222,7 @@ func (s *Service) GetLicense(ctx context.Context, p Principal, id string) (resou
 
 // lockLicense locks a license's key, then the license (the documented lock order).
 func (s *Service) lockLicense(ctx context.Context, tx Tx, brandID, id string) (KeyRow, LicenseRow, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !validID(id) {
 		return KeyRow{}, LicenseRow{}, problem.New(problem.NotFound, "license not found")
 	}
 	l, err := tx.LicenseByID(ctx, brandID, id)
@@ -376,7 +375,7 @@ func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email strin
 
 // Events lists a license's audit events, oldest first.
 func (s *Service) Events(ctx context.Context, p Principal, licenseID string, page Page) (resource.List[resource.Event], error) {
-	if _, err := uuid.Parse(licenseID); err != nil {
+	if !validID(licenseID) {
 		return resource.List[resource.Event]{}, problem.New(problem.NotFound, "license not found")
 	}
 	var out resource.List[resource.Event]

@@ -76,6 +76,13 @@ func (s *Service) Now() time.Time { return s.now().UTC() }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
+// validID reports whether s is a UUID in its canonical 36-character form; uuid.Parse alone
+// also accepts braces, "urn:uuid:" and other spellings Postgres would refuse.
+func validID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && len(s) == 36 && u.String() == strings.ToLower(s)
+}
+
 // ---------------------------------------------------------------- brands and credentials
 
 // CreateBrand creates a brand and its first API key (the key's secret is returned once).
@@ -149,7 +156,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, m Meta, slug string, scopes 
 
 // RevokeAPIKey revokes a brand API key; it stops authenticating at once.
 func (s *Service) RevokeAPIKey(ctx context.Context, m Meta, slug, id string) error {
-	if _, err := uuid.Parse(id); err != nil {
+	if !validID(id) {
 		return problem.New(problem.NotFound, "api key not found")
 	}
 	return s.store.Tx(ctx, ScopeAll, func(tx Tx) error {
@@ -320,7 +327,7 @@ func ParsePage(limit, cursor string) (Page, error) {
 		if err != nil {
 			return p, problem.Invalid("cursor", "is not a cursor this API returned")
 		}
-		if _, err := uuid.Parse(string(b)); err != nil {
+		if !validID(string(b)) {
 			return p, problem.Invalid("cursor", "is not a cursor this API returned")
 		}
 		p.After = string(b)

@@ -92,14 +92,18 @@ type Tx interface {
 	ListEvents(ctx context.Context, brandID, licenseID, after string, limit int) ([]AuditRow, error)
 
 	// Idempotency records.
-	// ClaimIdempotency inserts a running record; ok is false when one already exists, in
-	// which case existing holds it.
-	ClaimIdempotency(ctx context.Context, r IdemRow) (existing IdemRow, ok bool, err error)
+	// ClaimIdempotency inserts a running record, or replaces one created before
+	// expiredBefore; ok is false when a live one exists, in which case existing holds it
+	// (not_found when it vanished between the insert and the read).
+	ClaimIdempotency(ctx context.Context, r IdemRow, expiredBefore time.Time) (existing IdemRow, ok bool, err error)
 	// TakeOverIdempotency re-claims a running record whose lock is older than staleBefore
 	// (its holder crashed); ok is false when it is not stale.
 	TakeOverIdempotency(ctx context.Context, brandID, key string, fingerprint []byte, staleBefore, now time.Time) (bool, error)
-	CompleteIdempotency(ctx context.Context, brandID, key string, status int, body []byte) error
-	ReleaseIdempotency(ctx context.Context, brandID, key string) error
+	// CompleteIdempotency stores the response of the claim made at claimedAt; it returns
+	// idempotency_in_progress when that claim is no longer held (taken over).
+	CompleteIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time, status int, body []byte) error
+	// ReleaseIdempotency deletes the running claim made at claimedAt.
+	ReleaseIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time) error
 	DeleteIdempotencyBefore(ctx context.Context, before time.Time) (int64, error)
 }
 

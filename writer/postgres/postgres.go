@@ -39,6 +39,10 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "license-writer"
+	// no statement or idle transaction may outlive the idempotency lock timeout (60 s):
+	// a request that stalls is cut off before a retry may take its claim over
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "20s"
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "20s"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -60,13 +64,15 @@ func (s *Store) run(ctx context.Context, scope licensing.Scope, opts pgx.TxOptio
 	// The scope is spliced into the BEGIN statement so that beginning and scoping the
 	// transaction cost one round trip; it is validated first (a UUID or "all").
 	if scope != licensing.ScopeAll {
-		if _, err := uuid.Parse(string(scope)); err != nil {
+		if u, err := uuid.Parse(string(scope)); err != nil || u.String() != string(scope) {
 			return fmt.Errorf("postgres: invalid scope %q", scope)
 		}
 	}
 	mode := "READ WRITE"
 	if opts.AccessMode == pgx.ReadOnly {
-		mode = "READ ONLY"
+		// one snapshot for every statement: a key, its licenses and their activations
+		// are read at the same version
+		mode = "ISOLATION LEVEL REPEATABLE READ READ ONLY"
 	}
 	opts.BeginQuery = "BEGIN " + mode + "; SELECT set_config('app.brand_id', '" + string(scope) + "', true)"
 	tx, err := s.pool.BeginTx(ctx, opts)
@@ -578,9 +584,12 @@ func (t *txn) ListEvents(ctx context.Context, brandID, licenseID, after string, 
 
 // ---------------------------------------------------------------- idempotency
 
-func (t *txn) ClaimIdempotency(ctx context.Context, r licensing.IdemRow) (licensing.IdemRow, bool, error) {
+func (t *txn) ClaimIdempotency(ctx context.Context, r licensing.IdemRow, expiredBefore time.Time) (licensing.IdemRow, bool, error) {
 	tag, err := t.exec(ctx, `INSERT INTO idempotency_keys (brand_id, key, fingerprint, state, created_at, locked_at)
-		VALUES ($1, $2, $3, 'running', $4, $4) ON CONFLICT (brand_id, key) DO NOTHING`, r.BrandID, r.Key, r.Fingerprint, r.CreatedAt)
+		VALUES ($1, $2, $3, 'running', $4, $4)
+		ON CONFLICT (brand_id, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'running',
+			response_status = NULL, response_body = NULL, created_at = EXCLUDED.created_at, locked_at = EXCLUDED.locked_at
+		WHERE idempotency_keys.created_at < $5`, r.BrandID, r.Key, r.Fingerprint, r.CreatedAt, expiredBefore)
 	if err != nil {
 		return licensing.IdemRow{}, false, mapErr(err)
 	}
@@ -607,14 +616,21 @@ func (t *txn) TakeOverIdempotency(ctx context.Context, brandID, key string, fp [
 	return tag.RowsAffected() == 1, nil
 }
 
-func (t *txn) CompleteIdempotency(ctx context.Context, brandID, key string, status int, body []byte) error {
-	_, err := t.exec(ctx, `UPDATE idempotency_keys SET state = 'done', response_status = $3, response_body = $4
-		WHERE brand_id = $1 AND key = $2`, brandID, key, status, body)
-	return mapErr(err)
+func (t *txn) CompleteIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time, status int, body []byte) error {
+	tag, err := t.exec(ctx, `UPDATE idempotency_keys SET state = 'done', response_status = $4, response_body = $5
+		WHERE brand_id = $1 AND key = $2 AND state = 'running' AND locked_at = $3`, brandID, key, claimedAt, status, body)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() != 1 {
+		return problem.New(problem.IdempotencyInProgress, "this request's Idempotency-Key was taken over by a retry")
+	}
+	return nil
 }
 
-func (t *txn) ReleaseIdempotency(ctx context.Context, brandID, key string) error {
-	_, err := t.exec(ctx, `DELETE FROM idempotency_keys WHERE brand_id = $1 AND key = $2 AND state = 'running'`, brandID, key)
+func (t *txn) ReleaseIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time) error {
+	_, err := t.exec(ctx, `DELETE FROM idempotency_keys WHERE brand_id = $1 AND key = $2 AND state = 'running'
+		AND locked_at = $3`, brandID, key, claimedAt)
 	return mapErr(err)
 }
 
