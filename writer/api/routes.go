@@ -347,7 +347,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p *licensing.Pri
 }
 
 func (s *Server) customerLicenses(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
-	out, err := s.svc.CustomerLicenses(r.Context(), *p, r.PathValue("email"))
+	page, err := licensing.ParsePage(r.URL.Query().Get("limit"), r.URL.Query().Get("cursor"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	out, err := s.svc.CustomerLicenses(r.Context(), *p, r.PathValue("email"), page)
 	s.reply(w, r, http.StatusOK, out, err)
 }
 

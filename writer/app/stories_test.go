@@ -279,6 +279,16 @@ func TestUserStories(t *testing.T) {
 				t.Fatalf("operator sees masked entry: %+v", c)
 			}
 		}
+		// paginated like every list
+		var p1, p2 resource.List[resource.CustomerLicense]
+		e.must(200, "GET", "/v1/customers/jane@example.com/licenses?limit=3", e.operator, nil).JSON(t, &p1)
+		if len(p1.Data) != 3 || p1.NextCursor == nil {
+			t.Fatalf("page 1 = %+v", p1)
+		}
+		e.must(200, "GET", "/v1/customers/jane@example.com/licenses?limit=3&cursor="+*p1.NextCursor, e.operator, nil).JSON(t, &p2)
+		if len(p2.Data) != 1 || p2.NextCursor != nil {
+			t.Fatalf("page 2 = %+v", p2)
+		}
 	})
 
 	// audit trail of the first license, oldest first

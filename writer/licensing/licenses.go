@@ -307,67 +307,57 @@ func (s *Service) ListByEmail(ctx context.Context, p Principal, email string, pa
 	return out, err
 }
 
-// maxCustomerLicenses bounds the cross-brand look-up (it is not paginated across brands).
-const maxCustomerLicenses = 1000
-
-// CustomerLicenses lists a customer's licenses across all brands (US6). Only the operator
-// and keys holding customers:read-all may call it; entries of other brands are reduced to
-// brand, product, status, expiry and a masked key.
-func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email string) (resource.List[resource.CustomerLicense], error) {
+// CustomerLicenses lists a customer's licenses across all brands (US6), a keyset page at a
+// time. Only the operator and keys holding customers:read-all may call it; entries of other
+// brands are reduced to brand, product, status, expiry and a masked key.
+func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email string, page Page) (resource.List[resource.CustomerLicense], error) {
+	var out resource.List[resource.CustomerLicense]
 	if !p.Has(ScopeCustomersReadAll) {
-		return resource.List[resource.CustomerLicense]{}, problem.New(problem.InsufficientScope, "this call needs scope %s", ScopeCustomersReadAll)
+		return out, problem.New(problem.InsufficientScope, "this call needs scope %s", ScopeCustomersReadAll)
 	}
 	email, err := license.NormalizeEmail(email)
 	if err != nil {
-		return resource.List[resource.CustomerLicense]{}, problem.Invalid("email", "%v", err)
+		return out, problem.Invalid("email", "%v", err)
 	}
-	out := resource.List[resource.CustomerLicense]{Data: []resource.CustomerLicense{}}
 	err = s.store.ReadTx(ctx, ScopeAll, func(tx Tx) error {
-		rows, err := tx.CustomerLicenses(ctx, email, maxCustomerLicenses)
+		rows, err := tx.CustomerLicenses(ctx, email, page.After, page.Limit+1)
 		if err != nil {
 			return err
 		}
-		var own []string
-		for _, r := range rows {
-			if p.Operator || r.BrandID == p.BrandID {
-				own = append(own, r.ID)
+		visible := func(r LicenseRow) bool { return p.Operator || r.BrandID == p.BrandID }
+		// activations are read per brand, under that brand's id, for visible entries only
+		byBrand := map[string][]string{}
+		for i, r := range rows {
+			if i < page.Limit && visible(r) {
+				byBrand[r.BrandID] = append(byBrand[r.BrandID], r.ID)
 			}
 		}
 		acts := map[string][]resource.Activation{}
-		if len(own) > 0 {
-			// activations are read per brand, under that brand's id
-			byBrand := map[string][]string{}
-			for _, r := range rows {
-				if p.Operator || r.BrandID == p.BrandID {
-					byBrand[r.BrandID] = append(byBrand[r.BrandID], r.ID)
-				}
+		for b, ids := range byBrand {
+			as, err := tx.Activations(ctx, b, ids)
+			if err != nil {
+				return err
 			}
-			for b, ids := range byBrand {
-				as, err := tx.Activations(ctx, b, ids)
-				if err != nil {
-					return err
-				}
-				for _, a := range as {
-					acts[a.LicenseID] = append(acts[a.LicenseID], activationResource(a))
-				}
+			for _, a := range as {
+				acts[a.LicenseID] = append(acts[a.LicenseID], activationResource(a))
 			}
 		}
-		for _, r := range rows {
-			st := license.EffectiveStatus(r.Status, r.ExpiresAt, s.Now())
-			c := resource.CustomerLicense{Brand: r.BrandSlug, Product: r.ProductCode, Status: st, ExpiresAt: utcPtr(r.ExpiresAt)}
-			if p.Operator || r.BrandID == p.BrandID {
-				used := r.SeatsUsed
-				c.ID, c.LicenseKey, c.SeatLimit, c.SeatsUsed = r.ID, r.Key, r.SeatLimit, &used
-				as := acts[r.ID]
-				if as == nil {
-					as = []resource.Activation{}
-				}
-				c.Activations = &as
-			} else {
+		out = pageOf(rows, page.Limit, func(r LicenseRow) resource.CustomerLicense {
+			c := resource.CustomerLicense{Brand: r.BrandSlug, Product: r.ProductCode,
+				Status: license.EffectiveStatus(r.Status, r.ExpiresAt, s.Now()), ExpiresAt: utcPtr(r.ExpiresAt)}
+			if !visible(r) {
 				c.LicenseKey, c.Masked = license.MaskKey(r.Key), true
+				return c
 			}
-			out.Data = append(out.Data, c)
-		}
+			used := r.SeatsUsed
+			c.ID, c.LicenseKey, c.SeatLimit, c.SeatsUsed = r.ID, r.Key, r.SeatLimit, &used
+			as := acts[r.ID]
+			if as == nil {
+				as = []resource.Activation{}
+			}
+			c.Activations = &as
+			return c
+		}, func(r LicenseRow) string { return r.ID })
 		return nil
 	})
 	return out, err

@@ -73,8 +73,8 @@ type Tx interface {
 	// ok is false when the license is full.
 	TakeSeat(ctx context.Context, brandID, id string, at time.Time) (l LicenseRow, ok bool, err error)
 	LicensesByEmail(ctx context.Context, brandID, email, after string, limit int) ([]LicenseRow, error)
-	// CustomerLicenses lists, across all brands, the licenses of keys owned by email.
-	CustomerLicenses(ctx context.Context, email string, limit int) ([]LicenseRow, error)
+	// CustomerLicenses lists, across all brands, the licenses of keys owned by email, by id.
+	CustomerLicenses(ctx context.Context, email, after string, limit int) ([]LicenseRow, error)
 
 	// Activations.
 	Activations(ctx context.Context, brandID string, licenseIDs []string) ([]ActivationRow, error)

@@ -456,8 +456,9 @@ func (t *txn) LicensesByEmail(ctx context.Context, brandID, email, after string,
 	return collect(rows, func(r pgx.Rows) (licensing.LicenseRow, error) { return scanLicense(r) })
 }
 
-func (t *txn) CustomerLicenses(ctx context.Context, email string, limit int) ([]licensing.LicenseRow, error) {
-	rows, err := t.query(ctx, `SELECT `+licCols+licFrom+`WHERE k.customer_email = $1 ORDER BY b.slug, l.id LIMIT $2`, email, limit)
+func (t *txn) CustomerLicenses(ctx context.Context, email, after string, limit int) ([]licensing.LicenseRow, error) {
+	rows, err := t.query(ctx, `SELECT `+licCols+licFrom+`WHERE k.customer_email = $1
+		AND ($2::uuid IS NULL OR l.id > $2::uuid) ORDER BY l.id LIMIT $3`, email, nullUUID(after), limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}
