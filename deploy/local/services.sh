@@ -161,6 +161,14 @@ pg_primary_up() {
 			echo "hot_standby = on"
 			echo "hot_standby_feedback = on"
 			echo "log_min_duration_statement = -1"
+			if [[ "$PROFILE" == local ]]; then
+				# room for millions of activations (make seed): fewer forced checkpoints and
+				# random index pages that stay in memory
+				echo "shared_buffers = '2GB'"
+				echo "max_wal_size = '8GB'"
+				echo "checkpoint_timeout = '15min'"
+				echo "wal_compression = on"
+			fi
 			if [[ "$PROFILE" == test ]]; then
 				echo "fsync = off"
 				echo "synchronous_commit = off"
