@@ -154,13 +154,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	var replicaPool, primaryPool *pgxpool.Pool
 	var err error
 	if enabled(cfg.ReplicaURL) {
-		if replicaPool, err = replica.Connect(cfg.ReplicaURL, int32(cfg.DBMaxConns), time.Second); err != nil {
+		if replicaPool, err = replica.Connect(cfg.ReplicaURL, int32(cfg.DBMaxConns), time.Second, cfg.DBTimeout); err != nil {
 			return err
 		}
 		defer replicaPool.Close()
 	}
 	if enabled(cfg.PrimaryURL) {
-		if primaryPool, err = replica.Connect(cfg.PrimaryURL, int32(cfg.DBMaxConns), time.Second); err != nil {
+		if primaryPool, err = replica.Connect(cfg.PrimaryURL, int32(cfg.DBMaxConns), time.Second, cfg.DBTimeout); err != nil {
 			return err
 		}
 		defer primaryPool.Close()
@@ -177,7 +177,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	}
 	if cfg.L1Bytes > 0 {
 		node.L1, err = cache.New(src, known, cache.Config{MaxBytes: cfg.L1Bytes, Ceiling: cfg.Ceiling,
-			NegativeTTL: cfg.NegativeTTL, StaleFor: cfg.StaleIfError, FetchTimeout: 2 * cfg.DBTimeout}, now, log, m)
+			NegativeTTL: cfg.NegativeTTL, StaleFor: cfg.StaleIfError, FetchTimeout: 2*cfg.DBTimeout + time.Second}, now, log, m)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,7 +62,7 @@ var _ source.Source = (*Store)(nil)
 
 // Connect returns a lazily connecting pool for url ("" gives nil): the edge starts even
 // when Postgres is down.
-func Connect(url string, maxConns int32, connectTimeout time.Duration) (*pgxpool.Pool, error) {
+func Connect(url string, maxConns int32, connectTimeout, statementTimeout time.Duration) (*pgxpool.Pool, error) {
 	if url == "" {
 		return nil, nil
 	}
@@ -77,6 +78,9 @@ func Connect(url string, maxConns int32, connectTimeout time.Duration) (*pgxpool
 	// the snapshot query joins 16 activation partitions under row-level security: a
 	// custom plan costs ~20 ms to make, the generic plan prunes partitions at run time
 	pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	if statementTimeout > 0 {
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(statementTimeout.Milliseconds(), 10)
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres pool: %w", err)
@@ -169,14 +173,21 @@ func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, key s
 		s.m.RateLimited.WithLabelValues("backend").Inc()
 		return source.Result{}, ErrLimited
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
+	wait, cancelWait := context.WithTimeout(ctx, s.cfg.Timeout)
 	select {
 	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return source.Result{}, fmt.Errorf("%s: wait for a read slot: %w", tier, ctx.Err())
+		cancelWait()
+	case <-wait.Done():
+		cancelWait()
+		return source.Result{}, fmt.Errorf("%s: wait for a read slot: %w", tier, wait.Err())
 	}
 	defer func() { <-s.sem }()
+	// Postgres cancels a slow statement itself (statement_timeout = Timeout, set by
+	// Connect) and the connection stays usable; the client deadline, a little later, only
+	// fires when the server is unreachable. A client-side cancel closes the connection,
+	// and under overload that would turn slow reads into a storm of reconnections.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout+500*time.Millisecond)
+	defer cancel()
 
 	s.reads.Add(1)
 	b := &pgx.Batch{}

@@ -59,7 +59,7 @@ func newStore(t *testing.T, replicaURL, primaryURL string, cfg Config) *Store {
 	t.Helper()
 	var pools [2]*pgxpool.Pool
 	for i, u := range []string{replicaURL, primaryURL} {
-		p, err := Connect(u, 4, time.Second)
+		p, err := Connect(u, 4, time.Second, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
