@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -236,42 +235,13 @@ func newClient(t *testing.T, base string) *client {
 // resp is an HTTP answer.
 type resp = apitest.Response
 
-// do sends a request; err is a transport error.
+// do sends a request; err is a transport error or a missing X-Request-Id.
 func (c *client) do(method, path, token string, body any, hdr ...string) (resp, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return resp{}, err
-		}
-		rd = bytes.NewReader(b)
+	_, r, err := apitest.Do(c.hc, c.base, method, path, token, body, hdr...)
+	if err == nil && r.Header.Get("X-Request-Id") == "" {
+		err = fmt.Errorf("%s %s: no X-Request-Id", method, path)
 	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return resp{}, err
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := c.hc.Do(req)
-	if err != nil {
-		return resp{}, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return resp{}, err
-	}
-	if res.Header.Get("X-Request-Id") == "" {
-		return resp{}, fmt.Errorf("%s %s: no X-Request-Id", method, path)
-	}
-	return resp{Status: res.StatusCode, Header: res.Header, Body: b}, nil
+	return r, err
 }
 
 func (c *client) call(method, path, token string, body any, hdr ...string) resp {

@@ -28,6 +28,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
+// readJSON reads the body and strictly decodes it into dst; an empty body is accepted when
+// optional. It returns the raw body (for the idempotency fingerprint).
+func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) ([]byte, error) {
+	body, err := readBody(w, r)
+	if err == nil && (len(body) > 0 || !optional) {
+		err = decodeJSON(body, dst)
+	}
+	return body, err
+}
+
 // decodeJSON strictly decodes body into dst: malformed JSON, unknown fields, wrong types
 // and trailing data are invalid_request naming the field.
 func decodeJSON(body []byte, dst any) error {

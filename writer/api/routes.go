@@ -144,11 +144,7 @@ func (s *Server) createBrand(w http.ResponseWriter, r *http.Request, p *licensin
 		Slug string `json:"slug"`
 		Name string `json:"name"`
 	}
-	body, err := readBody(w, r)
-	if err == nil {
-		err = decodeJSON(body, &in)
-	}
-	if err != nil {
+	if _, err := readJSON(w, r, &in, false); err != nil {
 		s.problem(w, r, err)
 		return
 	}
@@ -170,11 +166,7 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request, p *licensi
 	var in struct {
 		Scopes []string `json:"scopes"`
 	}
-	body, err := readBody(w, r)
-	if err == nil && len(body) > 0 {
-		err = decodeJSON(body, &in)
-	}
-	if err != nil {
+	if _, err := readJSON(w, r, &in, true); err != nil {
 		s.problem(w, r, err)
 		return
 	}
@@ -191,10 +183,7 @@ func (s *Server) revokeAPIKey(w http.ResponseWriter, r *http.Request, p *licensi
 
 // input reads the body, decodes it into dst and parses the Idempotency-Key header.
 func (s *Server) input(w http.ResponseWriter, r *http.Request, p *licensing.Principal, dst any, status int, optionalBody bool) (licensing.Meta, bool) {
-	body, err := readBody(w, r)
-	if err == nil && (len(body) > 0 || !optionalBody) {
-		err = decodeJSON(body, dst)
-	}
+	body, err := readJSON(w, r, dst, optionalBody)
 	var idem *licensing.Idempotency
 	if err == nil {
 		idem, err = idempotency(r, body, status)
@@ -366,11 +355,7 @@ type seatIn struct {
 
 func (s *Server) activate(w http.ResponseWriter, r *http.Request, _ *licensing.Principal) {
 	var in seatIn
-	body, err := readBody(w, r)
-	if err == nil {
-		err = decodeJSON(body, &in)
-	}
-	if err != nil {
+	if _, err := readJSON(w, r, &in, false); err != nil {
 		s.problem(w, r, err)
 		return
 	}
@@ -384,11 +369,7 @@ func (s *Server) activate(w http.ResponseWriter, r *http.Request, _ *licensing.P
 
 func (s *Server) deactivate(w http.ResponseWriter, r *http.Request, _ *licensing.Principal) {
 	var in seatIn
-	body, err := readBody(w, r)
-	if err == nil {
-		err = decodeJSON(body, &in)
-	}
-	if err != nil {
+	if _, err := readJSON(w, r, &in, false); err != nil {
 		s.problem(w, r, err)
 		return
 	}

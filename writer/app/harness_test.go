@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"github.com/licensing/licensing/internal/apitest"
 	"io"
 	"log/slog"
@@ -129,52 +127,19 @@ type resp = apitest.Response
 // conventions every response follows (X-Request-Id; problem+json for errors).
 func (e *env) call(method, path, token string, body any, hdr ...string) resp {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, e.base+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := e.client.Do(req)
+	req, out, err := apitest.Do(e.client, e.base, method, path, token, body, hdr...)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := resp{Status: res.StatusCode, Header: res.Header, Body: b}
-	if res.Header.Get("X-Request-Id") == "" {
+	if out.Header.Get("X-Request-Id") == "" {
 		e.t.Errorf("%s %s: no X-Request-Id", method, path)
 	}
-	if res.StatusCode >= 400 && res.Header.Get("Content-Type") != "application/problem+json" {
-		e.t.Errorf("%s %s: error %d with content type %q: %s", method, path, res.StatusCode, res.Header.Get("Content-Type"), b)
+	if out.Status >= 400 && out.Header.Get("Content-Type") != "application/problem+json" {
+		e.t.Errorf("%s %s: error %d with content type %q: %s", method, path, out.Status, out.Header.Get("Content-Type"), out.Body)
 	}
 	if req.Header.Get("X-Test-Undocumented") != "true" {
-		if err := validator.ValidateResponse(req, res.StatusCode, res.Header, b); err != nil {
-			e.t.Errorf("%s %s: response does not match the OpenAPI document: %v\nbody: %s", method, path, err, b)
+		if err := validator.ValidateResponse(req, out.Status, out.Header, out.Body); err != nil {
+			e.t.Errorf("%s %s: response does not match the OpenAPI document: %v\nbody: %s", method, path, err, out.Body)
 		}
 	}
 	return out
