@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/licensing/licensing/writer/openapi"
+	"github.com/licensing/licensing/writer/openapi/openapitest"
 )
 
 // TestEdgeAnswersLikeTheWriter: for the same questions the edge's status answers equal
@@ -19,7 +19,7 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 	apiKey := wr.brand("alike", "pro", "lite")
 	otherKey := wr.brand("other", "pro")
 	e := w.edge(w.edgeConfig("edge-alike", wr.base))
-	validator, err := openapi.NewValidator()
+	validator, err := openapitest.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}

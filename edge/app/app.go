@@ -34,35 +34,36 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Config is the edge's configuration, read from EDGE_ variables by FromEnv. The fields
+// Config is the edge's configuration, read from EDGE_ variables by FromEnv; each field's
+// tags give its variable, default and meaning (`edge --help` prints them). The fields
 // after the env-backed ones are for tests and benchmarks.
 type Config struct {
-	Addr       string // EDGE_ADDR
-	NodeID     string // EDGE_NODE_ID
-	ReplicaURL string // EDGE_REPLICA_URL ("" or "off": no replica)
-	PrimaryURL string // EDGE_PRIMARY_URL ("" or "off": no primary fallback)
-	RedisAddr  string // EDGE_REDIS_ADDR ("" or "off": no L2)
-	RedisPass  string // EDGE_REDIS_PASSWORD
-	NATSURL    string // EDGE_NATS_URL ("" or "off": no invalidation events; the ceiling still holds)
-	WriterURL  string // EDGE_WRITER_URL
+	Addr       string `env:"ADDR" envDefault:"127.0.0.1:8081" help:"listen address"`
+	NodeID     string `env:"NODE_ID" help:"node name in logs and metrics (default: the host name)"`
+	ReplicaURL string `env:"REPLICA_URL" envDefault:"postgres://license_app:license_app@127.0.0.1:15433/licensing?sslmode=disable" mask:"url" help:"Postgres read replica (off: none)"`
+	PrimaryURL string `env:"PRIMARY_URL" envDefault:"postgres://license_app:license_app@127.0.0.1:15432/licensing?sslmode=disable" mask:"url" help:"Postgres primary, read when the replica lags or fails (off: none)"`
+	RedisAddr  string `env:"REDIS_ADDR" envDefault:"127.0.0.1:16379" help:"regional Redis, host:port (off: no L2)"`
+	RedisPass  string `env:"REDIS_PASSWORD" mask:"secret" help:"Redis password"`
+	NATSURL    string `env:"NATS_URL" envDefault:"nats://127.0.0.1:14222" mask:"url" help:"NATS for change events (off: none; the revalidation ceiling still holds)"`
+	WriterURL  string `env:"WRITER_URL" envDefault:"http://127.0.0.1:8080" help:"the writer, for relayed activations and deactivations (off: writes answer 503)"`
 
-	L1Bytes         int64         // EDGE_L1_BYTES, memory budget of L1; 0 disables L1
-	Ceiling         time.Duration // EDGE_REVALIDATE_CEILING: hard revalidation ceiling (30s)
-	NegativeTTL     time.Duration // EDGE_NEGATIVE_TTL: unknown keys are remembered this long (5s)
-	StaleIfError    time.Duration // EDGE_STALE_IF_ERROR: stale answers served this long past freshness (10m)
-	StatusMaxAge    time.Duration // EDGE_STATUS_MAX_AGE: Cache-Control max-age of status answers (60s)
-	DBMaxConns      int           // EDGE_DB_MAX_CONNS per pool (16)
-	DBTimeout       time.Duration // EDGE_DB_TIMEOUT per read (1s)
-	BackendRate     int           // EDGE_BACKEND_RATE: Postgres reads per second, 0 unlimited (2000)
-	BackendBurst    int           // EDGE_BACKEND_BURST (500)
-	BackendConc     int           // EDGE_BACKEND_CONCURRENCY: reads in flight (32)
-	ClientRate      int           // EDGE_CLIENT_RATE: public requests per second per client IP, 0 off (0)
-	ClientBurst     int           // EDGE_CLIENT_BURST (100)
-	WriterTimeout   time.Duration // EDGE_WRITER_TIMEOUT (10s)
-	WriterMaxConns  int           // EDGE_WRITER_MAX_CONNS (256)
-	VersionRetain   time.Duration // EDGE_VERSION_RETAIN: known versions of idle keys are forgotten after this (1h)
-	ShutdownTimeout time.Duration // EDGE_SHUTDOWN_TIMEOUT (10s)
-	LogLevel        string        // EDGE_LOG_LEVEL (info)
+	L1Bytes         int64         `env:"L1_BYTES" envDefault:"268435456" help:"memory budget of the in-process cache in bytes (0: no L1)"`
+	Ceiling         time.Duration `env:"REVALIDATE_CEILING" envDefault:"30s" help:"hard revalidation ceiling of every cached entry"`
+	NegativeTTL     time.Duration `env:"NEGATIVE_TTL" envDefault:"5s" help:"how long an unknown key is remembered"`
+	StaleIfError    time.Duration `env:"STALE_IF_ERROR" envDefault:"10m" help:"how long past freshness a cached answer is served, marked stale, when every tier below fails"`
+	StatusMaxAge    time.Duration `env:"STATUS_MAX_AGE" envDefault:"60s" help:"Cache-Control max-age ceiling of status answers"`
+	DBMaxConns      int           `env:"DB_MAX_CONNS" envDefault:"16" help:"connections per Postgres pool"`
+	DBTimeout       time.Duration `env:"DB_TIMEOUT" envDefault:"1s" help:"bound of one Postgres read"`
+	BackendRate     int           `env:"BACKEND_RATE" envDefault:"2000" help:"Postgres reads per second (0: unlimited)"`
+	BackendBurst    int           `env:"BACKEND_BURST" envDefault:"500" help:"burst of Postgres reads"`
+	BackendConc     int           `env:"BACKEND_CONCURRENCY" envDefault:"32" help:"Postgres reads in flight"`
+	ClientRate      int           `env:"CLIENT_RATE" envDefault:"0" help:"public requests per second per client IP (0: off)"`
+	ClientBurst     int           `env:"CLIENT_BURST" envDefault:"100" help:"burst of the per-IP limit"`
+	WriterTimeout   time.Duration `env:"WRITER_TIMEOUT" envDefault:"10s" help:"bound of one relayed write"`
+	WriterMaxConns  int           `env:"WRITER_MAX_CONNS" envDefault:"256" help:"connections to the writer"`
+	VersionRetain   time.Duration `env:"VERSION_RETAIN" envDefault:"1h" help:"known versions of idle keys are forgotten after this"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"graceful shutdown deadline"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time `json:"-"`
@@ -72,53 +73,27 @@ type Config struct {
 	Started func(*Node) `json:"-"`
 }
 
-// FromEnv reads the configuration.
-func FromEnv() (Config, error) {
-	r := envconfig.Reader{Prefix: "EDGE_"}
-	host, _ := os.Hostname()
-	c := Config{
-		Addr:            r.String("ADDR", "127.0.0.1:8081"),
-		NodeID:          r.String("NODE_ID", host),
-		ReplicaURL:      r.Secret("REPLICA_URL", "postgres://license_app:license_app@127.0.0.1:15433/licensing?sslmode=disable"),
-		PrimaryURL:      r.Secret("PRIMARY_URL", "postgres://license_app:license_app@127.0.0.1:15432/licensing?sslmode=disable"),
-		RedisAddr:       r.String("REDIS_ADDR", "127.0.0.1:16379"),
-		RedisPass:       r.Secret("REDIS_PASSWORD", ""),
-		NATSURL:         r.String("NATS_URL", "nats://127.0.0.1:14222"),
-		WriterURL:       r.String("WRITER_URL", "http://127.0.0.1:8080"),
-		L1Bytes:         int64(r.Int("L1_BYTES", 256<<20)),
-		Ceiling:         r.Duration("REVALIDATE_CEILING", 30*time.Second),
-		NegativeTTL:     r.Duration("NEGATIVE_TTL", 5*time.Second),
-		StaleIfError:    r.Duration("STALE_IF_ERROR", 10*time.Minute),
-		StatusMaxAge:    r.Duration("STATUS_MAX_AGE", 60*time.Second),
-		DBMaxConns:      r.Int("DB_MAX_CONNS", 16),
-		DBTimeout:       r.Duration("DB_TIMEOUT", time.Second),
-		BackendRate:     r.Int("BACKEND_RATE", 2000),
-		BackendBurst:    r.Int("BACKEND_BURST", 500),
-		BackendConc:     r.Int("BACKEND_CONCURRENCY", 32),
-		ClientRate:      r.Int("CLIENT_RATE", 0),
-		ClientBurst:     r.Int("CLIENT_BURST", 100),
-		WriterTimeout:   r.Duration("WRITER_TIMEOUT", 10*time.Second),
-		WriterMaxConns:  r.Int("WRITER_MAX_CONNS", 256),
-		VersionRetain:   r.Duration("VERSION_RETAIN", time.Hour),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
-		LogLevel:        r.String("LOG_LEVEL", "info"),
+// EnvPrefix prefixes every variable of the edge's configuration.
+const EnvPrefix = "EDGE_"
+
+// FromEnv reads the configuration from environ (os.Environ()); unknown lists the EDGE_
+// variables that no setting reads.
+func FromEnv(environ []string) (c Config, unknown []string, err error) {
+	unknown, err = envconfig.Load(&c, EnvPrefix, environ)
+	if err != nil {
+		return c, nil, err
 	}
-	return c, r.Err()
+	if c.NodeID == "" {
+		c.NodeID, _ = os.Hostname()
+	}
+	return c, unknown, nil
 }
 
-// LogValue masks secrets in the start-up log.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("addr", c.Addr), slog.String("node_id", c.NodeID),
-		slog.String("replica_url", envconfig.MaskURL(c.ReplicaURL)), slog.String("primary_url", envconfig.MaskURL(c.PrimaryURL)),
-		slog.String("redis_addr", c.RedisAddr), slog.String("redis_password", envconfig.Mask(c.RedisPass)),
-		slog.String("nats_url", c.NATSURL), slog.String("writer_url", c.WriterURL),
-		slog.Int64("l1_bytes", c.L1Bytes), slog.Duration("revalidate_ceiling", c.Ceiling),
-		slog.Duration("negative_ttl", c.NegativeTTL), slog.Duration("stale_if_error", c.StaleIfError),
-		slog.Duration("status_max_age", c.StatusMaxAge), slog.Int("backend_rate", c.BackendRate),
-		slog.Int("backend_concurrency", c.BackendConc), slog.Int("client_rate", c.ClientRate),
-	)
-}
+// Help describes every setting.
+func Help() string { return envconfig.Help(Config{}, EnvPrefix) }
+
+// LogValue masks secrets and credentials in the start-up log.
+func (c Config) LogValue() slog.Value { return envconfig.LogValue(c) }
 
 func enabled(s string) bool { return s != "" && s != "off" }
 
@@ -269,16 +244,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 }
 
 // apply takes one change event into account: the key's known version moves forward (so
-// every tier treats older entries as misses) and Redis gets a tombstone for that version.
+// every tier treats older states as misses), and so does the known version of the
+// instance an activation event names (its entries alone go stale: every other instance
+// entry of the key stays valid); Redis gets tombstones for that version.
 func apply(ctx context.Context, node *Node, ch event.Change, now func() time.Time) {
 	if ch.Brand == "" || ch.LicenseKey == "" || ch.Version <= 0 {
 		return
 	}
 	node.Known.Observe(source.CacheKey(ch.Brand, ch.LicenseKey), ch.Version, now())
+	inst := ch.Instance()
+	if inst != "" {
+		node.Known.Observe(source.InstanceKey(ch.Brand, ch.LicenseKey, inst), ch.Version, now())
+	}
 	if node.L2 != nil {
 		rctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 		defer cancel()
-		_ = node.L2.Invalidate(rctx, ch.Brand, ch.LicenseKey, ch.Version)
+		_ = node.L2.Invalidate(rctx, ch.Brand, ch.LicenseKey, inst, ch.Version)
 	}
 }
 

@@ -41,13 +41,9 @@ type Config struct {
 	FetchTimeout time.Duration
 }
 
-type entry struct {
-	res source.Result
-}
-
 // Cache is the L1 tier.
 type Cache struct {
-	c     *ristretto.Cache[string, *entry]
+	c     *ristretto.Cache[string, any]
 	next  source.Source
 	known *version.Known
 	cfg   Config
@@ -69,23 +65,33 @@ func New(next source.Source, known *version.Known, cfg Config, now func() time.T
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 2 * time.Second
 	}
-	// ~ one counter per 100 bytes of budget: 10x the number of entries we expect to hold
-	// (a snapshot is ~1 KiB), as ristretto recommends.
-	counters := max(cfg.MaxBytes/100, 1000)
-	c, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
+	// ~ one counter per 50 bytes of budget: 10x the number of entries we expect to hold
+	// (an entry is a few hundred bytes), as ristretto recommends.
+	counters := max(cfg.MaxBytes/50, 1000)
+	c, err := ristretto.NewCache(&ristretto.Config[string, any]{
 		NumCounters: counters,
 		MaxCost:     cfg.MaxBytes,
 		BufferItems: 64,
 		// the cost we pass is the entry's size; don't add ristretto's own bookkeeping to it
 		IgnoreInternalCost: true,
 		// never let an older version overwrite a newer one that already landed
-		ShouldUpdate: func(cur, prev *entry) bool { return cur.res.Version() >= prev.res.Version() },
+		ShouldUpdate: func(cur, prev any) bool { return entryVersion(cur) >= entryVersion(prev) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	return &Cache{c: c, next: next, known: known, cfg: cfg, now: now, log: log, m: m,
 		hits: m.Lookups.WithLabelValues("l1", "hit"), misses: m.Lookups.WithLabelValues("l1", "miss")}, nil
+}
+
+func entryVersion(v any) int64 {
+	switch e := v.(type) {
+	case source.Result:
+		return e.Version()
+	case source.InstanceResult:
+		return e.Version()
+	}
+	return 0
 }
 
 // Close stops the cache's goroutines.
@@ -97,75 +103,90 @@ func (c *Cache) Wait() { c.c.Wait() }
 // Clear drops every entry: the edge can no longer trust what it holds.
 func (c *Cache) Clear() { c.c.Clear() }
 
-// Forget drops one key.
+// Forget drops one entry (a key's state or one instance entry).
 func (c *Cache) Forget(ck string) { c.c.Del(ck) }
 
-func (c *Cache) freshFor(r source.Result) time.Duration {
-	if r.Found {
+func (c *Cache) freshFor(found bool) time.Duration {
+	if found {
 		return c.cfg.Ceiling
 	}
 	return c.cfg.NegativeTTL
 }
 
-// Get serves a fresh entry, else fills from the next tier, else serves stale.
+// Get serves a fresh state entry, else fills from the next tier, else serves stale.
 func (c *Cache) Get(ctx context.Context, brand, key string) (source.Result, error) {
-	ck := source.CacheKey(brand, key)
-	e, ok := c.c.Get(ck)
+	return get(c, ctx, source.CacheKey(brand, key), func(ctx context.Context) (source.Result, error) {
+		return c.next.Get(ctx, brand, key)
+	})
+}
+
+// Instance is Get for an instance entry.
+func (c *Cache) Instance(ctx context.Context, brand, key, instance string) (source.InstanceResult, error) {
+	return get(c, ctx, source.InstanceKey(brand, key, instance), func(ctx context.Context) (source.InstanceResult, error) {
+		return c.next.Instance(ctx, brand, key, instance)
+	})
+}
+
+func get[R source.Entry[R]](c *Cache, ctx context.Context, ck string, fetch func(context.Context) (R, error)) (R, error) {
+	v, _ := c.c.Get(ck)
+	e, ok := v.(R)
 	now := c.now()
-	if ok && e.res.Version() >= c.known.Get(ck) && now.Sub(e.res.Origin) < c.freshFor(e.res) {
+	if ok && e.Version() >= c.known.Get(ck) && now.Sub(e.ReadAt()) < c.freshFor(e.IsFound()) {
 		c.hits.Inc()
-		r := e.res
-		r.Tier = "l1"
-		return r, nil
+		return e.Served("l1", false), nil
 	}
 	c.misses.Inc()
-	v, err, _ := c.sf.Do(ck, func() (any, error) {
+	got, err, _ := c.sf.Do(ck, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
 		defer cancel()
-		r, err := c.next.Get(fctx, brand, key)
+		r, err := fetch(fctx)
 		if err != nil {
 			return r, err
 		}
-		c.store(ck, r)
+		store(c, ck, r)
 		return r, nil
 	})
 	if err == nil {
-		return v.(source.Result), nil
+		return got.(R), nil
 	}
-	if ok && c.now().Sub(e.res.Origin) < c.freshFor(e.res)+c.cfg.StaleFor {
+	if ok && c.now().Sub(e.ReadAt()) < c.freshFor(e.IsFound())+c.cfg.StaleFor {
 		c.m.StaleServed.Inc()
-		r := e.res
-		r.Tier = "l1"
-		r.Stale = true
-		return r, nil
+		return e.Served("l1", true), nil
 	}
-	return source.Result{}, err
+	var zero R
+	return zero, err
 }
 
-func (c *Cache) store(ck string, r source.Result) {
-	if r.Found {
+func store[R source.Entry[R]](c *Cache, ck string, r R) {
+	if r.IsFound() {
 		c.known.Observe(ck, r.Version(), c.now())
 	}
 	if r.Version() < c.known.Get(ck) {
 		c.m.FillsRefused.WithLabelValues("l1").Inc()
 		return
 	}
-	ttl := c.freshFor(r) + c.cfg.StaleFor - c.now().Sub(r.Origin)
+	ttl := c.freshFor(r.IsFound()) + c.cfg.StaleFor - c.now().Sub(r.ReadAt())
 	if ttl <= 0 {
 		return
 	}
-	r.Stale = false
-	c.c.SetWithTTL(ck, &entry{res: r}, cost(r), ttl)
+	r = r.Served("", false)
+	c.c.SetWithTTL(ck, r, cost(ck, r), ttl)
 }
 
-// cost approximates the memory an entry holds.
-func cost(r source.Result) int64 {
-	n := 256 + len(r.Snapshot.Key) + len(r.Snapshot.Brand) + len(r.Snapshot.BrandID) + len(r.Snapshot.KeyID)
-	for _, l := range r.Snapshot.Licenses {
-		n += 128 + len(l.Product) + len(l.Status)
-		for _, in := range l.Instances {
-			n += 16 + len(in)
+// cost approximates the memory an entry holds: a constant plus its strings. A key's state
+// holds its licenses (a handful), an instance entry the licenses it is activated on; no
+// entry grows with the number of activations.
+func cost(ck string, v any) int64 {
+	n := 256 + 2*len(ck)
+	switch e := v.(type) {
+	case source.Result:
+		s := e.State
+		n += len(s.Key) + len(s.Brand) + len(s.BrandID) + len(s.KeyID)
+		for _, l := range s.Licenses {
+			n += 160 + len(l.ID) + len(l.Product) + len(l.Status)
 		}
+	case source.InstanceResult:
+		n += len(e.Instance.Instance) + 64*len(e.Instance.Activations)
 	}
 	return int64(n)
 }

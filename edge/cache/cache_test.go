@@ -43,8 +43,23 @@ func (n *next) Get(_ context.Context, brand, key string) (source.Result, error) 
 	}
 	r := source.Result{Found: n.found, Origin: n.clock.Now(), Tier: "l2"}
 	if n.found {
-		r.Snapshot = license.Snapshot{Brand: brand, Key: key, Version: n.ver,
-			Licenses: []license.SnapshotLicense{{Product: "pro", Status: "valid"}}}
+		r.State = license.State{Brand: brand, Key: key, Version: n.ver,
+			Licenses: []license.LicenseState{{ID: "L1", Product: "pro", Status: "valid"}}}
+	}
+	return r, nil
+}
+
+func (n *next) Instance(_ context.Context, brand, key, instance string) (source.InstanceResult, error) {
+	n.calls.Add(1)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err != nil {
+		return source.InstanceResult{}, n.err
+	}
+	r := source.InstanceResult{Found: n.found, Origin: n.clock.Now(), Tier: "l2"}
+	if n.found {
+		r.Instance = license.Instance{Instance: instance, AsOf: n.ver,
+			Activations: []license.InstanceActivation{{LicenseID: "L1"}}}
 	}
 	return r, nil
 }
@@ -239,8 +254,8 @@ func TestMemoryBudgetIsBytes(t *testing.T) {
 		}
 	}
 	f.c.Wait()
-	per := cost(source.Result{Found: true, Snapshot: license.Snapshot{Brand: "acme", Key: "K00000",
-		Licenses: []license.SnapshotLicense{{Product: "pro", Status: "valid"}}}})
+	per := cost("acme/K00000", source.Result{Found: true, State: license.State{Brand: "acme", Key: "K00000",
+		Licenses: []license.LicenseState{{ID: "L1", Product: "pro", Status: "valid"}}}})
 	held := 0
 	for i := range keys {
 		if e, ok := f.c.c.Get(fmt.Sprintf("acme/K%05d", i)); ok && e != nil {
@@ -249,5 +264,42 @@ func TestMemoryBudgetIsBytes(t *testing.T) {
 	}
 	if max := int(budget / per); held > max || held == 0 {
 		t.Fatalf("%d entries of %d bytes held in a %d-byte budget (max %d)", held, per, budget, max)
+	}
+}
+
+// An instance entry stays in memory across changes under its key that name other
+// instances, and is refetched when a change names it.
+func TestInstanceEntryIsInvalidatedByItsOwnEventsOnly(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	get := func() source.InstanceResult {
+		t.Helper()
+		r, err := f.c.Instance(context.Background(), "acme", key, "example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.c.Wait()
+		return r
+	}
+	for i := 0; get().Tier != "l1"; i++ {
+		if i == 20 {
+			t.Fatal("the instance entry never landed in L1")
+		}
+	}
+	// activations of other sites: the key's version moves, this entry does not
+	f.known.Observe(source.CacheKey("acme", key), 7, f.clock.Now())
+	f.known.Observe(source.InstanceKey("acme", key, "other.example"), 7, f.clock.Now())
+	calls := f.next.calls.Load()
+	if r := get(); r.Tier != "l1" || r.Version() != 1 || f.next.calls.Load() != calls {
+		t.Fatalf("after another instance's event: tier %s v%d", r.Tier, r.Version())
+	}
+	// a change of this instance
+	f.known.Observe(source.InstanceKey("acme", key, "example.com"), 8, f.clock.Now())
+	f.next.set(8, true, nil)
+	if r := get(); r.Tier == "l1" || r.Version() != 8 {
+		t.Fatalf("after its own event: tier %s v%d, want v8 from below", r.Tier, r.Version())
+	}
+	if per := cost("acme/"+key+"#example.com", source.InstanceResult{Found: true, Instance: license.Instance{Instance: "example.com",
+		Activations: []license.InstanceActivation{{LicenseID: "L1"}}}}); per > 512 {
+		t.Fatalf("an instance entry costs %d bytes", per)
 	}
 }

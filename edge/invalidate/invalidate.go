@@ -20,6 +20,7 @@ import (
 
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/shared/event"
+	"github.com/licensing/licensing/shared/retry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -86,31 +87,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	started := c.now()
+	var cc jetstream.ConsumeContext
 	first := true
-	for ctx.Err() == nil {
-		cc, err := c.subscribe(ctx, js)
-		if err == nil {
-			// whatever was cached before the subscription may have missed events published
-			// before the start sequence: drop it (nearly nothing on a normal start)
-			if late := c.now().Sub(started); late > time.Second {
-				c.dropAll(fmt.Sprintf("subscribed %v after start", late.Round(time.Millisecond)))
-			} else if c.reset != nil {
-				c.reset()
-			}
-			c.subscribed.Store(true)
-			<-ctx.Done()
-			cc.Stop()
-			return nil
-		}
+	err = retry.Until(ctx, retry.Policy{Initial: 250 * time.Millisecond, Max: 2 * time.Second}, func() error {
+		var err error
+		cc, err = c.subscribe(ctx, js)
+		return err
+	}, func(err error, _ time.Duration) {
 		if first {
 			c.log.Warn("jetstream not available yet, retrying", "err", err)
 		}
 		first = false
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
+	})
+	if err != nil {
+		return nil // ctx ended
 	}
+	// whatever was cached before the subscription may have missed events published
+	// before the start sequence: drop it (nearly nothing on a normal start)
+	if late := c.now().Sub(started); late > time.Second {
+		c.dropAll(fmt.Sprintf("subscribed %v after start", late.Round(time.Millisecond)))
+	} else if c.reset != nil {
+		c.reset()
+	}
+	c.subscribed.Store(true)
+	<-ctx.Done()
+	cc.Stop()
 	return nil
 }
 

@@ -1,10 +1,16 @@
-// Package redis is the regional tier of the edge read path (L2): snapshots shared by the
-// edges of a region in Redis, in front of the Postgres tier. Every write is a Lua
-// compare-and-set on the key's version, so Redis never replaces a newer version with an
-// older one; a change event leaves a tombstone carrying its version, so a late fill from
-// a lagging replica cannot land after it. Entries live for the revalidation ceiling.
+// Package redis is the regional tier of the edge read path (L2): key states and instance
+// entries shared by the edges of a region in Redis, in front of the Postgres tier. Every
+// write is a Lua compare-and-set on the entry's version, so Redis never replaces a newer
+// version with an older one; a change event leaves a tombstone carrying its version (on
+// the key's state and, for an activation change, on that instance's entry), so a late fill
+// from a lagging replica cannot land after it. Entries live for the revalidation ceiling.
 // When Redis is unreachable the tier steps aside for a short while and the next tier
 // answers.
+//
+// Keys carry a format version (FormatVersion): "lic:v2:s:<brand>/<key>" for a key's state
+// and "lic:v2:i:<brand>/<key>#<instance>" for an instance entry, so edges of two
+// releases that encode entries differently never read each other's entries during a
+// rolling deploy; the old format's keys simply expire.
 package redis
 
 import (
@@ -79,7 +85,13 @@ func New(rdb goredis.UniversalClient, next source.Source, known *version.Known, 
 	return &Store{rdb: rdb, next: next, known: known, cfg: cfg, now: now, log: log, m: m}
 }
 
-func redisKey(ck string) string { return "license:snap:" + ck }
+// FormatVersion is the version of the entry encoding, part of every key.
+const FormatVersion = 2
+
+var (
+	statePrefix    = fmt.Sprintf("lic:v%d:s:", FormatVersion)
+	instancePrefix = fmt.Sprintf("lic:v%d:i:", FormatVersion)
+)
 
 // fillScript stores a snapshot unless Redis holds a newer version. KEYS[1]; ARGV: version,
 // origin (unix ms), data ("" for an unknown key), ttl ms. Equal versions may overwrite
@@ -93,15 +105,20 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 `)
 
-// tombScript records that version ARGV[1] exists without its data, unless Redis already
-// holds that version or a newer one. ARGV: version, ttl ms.
+// tombScript records, for each of KEYS, that version ARGV[1] exists without its data,
+// unless Redis already holds that version or a newer one. ARGV: version, ttl ms.
 var tombScript = goredis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'v')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', '1')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+local n = 0
+for _, k in ipairs(KEYS) do
+  local cur = redis.call('HGET', k, 'v')
+  if not (cur and tonumber(cur) >= tonumber(ARGV[1])) then
+    redis.call('DEL', k)
+    redis.call('HSET', k, 'v', ARGV[1], 't', '1')
+    redis.call('PEXPIRE', k, ARGV[2])
+    n = n + 1
+  end
+end
+return n
 `)
 
 func (s *Store) up() bool { return s.now().UnixNano() >= s.downUntil.Load() }
@@ -114,73 +131,119 @@ func (s *Store) failed(op string, err error) {
 	s.downUntil.Store(s.now().Add(s.cfg.Backoff).UnixNano())
 }
 
-// Get answers from Redis when it holds a fresh entry at least as new as the newest known
+// Get answers from Redis when it holds a fresh state at least as new as the newest known
 // version, else from the next tier, storing its answer.
 func (s *Store) Get(ctx context.Context, brand, key string) (source.Result, error) {
 	ck := source.CacheKey(brand, key)
+	return get(s, ctx, ck, statePrefix+ck, func(ctx context.Context) (source.Result, error) { return s.next.Get(ctx, brand, key) }, stateCodec)
+}
+
+// Instance is Get for an instance entry.
+func (s *Store) Instance(ctx context.Context, brand, key, instance string) (source.InstanceResult, error) {
+	ck := source.InstanceKey(brand, key, instance)
+	return get(s, ctx, ck, instancePrefix+ck,
+		func(ctx context.Context) (source.InstanceResult, error) {
+			return s.next.Instance(ctx, brand, key, instance)
+		},
+		instanceCodec(instance))
+}
+
+// codec stores and reads one kind of entry.
+type codec[R any] struct {
+	encode   func(R) ([]byte, error)
+	decode   func(v int64, origin time.Time, data string) (R, bool)
+	negative func(origin time.Time) R
+}
+
+var stateCodec = codec[source.Result]{
+	encode: func(r source.Result) ([]byte, error) { return json.Marshal(r.State) },
+	decode: func(v int64, origin time.Time, data string) (source.Result, bool) {
+		var st license.State
+		if err := json.Unmarshal([]byte(data), &st); err != nil || st.Version != v {
+			return source.Result{}, false
+		}
+		return source.Result{Found: true, State: st, Origin: origin}, true
+	},
+	negative: func(origin time.Time) source.Result { return source.Result{Origin: origin} },
+}
+
+func instanceCodec(instance string) codec[source.InstanceResult] {
+	return codec[source.InstanceResult]{
+		encode: func(r source.InstanceResult) ([]byte, error) { return json.Marshal(r.Instance) },
+		decode: func(v int64, origin time.Time, data string) (source.InstanceResult, bool) {
+			var in license.Instance
+			if err := json.Unmarshal([]byte(data), &in); err != nil || in.AsOf != v || in.Instance != instance {
+				return source.InstanceResult{}, false
+			}
+			return source.InstanceResult{Found: true, Instance: in, Origin: origin}, true
+		},
+		negative: func(origin time.Time) source.InstanceResult { return source.InstanceResult{Origin: origin} },
+	}
+}
+
+// get is Get and Instance: rk is the Redis key.
+func get[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, next func(context.Context) (R, error), c codec[R]) (R, error) {
 	if s.up() {
-		r, ok, err := s.lookup(ctx, ck)
+		r, ok, err := lookup(s, ctx, ck, rk, c)
 		if err != nil {
 			s.failed("get", err)
 		} else if ok {
 			s.m.Lookups.WithLabelValues("l2", "hit").Inc()
-			if r.Found {
+			if r.IsFound() {
 				s.known.Observe(ck, r.Version(), s.now())
 			}
-			return r, nil
+			return r.Served("l2", false), nil
 		}
 	}
 	s.m.Lookups.WithLabelValues("l2", "miss").Inc()
-	r, err := s.next.Get(ctx, brand, key)
+	r, err := next(ctx)
 	if err != nil {
 		return r, err
 	}
-	s.store(ctx, ck, r)
+	store(s, ctx, ck, rk, r, c)
 	return r, nil
 }
 
-func (s *Store) lookup(ctx context.Context, ck string) (source.Result, bool, error) {
-	vals, err := s.rdb.HMGet(ctx, redisKey(ck), "v", "o", "d", "t").Result()
+func lookup[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, c codec[R]) (R, bool, error) {
+	var zero R
+	vals, err := s.rdb.HMGet(ctx, rk, "v", "o", "d", "t").Result()
 	if err != nil {
-		return source.Result{}, false, err
+		return zero, false, err
 	}
 	vs, _ := vals[0].(string)
 	os, _ := vals[1].(string)
 	d, _ := vals[2].(string)
 	tomb, _ := vals[3].(string)
 	if vs == "" || tomb == "1" {
-		return source.Result{}, false, nil
+		return zero, false, nil
 	}
 	v, err1 := strconv.ParseInt(vs, 10, 64)
 	o, err2 := strconv.ParseInt(os, 10, 64)
 	if err1 != nil || err2 != nil {
-		return source.Result{}, false, nil
+		return zero, false, nil
 	}
 	origin := time.UnixMilli(o)
 	age := s.now().Sub(origin)
 	if v < s.known.Get(ck) {
 		s.m.FillsRefused.WithLabelValues("l2").Inc()
-		return source.Result{}, false, nil
+		return zero, false, nil
 	}
 	if v == 0 || d == "" {
 		if age >= s.cfg.NegativeTTL {
-			return source.Result{}, false, nil
+			return zero, false, nil
 		}
-		return source.Result{Found: false, Origin: origin, Tier: "l2"}, true, nil
+		return c.negative(origin), true, nil
 	}
 	if age >= s.cfg.TTL {
-		return source.Result{}, false, nil
+		return zero, false, nil
 	}
-	var snap license.Snapshot
-	if err := json.Unmarshal([]byte(d), &snap); err != nil || snap.Version != v {
-		return source.Result{}, false, nil
-	}
-	return source.Result{Found: true, Snapshot: snap, Origin: origin, Tier: "l2"}, true, nil
+	r, ok := c.decode(v, origin, d)
+	return r, ok, nil
 }
 
 // store writes r unless it is older than what this edge knows (the script guards against
 // what other edges know).
-func (s *Store) store(ctx context.Context, ck string, r source.Result) {
+func store[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, r R, c codec[R]) {
 	if !s.up() {
 		return
 	}
@@ -188,21 +251,21 @@ func (s *Store) store(ctx context.Context, ck string, r source.Result) {
 		s.m.FillsRefused.WithLabelValues("l2").Inc()
 		return
 	}
-	ttl := s.cfg.TTL - s.now().Sub(r.Origin)
+	ttl := s.cfg.TTL - s.now().Sub(r.ReadAt())
 	data := ""
-	if r.Found {
-		b, err := json.Marshal(r.Snapshot)
+	if r.IsFound() {
+		b, err := c.encode(r)
 		if err != nil {
 			return
 		}
 		data = string(b)
 	} else {
-		ttl = s.cfg.NegativeTTL - s.now().Sub(r.Origin)
+		ttl = s.cfg.NegativeTTL - s.now().Sub(r.ReadAt())
 	}
 	if ttl < time.Millisecond {
 		return
 	}
-	n, err := fillScript.Run(ctx, s.rdb, []string{redisKey(ck)}, r.Version(), r.Origin.UnixMilli(), data, ttl.Milliseconds()).Int()
+	n, err := fillScript.Run(ctx, s.rdb, []string{rk}, r.Version(), r.ReadAt().UnixMilli(), data, ttl.Milliseconds()).Int()
 	if err != nil {
 		s.failed("fill", err)
 		return
@@ -212,13 +275,18 @@ func (s *Store) store(ctx context.Context, ck string, r source.Result) {
 	}
 }
 
-// Invalidate records that version v of (brand, key) exists: older entries are replaced by
-// a tombstone that refuses older fills.
-func (s *Store) Invalidate(ctx context.Context, brand, key string, v int64) error {
+// Invalidate records that version v of (brand, key) exists, and, when instance is set,
+// that the change touched that instance: older entries are replaced by tombstones that
+// refuse older fills.
+func (s *Store) Invalidate(ctx context.Context, brand, key, instance string, v int64) error {
 	if !s.up() {
 		return errors.New("redis skipped after a recent failure")
 	}
-	err := tombScript.Run(ctx, s.rdb, []string{redisKey(source.CacheKey(brand, key))}, v, s.cfg.TombstoneTTL.Milliseconds()).Err()
+	keys := []string{statePrefix + source.CacheKey(brand, key)}
+	if instance != "" {
+		keys = append(keys, instancePrefix+source.InstanceKey(brand, key, instance))
+	}
+	err := tombScript.Run(ctx, s.rdb, keys, v, s.cfg.TombstoneTTL.Milliseconds()).Err()
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		s.failed("invalidate", err)
 		return fmt.Errorf("redis invalidate: %w", err)

@@ -24,9 +24,20 @@ func (b *below) Get(context.Context, string, string) (source.Result, error) {
 	return b.res, nil
 }
 
+func (b *below) Instance(_ context.Context, _, _, instance string) (source.InstanceResult, error) {
+	b.calls++
+	return source.InstanceResult{Found: b.res.Found, Origin: b.res.Origin, Tier: b.res.Tier,
+		Instance: license.Instance{Instance: instance, AsOf: b.res.Version(), Activations: []license.InstanceActivation{{LicenseID: "L1"}}}}, nil
+}
+
 func at(v int64, now time.Time) source.Result {
-	return source.Result{Found: true, Origin: now, Tier: "replica", Snapshot: license.Snapshot{Brand: "acme", Version: v,
-		Licenses: []license.SnapshotLicense{{Product: "pro", Status: "valid"}}}}
+	return source.Result{Found: true, Origin: now, Tier: "replica", State: license.State{Brand: "acme", Version: v,
+		Licenses: []license.LicenseState{{ID: "L1", Product: "pro", Status: "valid"}}}}
+}
+
+func instanceAt(v int64, now time.Time) source.InstanceResult {
+	return source.InstanceResult{Found: true, Origin: now, Tier: "replica",
+		Instance: license.Instance{Instance: "site.example", AsOf: v, Activations: []license.InstanceActivation{{LicenseID: "L1"}}}}
 }
 
 // TestVersionCompareAndSet: Redis never replaces a newer version with an older one, and a
@@ -40,7 +51,8 @@ func TestVersionCompareAndSet(t *testing.T) {
 	now := time.Now()
 	key := license.NewKey()
 	ck := source.CacheKey("acme", key)
-	t.Cleanup(func() { rdb.Del(context.Background(), redisKey(ck)) })
+	ik := source.InstanceKey("acme", key, "site.example")
+	t.Cleanup(func() { rdb.Del(context.Background(), statePrefix+ck, instancePrefix+ik) })
 	m := metrics.New(prometheus.NewRegistry())
 	// two edges sharing one Redis, each with its own known versions
 	b := &below{}
@@ -49,42 +61,65 @@ func TestVersionCompareAndSet(t *testing.T) {
 
 	stored := func() (int64, bool) {
 		t.Helper()
-		r, ok, err := edgeA.lookup(ctx, ck)
+		r, ok, err := lookup(edgeA, ctx, ck, statePrefix+ck, stateCodec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r.Version(), ok
 	}
-	edgeA.store(ctx, ck, at(2, now))
+	storedInstance := func() (int64, bool) {
+		t.Helper()
+		r, ok, err := lookup(edgeA, ctx, ik, instancePrefix+ik, instanceCodec("site.example"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Version(), ok
+	}
+	store(edgeA, ctx, ik, instancePrefix+ik, instanceAt(2, now), instanceCodec("site.example"))
+	store(edgeA, ctx, ck, statePrefix+ck, at(2, now), stateCodec)
 	if v, ok := stored(); !ok || v != 2 {
 		t.Fatalf("after fill v2: %d %v", v, ok)
 	}
-	edgeB.store(ctx, ck, at(1, now)) // a lagging fill from an edge that knows nothing newer
+	store(edgeB, ctx, ck, statePrefix+ck, at(1, now), stateCodec) // a lagging fill from an edge that knows nothing newer
 	if v, _ := stored(); v != 2 {
 		t.Fatalf("older fill replaced v2: now v%d", v)
 	}
-	edgeB.store(ctx, ck, source.Result{Found: false, Origin: now}) // and a stale "unknown"
+	store(edgeB, ctx, ck, statePrefix+ck, source.Result{Found: false, Origin: now}, stateCodec) // and a stale "unknown"
 	if v, _ := stored(); v != 2 {
 		t.Fatalf("negative fill replaced v2: now v%d", v)
 	}
-	if err := edgeA.Invalidate(ctx, "acme", key, 3); err != nil {
+	// an event that names another instance leaves this instance's entry alone
+	if err := edgeA.Invalidate(ctx, "acme", key, "other.example", 3); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := stored(); ok {
 		t.Fatal("a tombstone was served as data")
 	}
-	edgeB.store(ctx, ck, at(2, now))
+	if v, ok := storedInstance(); !ok || v != 2 {
+		t.Fatalf("another instance's event removed this instance's entry: %d %v", v, ok)
+	}
+	if err := edgeA.Invalidate(ctx, "acme", key, "site.example", 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := storedInstance(); ok {
+		t.Fatal("the instance's own event left its older entry")
+	}
+	store(edgeB, ctx, ik, instancePrefix+ik, instanceAt(3, now), instanceCodec("site.example"))
+	if _, ok := storedInstance(); ok {
+		t.Fatal("an instance fill older than its tombstone landed")
+	}
+	store(edgeB, ctx, ck, statePrefix+ck, at(2, now), stateCodec)
 	if _, ok := stored(); ok {
 		t.Fatal("a fill older than the tombstone landed")
 	}
-	edgeB.store(ctx, ck, at(3, now))
-	if v, ok := stored(); !ok || v != 3 {
+	store(edgeB, ctx, ck, statePrefix+ck, at(4, now), stateCodec)
+	if v, ok := stored(); !ok || v != 4 {
 		t.Fatalf("the fill of the tombstone's version: %d %v", v, ok)
 	}
-	if err := edgeA.Invalidate(ctx, "acme", key, 3); err != nil {
+	if err := edgeA.Invalidate(ctx, "acme", key, "", 4); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := stored(); !ok || v != 3 {
+	if v, ok := stored(); !ok || v != 4 {
 		t.Fatalf("a replayed event removed its own version's data: %d %v", v, ok)
 	}
 }
@@ -94,7 +129,7 @@ func TestGetFillsAndServes(t *testing.T) {
 	rdb := Client(addr, "")
 	t.Cleanup(func() { rdb.Close() })
 	key := license.NewKey()
-	t.Cleanup(func() { rdb.Del(context.Background(), redisKey(source.CacheKey("acme", key))) })
+	t.Cleanup(func() { rdb.Del(context.Background(), statePrefix+source.CacheKey("acme", key)) })
 	now := time.Now()
 	clock := func() time.Time { return now }
 	b := &below{res: at(4, now)}

@@ -1,10 +1,11 @@
-// Package replica is the last tier of the edge read path: it reads a license key's
-// snapshot from a Postgres streaming replica and falls back to the primary when the
-// replica is unreachable or lags behind a version this edge already knows (so a lagging
-// replica can never move an edge back in time). Reads are coalesced per key, bounded in
-// concurrency and rate-limited, so a flood of unknown keys reaches Postgres a bounded
-// number of times. It connects as license_app; every read sets app.brand_id (row-level
-// security) in the same implicit transaction as its query.
+// Package replica is the last tier of the edge read path: it reads a license key's state,
+// or one instance's activations on it, from a Postgres streaming replica (the reads of
+// internal/statusread, which the writer's status check runs too) and falls back to the
+// primary when the replica is unreachable or lags behind a version this edge already
+// knows (so a lagging replica can never move an edge back in time). Reads are coalesced
+// per entry, bounded in concurrency and rate-limited, so a flood of unknown keys reaches
+// Postgres a bounded number of times. It connects as license_app; every read sets
+// app.brand_id (row-level security) in the same implicit transaction as its query.
 package replica
 
 import (
@@ -22,7 +23,7 @@ import (
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
-	"github.com/licensing/licensing/shared/license"
+	"github.com/licensing/licensing/internal/statusread"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
@@ -107,71 +108,96 @@ func New(replica, primary *pgxpool.Pool, known *version.Known, cfg Config, now f
 // Reads is the number of reads sent to Postgres (replica and primary) so far.
 func (s *Store) Reads() int64 { return s.reads.Load() }
 
-// Get reads the snapshot, coalescing concurrent calls for one key.
+// Get reads the key's state, coalescing concurrent calls for one key.
 func (s *Store) Get(ctx context.Context, brand, key string) (source.Result, error) {
 	ck := source.CacheKey(brand, key)
-	v, err, _ := s.sf.Do(ck, func() (any, error) { return s.load(ctx, brand, key, ck) })
+	return load(s, ctx, ck, func(ctx context.Context, pool *pgxpool.Pool, tier string) (source.Result, error) {
+		var r source.Result
+		err := s.read(ctx, pool, tier, brand, statusread.StateQuery, []any{brand, key}, func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			r.State, r.Found, err = statusread.ScanState(rows)
+			return err
+		})
+		if err == nil && r.Found {
+			s.brands.Store(brand, r.State.BrandID)
+		}
+		r.Origin = s.now()
+		return r, err
+	})
+}
+
+// Instance reads the instance's activations on the key, coalescing concurrent calls.
+func (s *Store) Instance(ctx context.Context, brand, key, instance string) (source.InstanceResult, error) {
+	ck := source.InstanceKey(brand, key, instance)
+	return load(s, ctx, ck, func(ctx context.Context, pool *pgxpool.Pool, tier string) (source.InstanceResult, error) {
+		var r source.InstanceResult
+		err := s.read(ctx, pool, tier, brand, statusread.InstanceQuery, []any{brand, key, instance}, func(br pgx.BatchResults) error {
+			var err error
+			r.Instance, r.Found, err = statusread.ScanInstance(br.QueryRow(), instance)
+			return err
+		})
+		r.Origin = s.now()
+		return r, err
+	})
+}
+
+// load reads from the replica, or from the primary when the replica fails or lags behind
+// the version this edge knows for ck.
+func load[R source.Entry[R]](s *Store, ctx context.Context, ck string, read func(context.Context, *pgxpool.Pool, string) (R, error)) (R, error) {
+	v, err, _ := s.sf.Do(ck, func() (any, error) {
+		known := s.known.Get(ck)
+		var errs []error
+		for _, t := range []struct {
+			name string
+			pool *pgxpool.Pool
+		}{{"replica", s.replica}, {"primary", s.primary}} {
+			if t.pool == nil {
+				continue
+			}
+			r, err := read(ctx, t.pool, t.name)
+			if err == nil {
+				result := "miss"
+				if r.IsFound() {
+					result = "hit"
+				}
+				s.m.Lookups.WithLabelValues(t.name, result).Inc()
+			}
+			switch {
+			case err == nil && r.Version() >= known:
+				s.known.Observe(ck, r.Version(), s.now())
+				return r.Served(t.name, false), nil
+			case err == nil:
+				// behind an event (or a read) this edge already applied: ask the primary
+				s.m.FillsRefused.WithLabelValues(t.name).Inc()
+				errs = append(errs, fmt.Errorf("%s at version %d behind known %d", t.name, r.Version(), known))
+			case errors.Is(err, ErrLimited):
+				return nil, err
+			default:
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) == 0 {
+			errs = append(errs, errors.New("no postgres configured"))
+		}
+		return nil, fmt.Errorf("read: %w: %w", source.ErrUnavailable, errors.Join(errs...))
+	})
 	if err != nil {
-		return source.Result{}, err
+		var zero R
+		return zero, err
 	}
-	return v.(source.Result), nil
+	return v.(R), nil
 }
 
-func (s *Store) load(ctx context.Context, brand, key, ck string) (source.Result, error) {
-	known := s.known.Get(ck)
-	var errs []error
-	if s.replica != nil {
-		r, err := s.read(ctx, s.replica, "replica", brand, key)
-		switch {
-		case err == nil && r.Version() >= known:
-			s.known.Observe(ck, r.Version(), s.now())
-			return r, nil
-		case err == nil:
-			// the replica lags behind an event this edge already applied: ask the primary
-			s.m.FillsRefused.WithLabelValues("replica").Inc()
-		case errors.Is(err, ErrLimited):
-			return source.Result{}, err
-		default:
-			errs = append(errs, err)
-		}
-	}
-	if s.primary != nil {
-		r, err := s.read(ctx, s.primary, "primary", brand, key)
-		switch {
-		case err == nil && r.Version() >= known:
-			s.known.Observe(ck, r.Version(), s.now())
-			return r, nil
-		case err == nil:
-			s.m.FillsRefused.WithLabelValues("primary").Inc()
-			errs = append(errs, fmt.Errorf("primary at version %d behind known %d", r.Version(), known))
-		default:
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) == 0 {
-		errs = append(errs, errors.New("no postgres configured"))
-	}
-	return source.Result{}, fmt.Errorf("read snapshot: %w: %w", source.ErrUnavailable, errors.Join(errs...))
-}
-
-const snapshotQuery = `SELECT k.id, k.brand_id, k.key, k.version, l.id, p.code, l.status, l.expires_at,
-  l.seat_limit, l.seats_used,
-  array(SELECT a.instance FROM activations a WHERE a.license_id = l.id AND a.brand_id = k.brand_id
-        ORDER BY a.activated_at, a.id)
-FROM license_keys k
-JOIN brands b ON b.id = k.brand_id
-LEFT JOIN licenses l ON l.license_key_id = k.id AND l.brand_id = k.brand_id
-LEFT JOIN products p ON p.id = l.product_id
-WHERE b.slug = $1 AND k.key = $2
-ORDER BY l.id`
-
-// read runs one snapshot read: set_config and the query are sent as one batch, which
-// Postgres runs in one implicit transaction, so the brand scope holds for the query and
-// nothing more (one round trip).
-func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, key string) (source.Result, error) {
+// read runs one query: set_config and the query are sent as one batch, which Postgres
+// runs in one implicit transaction, so the brand scope holds for the query and nothing
+// more (one round trip).
+func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, query string, args []any, scan func(pgx.BatchResults) error) error {
 	if !s.lim.Allow() {
 		s.m.RateLimited.WithLabelValues("backend").Inc()
-		return source.Result{}, ErrLimited
+		return ErrLimited
 	}
 	wait, cancelWait := context.WithTimeout(ctx, s.cfg.Timeout)
 	select {
@@ -179,7 +205,7 @@ func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, key s
 		cancelWait()
 	case <-wait.Done():
 		cancelWait()
-		return source.Result{}, fmt.Errorf("%s: wait for a read slot: %w", tier, wait.Err())
+		return fmt.Errorf("%s: wait for a read slot: %w", tier, wait.Err())
 	}
 	defer func() { <-s.sem }()
 	// Postgres cancels a slow statement itself (statement_timeout = Timeout, set by
@@ -196,73 +222,19 @@ func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, key s
 	} else {
 		b.Queue(`SELECT set_config('app.brand_id', coalesce((SELECT id::text FROM brands WHERE slug = $1), ''), true)`, brand)
 	}
-	b.Queue(snapshotQuery, brand, key)
-	res := source.Result{Tier: tier}
+	b.Queue(query, args...)
 	br := pool.SendBatch(ctx, b)
 	_, err := br.Exec()
 	if err == nil {
-		var rows pgx.Rows
-		rows, err = br.Query()
-		if err == nil {
-			res, err = scan(rows, tier)
-		}
+		err = scan(br)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		s.m.BackendErrors.WithLabelValues(tier).Inc()
-		s.log.Warn("postgres read failed", "tier", tier, "key", license.KeyDigest(key), "err", err)
-		return source.Result{}, fmt.Errorf("%s: %w", tier, err)
+		s.log.Warn("postgres read failed", "tier", tier, "err", err)
+		return fmt.Errorf("%s: %w", tier, err)
 	}
-	res.Origin = s.now()
-	if res.Found {
-		res.Snapshot.Brand = brand
-		s.brands.Store(brand, res.Snapshot.BrandID)
-		s.m.Lookups.WithLabelValues(tier, "hit").Inc()
-	} else {
-		s.m.Lookups.WithLabelValues(tier, "miss").Inc()
-	}
-	return res, nil
-}
-
-func scan(rows pgx.Rows, tier string) (source.Result, error) {
-	defer rows.Close()
-	res := source.Result{Tier: tier}
-	for rows.Next() {
-		var (
-			keyID, brandID, key string
-			ver                 int64
-			licID, product, st  *string
-			expires             *time.Time
-			seatLimit           *int32
-			seatsUsed           *int32
-			instances           []string
-		)
-		if err := rows.Scan(&keyID, &brandID, &key, &ver, &licID, &product, &st, &expires, &seatLimit, &seatsUsed, &instances); err != nil {
-			return res, err
-		}
-		if !res.Found {
-			res.Found = true
-			res.Snapshot = license.Snapshot{BrandID: brandID, KeyID: keyID, Key: key, Version: ver,
-				Licenses: []license.SnapshotLicense{}}
-		}
-		if licID == nil {
-			continue
-		}
-		l := license.SnapshotLicense{Product: *product, Status: *st, Instances: instances}
-		if expires != nil {
-			t := expires.UTC()
-			l.ExpiresAt = &t
-		}
-		if seatLimit != nil {
-			n := int(*seatLimit)
-			l.SeatLimit = &n
-		}
-		if seatsUsed != nil {
-			l.SeatsUsed = int(*seatsUsed)
-		}
-		res.Snapshot.Licenses = append(res.Snapshot.Licenses, l)
-	}
-	return res, rows.Err()
+	return nil
 }

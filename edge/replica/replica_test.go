@@ -44,7 +44,7 @@ func seed(t *testing.T, adminURL string) seeded {
 			{`INSERT INTO license_keys (id, brand_id, key, customer_email, version) VALUES ($1, $2, $3, 'a@example.com', 7)`, []any{kid, bid, b.key}},
 			{`INSERT INTO licenses (id, brand_id, license_key_id, product_id, status, expires_at, seat_limit, seats_used)
 			  VALUES ($1, $2, $3, $4, 'valid', $5, 3, 2)`, []any{lid, bid, kid, pid, exp}},
-			{`INSERT INTO activations (id, brand_id, license_id, instance) VALUES ($1, $2, $3, 'one.example'), ($4, $2, $3, 'two.example')`,
+			{`INSERT INTO activations (id, brand_id, license_id, instance, version) VALUES ($1, $2, $3, 'one.example', 5), ($4, $2, $3, 'two.example', 6)`,
 				[]any{uuid.NewString(), bid, lid, uuid.NewString()}},
 		} {
 			if _, err := c.Exec(ctx, q.sql, q.args...); err != nil {
@@ -71,10 +71,11 @@ func newStore(t *testing.T, replicaURL, primaryURL string, cfg Config) *Store {
 	return New(pools[0], pools[1], version.New(), cfg, time.Now, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
 }
 
-// TestSnapshotIsBrandScoped reads as license_app through row-level security: the brand
+// TestStateIsBrandScoped reads as license_app through row-level security: the brand
 // scope set in the batch holds for the query, a key is only found under its own brand,
-// and the snapshot carries the key's version, licenses and instances.
-func TestSnapshotIsBrandScoped(t *testing.T) {
+// the state carries the key's version and licenses, and an instance entry the licenses
+// the instance is activated on.
+func TestStateIsBrandScoped(t *testing.T) {
 	db := dbtest.New(t)
 	s := seed(t, db.AdminURL)
 	st := newStore(t, "", db.AppURL, Config{})
@@ -84,21 +85,32 @@ func TestSnapshotIsBrandScoped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !r.Found || r.Snapshot.Version != 7 || r.Snapshot.Brand != "brand-a" || len(r.Snapshot.Licenses) != 1 {
+		if !r.Found || r.State.Version != 7 || r.State.Brand != "brand-a" || len(r.State.Licenses) != 1 {
 			t.Fatalf("read %d: %+v", i, r)
 		}
-		l := r.Snapshot.Licenses[0]
-		if l.Product != "pro" || l.Status != "valid" || *l.SeatLimit != 3 || l.SeatsUsed != 2 || len(l.Instances) != 2 || l.ExpiresAt == nil {
+		l := r.State.Licenses[0]
+		if l.Product != "pro" || l.Status != "valid" || *l.SeatLimit != 3 || l.SeatsUsed != 2 || l.ExpiresAt == nil || l.ID == "" {
 			t.Fatalf("license %+v", l)
+		}
+		in, err := st.Instance(ctx, "brand-a", s.keyA, "two.example")
+		if err != nil || !in.Found || in.Instance.AsOf != 7 || in.Instance.Changed != 6 || !in.Instance.On(l.ID) {
+			t.Fatalf("instance entry %+v %v", in, err)
+		}
+		in, err = st.Instance(ctx, "brand-a", s.keyA, "three.example")
+		if err != nil || !in.Found || in.Instance.AsOf != 7 || in.Instance.Changed != 0 || len(in.Instance.Activations) != 0 {
+			t.Fatalf("entry of an instance without activation %+v %v", in, err)
 		}
 	}
 	for _, c := range []struct{ brand, key string }{{"brand-b", s.keyA}, {"brand-a", s.keyB}, {"nobody", s.keyA}} {
 		if r, err := st.Get(ctx, c.brand, c.key); err != nil || r.Found {
 			t.Fatalf("%s with a key of another brand: found %v err %v", c.brand, r.Found, err)
 		}
+		if r, err := st.Instance(ctx, c.brand, c.key, "one.example"); err != nil || r.Found {
+			t.Fatalf("%s: instance of a key of another brand: found %v err %v", c.brand, r.Found, err)
+		}
 	}
-	if st.Reads() != 5 {
-		t.Fatalf("%d reads, want 5", st.Reads())
+	if st.Reads() != 12 {
+		t.Fatalf("%d reads, want 12", st.Reads())
 	}
 }
 

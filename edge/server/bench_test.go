@@ -31,6 +31,7 @@ func BenchmarkStatusFromL1(b *testing.B) {
 	s := New(src, nil, nil, nil, Config{StatusMaxAge: time.Minute}, time.Now, slog.New(slog.DiscardHandler), m)
 	for range 10 {
 		_, _ = src.Get(context.Background(), "acme", key)
+		_, _ = src.Instance(context.Background(), "acme", key, activated)
 		l1.Wait()
 	}
 	var req fasthttp.Request

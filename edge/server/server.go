@@ -5,10 +5,8 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -21,6 +19,7 @@ import (
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
+	"github.com/licensing/licensing/shared/requestid"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
 )
@@ -80,10 +79,7 @@ const publicPrefix = "/v1/public/"
 // Handler is the fasthttp entry point.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	rid := string(ctx.Request.Header.Peek("X-Request-Id"))
-	if rid == "" || len(rid) > 128 || !printable(rid) {
-		rid = newRequestID()
-	}
+	rid := requestid.Or(string(ctx.Request.Header.Peek("X-Request-Id")))
 	ctx.Response.Header.Set("X-Request-Id", rid)
 	route := s.route(ctx, rid)
 	code := ctx.Response.StatusCode()
@@ -200,6 +196,19 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 	// no per-request deadline here: every tier bounds its own calls (L1 fills, Redis and
 	// Postgres timeouts), and a timer per request costs more than an L1 hit
 	r, err := s.src.Get(context.Background(), brand, key)
+	var inst *license.Instance
+	stale := r.Stale
+	if err == nil && r.Found && instance != "" {
+		var ir source.InstanceResult
+		ir, err = s.src.Instance(context.Background(), brand, key, instance)
+		if err == nil && ir.Found {
+			inst, stale = &ir.Instance, stale || ir.Stale
+		} else if err == nil {
+			// the tiers refuse an instance entry older than the key they know, so this
+			// is a race with nothing to answer from: unavailable, never a 404
+			err = fmt.Errorf("instance entry of a key the state tier knows: %w", source.ErrUnavailable)
+		}
+	}
 	if err != nil {
 		s.log.Warn("status lookup failed", "request_id", rid, "key", license.KeyDigest(key), "err", err)
 		ctx.Response.Header.Set("Retry-After", "1")
@@ -207,23 +216,23 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 		return
 	}
 	ctx.Response.Header.Set("X-Cache", r.Tier)
-	if r.Stale {
+	if stale {
 		ctx.Response.Header.Set("X-Cache-Stale", "true")
 		ctx.Response.Header.Set("Warning", `110 - "Response is Stale"`)
 	}
 	if !r.Found {
-		status, body := problem.Marshal(notFound, rid)
+		status, body := renderProblem(notFound, rid)
 		ctx.Response.Header.Set("Cache-Control", "max-age="+strconv.Itoa(int(s.cfg.NotFoundMaxAge/time.Second)))
-		ctx.SetContentType(problem.ContentType)
+		ctx.SetContentType(problemContentType)
 		ctx.SetStatusCode(status)
 		ctx.SetBody(body)
 		return
 	}
 	now := s.now()
-	out := r.Snapshot.Evaluate(product, instance, now)
-	ctx.Response.Header.Set("X-License-Version", strconv.FormatInt(r.Snapshot.Version, 10))
+	out := r.State.Evaluate(product, inst, now)
+	ctx.Response.Header.Set("X-License-Version", strconv.FormatInt(r.State.Version, 10))
 	age := 0
-	if !r.Stale {
+	if !stale {
 		age = license.CacheMaxAge(s.cfg.StatusMaxAge, out, now)
 		if !s.wasReady.Load() {
 			s.wasReady.Store(true) // a tier answered: this node has served fresh data
@@ -262,9 +271,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid, route string) {
 }
 
 func (s *Server) problem(ctx *fasthttp.RequestCtx, rid string, err error) {
-	status, body := problem.Marshal(err, rid)
+	status, body := renderProblem(err, rid)
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.SetContentType(problem.ContentType)
+	ctx.SetContentType(problemContentType)
 	ctx.SetStatusCode(status)
 	ctx.SetBody(body)
 }
@@ -272,41 +281,13 @@ func (s *Server) problem(ctx *fasthttp.RequestCtx, rid string, err error) {
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = problem.Marshal(errors.New("encode response"), "")
-		ctx.SetContentType(problem.ContentType)
+		status, b = renderProblem(fmt.Errorf("encode response: %w", err), "")
+		ctx.SetContentType(problemContentType)
 	} else {
 		ctx.SetContentType("application/json")
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetBody(b)
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// Request ids are a random per-process prefix and a counter: unique across nodes and
-// restarts without a crypto/rand read per request.
-var (
-	ridPrefix  = newRIDPrefix()
-	ridCounter atomic.Uint64
-)
-
-func newRIDPrefix() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("edge: crypto/rand: " + err.Error())
-	}
-	return hex.EncodeToString(b[:]) + "-"
-}
-
-func newRequestID() string {
-	return ridPrefix + strconv.FormatUint(ridCounter.Add(1), 36)
 }
 
 // ipLimits is a token bucket per client address. The table is dropped wholesale when it

@@ -33,6 +33,19 @@ func (f *fakeSource) Get(context.Context, string, string) (source.Result, error)
 	return f.res, f.err
 }
 
+// activated is the one instance the fake's license L1 is activated on.
+const activated = "example.com"
+
+func (f *fakeSource) Instance(_ context.Context, _, _, instance string) (source.InstanceResult, error) {
+	f.calls.Add(1)
+	r := source.InstanceResult{Found: f.res.Found, Origin: f.res.Origin, Stale: f.res.Stale, Tier: f.res.Tier,
+		Instance: license.Instance{Instance: instance, AsOf: f.res.Version()}}
+	if instance == activated {
+		r.Instance.Activations = []license.InstanceActivation{{LicenseID: "L1"}}
+	}
+	return r, f.err
+}
+
 var now = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func newServer(src source.Source, rel Relayer) *Server {
@@ -72,10 +85,10 @@ const key = "ABCDE-FGHJK-MNPQR-STUVW-XYZ23"
 
 func snapshot(expires *time.Time) source.Result {
 	limit := 3
-	return source.Result{Found: true, Tier: "l1", Origin: now, Snapshot: license.Snapshot{
+	return source.Result{Found: true, Tier: "l1", Origin: now, State: license.State{
 		Brand: "acme", Key: key, Version: 7,
-		Licenses: []license.SnapshotLicense{{Product: "pro", Status: "valid", ExpiresAt: expires, SeatLimit: &limit,
-			SeatsUsed: 1, Instances: []string{"example.com"}}},
+		Licenses: []license.LicenseState{{ID: "L1", Product: "pro", Status: "valid", ExpiresAt: expires, SeatLimit: &limit,
+			SeatsUsed: 1}},
 	}}
 }
 
@@ -95,8 +108,8 @@ func TestStatus(t *testing.T) {
 		{"200-valid-max-age-configured", "/v1/public/acme/licenses/" + key + "/status", snapshot(nil), nil, 200, "valid", "max-age=60", 1},
 		{"200-max-age-capped-by-expiry", "/v1/public/acme/licenses/" + key + "/status", snapshot(&soon), nil, 200, "valid", "max-age=20", 1},
 		{"200-expired-at-serve-time", "/v1/public/acme/licenses/" + key + "/status?product=pro", snapshot(&past), nil, 200, "expired", "max-age=60", 1},
-		{"200-instance-normalized", "/v1/public/acme/licenses/" + strings.ToLower(key) + "/status?product=pro&instance=https://www.Example.com/", snapshot(nil), nil, 200, "valid", "max-age=60", 1},
-		{"200-instance-not-activated", "/v1/public/acme/licenses/" + key + "/status?instance=other.example", snapshot(nil), nil, 200, "instance_not_activated", "max-age=60", 1},
+		{"200-instance-normalized", "/v1/public/acme/licenses/" + strings.ToLower(key) + "/status?product=pro&instance=https://www.Example.com/", snapshot(nil), nil, 200, "valid", "max-age=60", 2},
+		{"200-instance-not-activated", "/v1/public/acme/licenses/" + key + "/status?instance=other.example", snapshot(nil), nil, 200, "instance_not_activated", "max-age=60", 2},
 		{"404-unknown-key", "/v1/public/acme/licenses/" + key + "/status", source.Result{Found: false}, nil, 404, "license_not_found", "max-age=5", 1},
 		{"404-malformed-key-no-backend", "/v1/public/acme/licenses/ABCDE-0000/status", snapshot(nil), nil, 404, "license_not_found", "no-store", 0},
 		{"404-ambiguous-letter-no-backend", "/v1/public/acme/licenses/ABCDE-FGHJK-MNPQR-STUVW-XYZ2O/status", snapshot(nil), nil, 404, "license_not_found", "no-store", 0},

@@ -5,6 +5,7 @@ package version
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 )
@@ -42,8 +43,21 @@ func (k *Known) shard(key string) *shard {
 	return &k.shards[maphash.String(k.seed, key)%shards]
 }
 
-// Get returns the newest version known for key, 0 when none.
+// Get returns the newest version known for key, 0 when none. For an instance entry's key
+// (source.InstanceKey: "<brand>/<key>#<instance>") it is at least 1 once the license key
+// itself is known to exist: an entry read before the key was created (a lagging replica's
+// "no such key") is older than what the edge knows.
 func (k *Known) Get(key string) int64 {
+	v := k.get(key)
+	if v == 0 {
+		if i := strings.IndexByte(key, '#'); i > 0 && k.get(key[:i]) > 0 {
+			return 1
+		}
+	}
+	return v
+}
+
+func (k *Known) get(key string) int64 {
 	s := k.shard(key)
 	s.mu.RLock()
 	e := s.m[key]

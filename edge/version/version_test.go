@@ -38,11 +38,17 @@ func (f *fixed) Get(context.Context, string, string) (source.Result, error) {
 	return f.res, nil
 }
 
+func (f *fixed) Instance(_ context.Context, _, _, instance string) (source.InstanceResult, error) {
+	f.calls++
+	return source.InstanceResult{Found: f.res.Found, Stale: f.res.Stale,
+		Instance: license.Instance{Instance: instance, AsOf: f.res.Version()}}, nil
+}
+
 func TestGuardNeverLetsAnOlderVersionOut(t *testing.T) {
 	k := New()
 	ck := source.CacheKey("acme", "K")
 	k.Observe(ck, 5, time.Now())
-	older := &fixed{res: source.Result{Found: true, Snapshot: license.Snapshot{Version: 4}}}
+	older := &fixed{res: source.Result{Found: true, State: license.State{Version: 4}}}
 	g := NewGuard(older, k, time.Now, metrics.New(prometheus.NewRegistry()))
 	if _, err := g.Get(context.Background(), "acme", "K"); !errors.Is(err, source.ErrUnavailable) || older.calls != 3 {
 		t.Fatalf("older answer: err %v after %d tries", err, older.calls)
@@ -51,8 +57,43 @@ func TestGuardNeverLetsAnOlderVersionOut(t *testing.T) {
 	if r, err := g.Get(context.Background(), "acme", "K"); err != nil || !r.Stale {
 		t.Fatalf("a stale answer (marked) must pass: %v", err)
 	}
-	newer := &fixed{res: source.Result{Found: true, Snapshot: license.Snapshot{Version: 6}}}
+	newer := &fixed{res: source.Result{Found: true, State: license.State{Version: 6}}}
 	if _, err := NewGuard(newer, k, time.Now, metrics.New(prometheus.NewRegistry())).Get(context.Background(), "acme", "K"); err != nil || k.Get(ck) != 6 {
 		t.Fatalf("newer answer: err %v, known %d", err, k.Get(ck))
+	}
+}
+
+// An instance entry is checked against its instance's known version, not the key's.
+func TestGuardChecksInstancesAgainstTheirOwnVersion(t *testing.T) {
+	k := New()
+	now := time.Now()
+	k.Observe(source.CacheKey("acme", "K"), 9, now)                 // the key moved on
+	k.Observe(source.InstanceKey("acme", "K", "a.example"), 5, now) // this instance changed at 5
+	src := &fixed{res: source.Result{Found: true, State: license.State{Version: 6}}}
+	g := NewGuard(src, k, time.Now, metrics.New(prometheus.NewRegistry()))
+	if r, err := g.Instance(context.Background(), "acme", "K", "a.example"); err != nil || r.Version() != 6 {
+		t.Fatalf("entry as of 6 for an instance last changed at 5: %v %v", r, err)
+	}
+	k.Observe(source.InstanceKey("acme", "K", "a.example"), 7, now)
+	if _, err := g.Instance(context.Background(), "acme", "K", "a.example"); !errors.Is(err, source.ErrUnavailable) {
+		t.Fatalf("entry as of 6 for an instance changed at 7: err %v", err)
+	}
+}
+
+// An instance entry of a key the edge knows exists must be at least as new as the key's
+// creation: "no such key" from before it is refused.
+func TestInstanceFloorOnceTheKeyIsKnown(t *testing.T) {
+	k := New()
+	ik := source.InstanceKey("acme", "K", "a.example")
+	if k.Get(ik) != 0 {
+		t.Fatal("floor before the key is known")
+	}
+	k.Observe(source.CacheKey("acme", "K"), 3, time.Now())
+	if k.Get(ik) != 1 {
+		t.Fatalf("floor %d once the key is known, want 1", k.Get(ik))
+	}
+	k.Observe(ik, 2, time.Now())
+	if k.Get(ik) != 2 {
+		t.Fatalf("known %d, want the instance's own 2", k.Get(ik))
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/licensing/licensing/shared/apikey"
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/resource"
@@ -54,6 +55,11 @@ type Config struct {
 	Workers int
 	// Sample is how many entries each manifest list keeps.
 	Sample int
+	// BigLicenses keys of the first stream each hold one unlimited license with
+	// BigActivations activations (agency and unlimited plans: the status of such a
+	// license must cost what a one-site license's costs). They count toward Activations.
+	BigLicenses    int
+	BigActivations int
 }
 
 // DefaultConfig is one million activations over four brands.
@@ -91,9 +97,8 @@ type Product struct {
 	CreatedAt time.Time
 }
 
-// APIKey is a brand API key made the way writer/licensing issueKey makes it: a public
-// prefix (5 random bytes) and a secret (32 random bytes), both base32 over an unambiguous
-// alphabet; only sha256("lsk-v1:" + secret) is stored; the token is lsk_<prefix>_<secret>.
+// APIKey is a brand API key in the format of shared/apikey (what the writer issues),
+// drawn from the seeded generator.
 type APIKey struct {
 	ID         [16]byte
 	Prefix     string
@@ -103,6 +108,8 @@ type APIKey struct {
 
 // Key is a generated license key with its licenses.
 type Key struct {
+	// Big marks a key with one big license (Config.BigLicenses).
+	Big       bool
 	ID        [16]byte
 	Brand     int // index into the plan's brands
 	Key       string
@@ -135,6 +142,8 @@ type Activation struct {
 	Raw         string // as a plugin sent it
 	Instance    string // normalized, as stored
 	ActivatedAt time.Time
+	// Version is the key version the activation made (set by Generator.Next).
+	Version int64
 }
 
 // Plan holds the small tables of a run.
@@ -178,35 +187,13 @@ func NewPlan(cfg Config) (*Plan, error) {
 	return p, nil
 }
 
-// keyEnc is the base32 alphabet of writer/licensing's API keys.
-const keyEncAlphabet = "abcdefghijkmnpqrstuvwxyz23456789"
-
 func newAPIKey(r *rand.Rand, at time.Time) APIKey {
-	raw := make([]byte, 37)
+	var raw [apikey.PrefixBytes + apikey.SecretBytes]byte
 	for i := range raw {
 		raw[i] = byte(r.Uint32())
 	}
-	prefix, secret := base32(raw[:5]), base32(raw[5:])
-	return APIKey{ID: uuidV7(r, at), Prefix: prefix, SecretHash: HashSecret(secret), Token: "lsk_" + prefix + "_" + secret}
-}
-
-// base32 encodes without padding over keyEncAlphabet (RFC 4648 bit order).
-func base32(b []byte) string {
-	var sb strings.Builder
-	var acc uint64
-	n := 0
-	for _, c := range b {
-		acc = acc<<8 | uint64(c)
-		n += 8
-		for n >= 5 {
-			n -= 5
-			sb.WriteByte(keyEncAlphabet[(acc>>n)&31])
-		}
-	}
-	if n > 0 {
-		sb.WriteByte(keyEncAlphabet[(acc<<(5-n))&31])
-	}
-	return sb.String()
+	k := apikey.FromBytes(raw)
+	return APIKey{ID: uuidV7(r, at), Prefix: k.Prefix, SecretHash: k.Hash, Token: k.Token}
 }
 
 // uuidV7 returns a version 7 UUID whose timestamp is at, as uuid.NewV7 would have made
@@ -254,6 +241,7 @@ func licenseKey(r *rand.Rand) string {
 // Generator produces the license keys of one worker stream, oldest first.
 type Generator struct {
 	plan   *Plan
+	big    int // big keys still to make (stream 0)
 	r      *rand.Rand
 	budget int64 // activations this stream must create
 	done   int64
@@ -273,10 +261,14 @@ func NewGenerator(plan *Plan, w int) *Generator {
 	}
 	// about 0.7 customers per key: some customers hold several keys, across brands too
 	emails := max(int(cfg.Activations/4), 10)
-	return &Generator{
+	g := &Generator{
 		plan: plan, r: rand.New(rand.NewPCG(plan.rseed, uint64(w)+1)), budget: budget, emails: emails,
 		start: cfg.Now.Add(-cfg.History), span: cfg.History - time.Hour,
 	}
+	if w == 0 && cfg.BigActivations > 0 {
+		g.big = cfg.BigLicenses
+	}
+	return g
 }
 
 // Done reports whether the stream created its share of activations.
@@ -297,6 +289,10 @@ func (g *Generator) Next() Key {
 	k := Key{ID: uuidV7(r, created), Brand: bi, Key: licenseKey(r), CreatedAt: created, Version: 1}
 	k.Email = fmt.Sprintf("customer%d@%s", r.IntN(g.emails), mailDomains[r.IntN(len(mailDomains))])
 
+	if g.big > 0 {
+		g.big--
+		return g.bigKey(k, created)
+	}
 	// multi-product keys: 60 % one product, 30 % two, 10 % three
 	n := 1
 	switch x := r.IntN(100); {
@@ -310,10 +306,6 @@ func (g *Generator) Next() Key {
 	last := created
 	for _, pi := range prods {
 		l := g.license(created, pi)
-		k.Version += int64(len(l.Activations))
-		if l.Transition != "" {
-			k.Version++
-		}
 		if l.UpdatedAt.After(last) {
 			last = l.UpdatedAt
 		}
@@ -321,7 +313,77 @@ func (g *Generator) Next() Key {
 		k.Licenses = append(k.Licenses, l)
 	}
 	k.UpdatedAt = last
+	numberChanges(&k)
 	return k
+}
+
+// bigKey makes a key with one valid, perpetual, unlimited license holding
+// BigActivations activations.
+func (g *Generator) bigKey(k Key, created time.Time) Key {
+	r := g.r
+	now := g.plan.Config.Now
+	n := g.plan.Config.BigActivations
+	k.Big = true
+	l := License{ID: uuidV7(r, created), Product: 0, Status: license.StatusValid, CreatedAt: created, UpdatedAt: created}
+	base := g.siteN
+	g.siteN += uint64(n)
+	l.Activations = make([]Activation, 0, n)
+	for j := 0; j < n; j++ {
+		raw := rawInstance(r, base+uint64(j))
+		inst, err := license.NormalizeInstance(raw)
+		if err != nil {
+			panic("seed: generated an invalid instance " + raw)
+		}
+		at := between(r, created, now.Add(-time.Minute))
+		l.Activations = append(l.Activations, Activation{ID: uuidV7(r, at), Raw: raw, Instance: inst, ActivatedAt: at})
+	}
+	slices.SortFunc(l.Activations, func(a, b Activation) int { return a.ActivatedAt.Compare(b.ActivatedAt) })
+	l.SeatsUsed = n
+	if n > 0 {
+		l.UpdatedAt = l.Activations[n-1].ActivatedAt
+	}
+	k.Licenses = []License{l}
+	k.UpdatedAt = l.UpdatedAt
+	g.done += int64(n)
+	numberChanges(&k)
+	return k
+}
+
+// change is one change under a key after its creation: an activation (act >= 0) or a
+// license's lifecycle change (act < 0).
+type change struct {
+	at   time.Time
+	lic  int
+	act  int
+	used int // seats used after an activation
+}
+
+// changes lists k's changes in commit order: the key's version after change i is i+2
+// (creation is version 1).
+func changes(k *Key) []change {
+	var cs []change
+	for i := range k.Licenses {
+		l := &k.Licenses[i]
+		for j, a := range l.Activations {
+			cs = append(cs, change{at: a.ActivatedAt, lic: i, act: j, used: j + 1})
+		}
+		if l.Transition != "" {
+			cs = append(cs, change{at: l.TransitionAt, lic: i, act: -1})
+		}
+	}
+	slices.SortStableFunc(cs, func(x, y change) int { return x.at.Compare(y.at) })
+	return cs
+}
+
+// numberChanges sets the key's version and each activation's version.
+func numberChanges(k *Key) {
+	cs := changes(k)
+	for i, c := range cs {
+		if c.act >= 0 {
+			k.Licenses[c.lic].Activations[c.act].Version = int64(i) + 2
+		}
+	}
+	k.Version = int64(len(cs)) + 1
 }
 
 // license draws one license created at created and its history up to Now.
@@ -507,35 +569,22 @@ func (p *Plan) Events(k *Key, audit []AuditRow, outbox []OutboxRow) ([]AuditRow,
 	brandID, keyID := UUIDString(b.ID), UUIDString(k.ID)
 	subject := event.Subject(brandID, keyID)
 
-	created := make([]resource.License, 0, len(k.Licenses))
-	type change struct {
-		at   time.Time
-		lic  int
-		act  int // index of the activation, or -1 for the lifecycle change
-		used int // seats used after an activation
-	}
-	var changes []change
+	created := make([]event.License, 0, len(k.Licenses))
 	for i := range k.Licenses {
 		l := &k.Licenses[i]
-		res := LicenseResource(k, l, &b.Products[l.Product], license.StatusValid, 0, l.CreatedAt)
-		created = append(created, res)
+		pr := &b.Products[l.Product]
+		res := LicenseResource(k, l, pr, license.StatusValid, 0, l.CreatedAt)
+		created = append(created, licenseEvent(l, pr, license.StatusValid, 0, l.CreatedAt))
 		id := l.ID
 		audit = append(audit, AuditRow{ID: uuidV7(r, l.CreatedAt), BrandID: b.ID, KeyID: k.ID, LicenseID: &id,
 			Action: "license.created", Actor: actor, At: l.CreatedAt, After: appendLicenseJSON(make([]byte, 0, 360), res)})
-		for j, a := range l.Activations {
-			changes = append(changes, change{at: a.ActivatedAt, lic: i, act: j, used: j + 1})
-		}
-		if l.Transition != "" {
-			changes = append(changes, change{at: l.TransitionAt, lic: i, act: -1})
-		}
 	}
 	if !k.CreatedAt.Before(horizon) {
 		ev := event.Change{Type: event.KeyCreated, BrandID: brandID, Brand: b.Slug, KeyID: keyID, LicenseKey: k.Key,
-			Version: 1, After: map[string]any{"customer_email": k.Email, "licenses": created}, CommitTime: k.CreatedAt.UTC()}
+			Version: 1, CustomerEmail: k.Email, Licenses: created, CommitTime: k.CreatedAt.UTC()}
 		outbox = append(outbox, OutboxRow{BrandID: b.ID, KeyID: k.ID, Version: 1, Subject: subject, Payload: mustJSON(ev), At: k.CreatedAt})
 	}
-	slices.SortStableFunc(changes, func(x, y change) int { return x.at.Compare(y.at) })
-	for i, c := range changes {
+	for i, c := range changes(k) {
 		version := int64(i) + 2
 		wantAudit := c.act < 0 || cfg.AuditActivations
 		wantOutbox := !c.at.Before(horizon)
@@ -545,34 +594,45 @@ func (p *Plan) Events(k *Key, audit []AuditRow, outbox []OutboxRow) ([]AuditRow,
 		l := &k.Licenses[c.lic]
 		pr := &b.Products[l.Product]
 		id := l.ID
-		var typ, action, who string
+		ev := event.Change{BrandID: brandID, Brand: b.Slug, KeyID: keyID, LicenseKey: k.Key, Version: version, CommitTime: c.at.UTC()}
+		var action, who string
 		var before, after any
 		if c.act >= 0 {
 			a := l.Activations[c.act]
-			typ, action, who = event.LicenseActivated, "license.activated", "public"
+			ev.Type, action, who = event.ActivationCreated, "license.activated", "public"
 			before = LicenseResource(k, l, pr, license.StatusValid, c.used-1, l.CreatedAt)
 			lr := LicenseResource(k, l, pr, license.StatusValid, c.used, a.ActivatedAt)
-			after = map[string]any{"license": lr, "activation": resource.Activation{ID: UUIDString(a.ID),
-				LicenseID: UUIDString(l.ID), Instance: a.Instance, ActivatedAt: a.ActivatedAt.UTC()}}
+			act := resource.Activation{ID: UUIDString(a.ID), LicenseID: UUIDString(l.ID), Instance: a.Instance, ActivatedAt: a.ActivatedAt.UTC()}
+			after = map[string]any{"license": lr, "activation": act}
+			le := licenseEvent(l, pr, license.StatusValid, c.used, a.ActivatedAt)
+			ev.License = &le
+			ev.Activation = &event.Activation{ID: act.ID, LicenseID: act.LicenseID, Instance: act.Instance,
+				ActivatedAt: act.ActivatedAt, Version: version}
 		} else {
-			typ, action, who = event.LicenseSuspended, "license.suspend", actor
+			ev.Type, action, who = event.LicenseSuspended, "license.suspend", actor
 			if l.Transition == license.Cancel {
-				typ, action = event.LicenseCancelled, "license.cancel"
+				ev.Type, action = event.LicenseCancelled, "license.cancel"
 			}
 			before = LicenseResource(k, l, pr, license.StatusValid, l.SeatsUsed, l.TransitionAt)
 			after = LicenseResource(k, l, pr, l.Status, l.SeatsUsed, l.TransitionAt)
+			le := licenseEvent(l, pr, l.Status, l.SeatsUsed, l.TransitionAt)
+			ev.License = &le
 		}
 		if wantAudit {
 			audit = append(audit, AuditRow{ID: uuidV7(r, c.at), BrandID: b.ID, KeyID: k.ID, LicenseID: &id,
 				Action: action, Actor: who, At: c.at, Before: mustJSON(before), After: mustJSON(after)})
 		}
 		if wantOutbox {
-			ev := event.Change{Type: typ, BrandID: brandID, Brand: b.Slug, KeyID: keyID, LicenseKey: k.Key, Version: version,
-				LicenseID: UUIDString(id), Product: pr.Code, Before: before, After: after, CommitTime: c.at.UTC()}
 			outbox = append(outbox, OutboxRow{BrandID: b.ID, KeyID: k.ID, Version: version, Subject: subject, Payload: mustJSON(ev), At: c.at})
 		}
 	}
 	return audit, outbox
+}
+
+// licenseEvent is l's state in a change event.
+func licenseEvent(l *License, p *Product, status string, seatsUsed int, updated time.Time) event.License {
+	return event.License{ID: UUIDString(l.ID), Product: p.Code, Status: status, ExpiresAt: l.ExpiresAt,
+		SeatLimit: l.SeatLimit, SeatsUsed: seatsUsed, CreatedAt: l.CreatedAt.UTC(), UpdatedAt: updated.UTC()}
 }
 
 func mustJSON(v any) []byte {

@@ -2,9 +2,11 @@ package seed
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/licensing/licensing/shared/apikey"
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/license"
 )
@@ -169,6 +171,29 @@ func TestEventsMatchTheWriter(t *testing.T) {
 			if ev.Version != o.Version || ev.LicenseKey != k.Key || o.Subject != event.Subject(ev.BrandID, ev.KeyID) {
 				t.Fatalf("payload %+v does not match row (version %d, subject %s)", ev, o.Version, o.Subject)
 			}
+			switch ev.Type {
+			case event.KeyCreated:
+				if len(ev.Licenses) != len(k.Licenses) || ev.CustomerEmail != k.Email {
+					t.Fatalf("key created event %+v", ev)
+				}
+			case event.ActivationCreated:
+				if ev.License == nil || ev.Activation == nil || ev.Activation.Version != ev.Version || ev.Activation.LicenseID != ev.License.ID {
+					t.Fatalf("activation event %+v", ev)
+				}
+				if !slices.ContainsFunc(k.Licenses, func(l License) bool {
+					return slices.ContainsFunc(l.Activations, func(a Activation) bool {
+						return a.Instance == ev.Activation.Instance && a.Version == ev.Version
+					})
+				}) {
+					t.Fatalf("activation event %+v names no activation of that version", ev.Activation)
+				}
+			case event.LicenseSuspended, event.LicenseCancelled:
+				if ev.License == nil || ev.Activation != nil {
+					t.Fatalf("lifecycle event %+v", ev)
+				}
+			default:
+				t.Fatalf("unexpected event type %q", ev.Type)
+			}
 		}
 		if len(outbox) > 0 && outbox[len(outbox)-1].At.Equal(k.UpdatedAt) && last != k.Version {
 			t.Fatalf("latest change carries version %d, the key has %d", last, k.Version)
@@ -186,9 +211,9 @@ func TestAPIKeyFormat(t *testing.T) {
 		if len(k.Prefix) != 8 || len(k.Token) != len("lsk_")+8+1+52 {
 			t.Fatalf("token %q / prefix %q have not the writer's shape", k.Token, k.Prefix)
 		}
-		secret := k.Token[len("lsk_")+len(k.Prefix)+1:]
-		if string(HashSecret(secret)) != string(k.SecretHash) {
-			t.Fatal("stored hash is not sha256(lsk-v1:secret)")
+		prefix, secret, ok := apikey.Parse(k.Token)
+		if !ok || prefix != k.Prefix || !apikey.Matches(secret, k.SecretHash) {
+			t.Fatal("the token does not match its stored hash as the writer checks it")
 		}
 	}
 }
@@ -278,5 +303,46 @@ func TestLicenseJSONMatchesEncodingJSON(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("nothing compared")
+	}
+}
+
+func TestBigLicenses(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Activations, cfg.Workers, cfg.Prefix, cfg.Sample = 30000, 2, "bigt", 50
+	cfg.BigLicenses, cfg.BigActivations = 2, 10000
+	p, err := NewPlan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGenerator(p, 0)
+	s := newSampler(1, 0, cfg.Sample)
+	for i := range 3 {
+		k := g.Next()
+		s.Observe(p, &k)
+		if k.Big != (i < 2) {
+			t.Fatalf("key %d big = %v", i, k.Big)
+		}
+		if !k.Big {
+			continue
+		}
+		l := k.Licenses[0]
+		if len(k.Licenses) != 1 || len(l.Activations) != 10000 || l.SeatsUsed != 10000 || l.SeatLimit != nil || k.Version != 10001 {
+			t.Fatalf("big key: %d licenses, %d activations, seats %d, version %d", len(k.Licenses), len(l.Activations), l.SeatsUsed, k.Version)
+		}
+		seen := map[string]bool{}
+		for j, a := range l.Activations {
+			if seen[a.Instance] || a.Version != int64(j)+2 {
+				t.Fatalf("activation %d: instance %q repeated or version %d", j, a.Instance, a.Version)
+			}
+			seen[a.Instance] = true
+		}
+	}
+	if len(s.big) != 2*cfg.Sample || len(s.list["unlimited"]) == 0 && len(s.list["status"]) == 0 {
+		t.Fatalf("big sample %d, want %d", len(s.big), 2*cfg.Sample)
+	}
+	for _, tg := range s.big {
+		if tg.Instance == "" || tg.Key == "" {
+			t.Fatalf("big target %+v", tg)
+		}
 	}
 }

@@ -255,7 +255,7 @@ func copyChunk(ctx context.Context, pool *pgxpool.Pool, plan *Plan, c *chunk) er
 				lics = append(lics, []any{l.ID, b.ID, k.ID, b.Products[l.Product].ID, l.Status, exp, limit,
 					int32(l.SeatsUsed), l.CreatedAt, l.UpdatedAt})
 				for _, a := range l.Activations {
-					acts = append(acts, []any{a.ID, b.ID, l.ID, a.Instance, a.ActivatedAt})
+					acts = append(acts, []any{a.ID, b.ID, l.ID, a.Instance, a.ActivatedAt, a.Version})
 				}
 			}
 		}
@@ -266,7 +266,7 @@ func copyChunk(ctx context.Context, pool *pgxpool.Pool, plan *Plan, c *chunk) er
 			"seat_limit", "seats_used", "created_at", "updated_at"}, lics); err != nil {
 			return err
 		}
-		if err := copyRows(ctx, tx, "activations", []string{"id", "brand_id", "license_id", "instance", "activated_at"}, acts); err != nil {
+		if err := copyRows(ctx, tx, "activations", []string{"id", "brand_id", "license_id", "instance", "activated_at", "version"}, acts); err != nil {
 			return err
 		}
 		audit := make([][]any, len(c.audit))

@@ -1,7 +1,6 @@
 package seed
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -10,12 +9,6 @@ import (
 
 	"github.com/licensing/licensing/shared/license"
 )
-
-// HashSecret is how the writer stores an API key secret (writer/licensing hashSecret).
-func HashSecret(secret string) []byte {
-	h := sha256.Sum256([]byte("lsk-v1:" + secret))
-	return h[:]
-}
 
 // Manifest tells the load scripts (k6 and the Go harness) what the seeder created. Each
 // list is a uniform sample of its kind. Keys are secrets of test data only.
@@ -41,6 +34,8 @@ type Manifest struct {
 	Lifecycle []Target `json:"lifecycle"`
 	// UnknownKeys are well-formed keys that do not exist (negative caching).
 	UnknownKeys []string `json:"unknown_keys"`
+	// Big: instances of the big licenses (Config.BigLicenses), a sample per license.
+	Big []Target `json:"big,omitempty"`
 }
 
 // ManifestBrand is a brand with the API key the seeder issued for it.
@@ -90,6 +85,7 @@ type sampler struct {
 	size int
 	seen map[string]int
 	list map[string][]Target
+	big  []Target // every big license's sample, whole
 }
 
 func newSampler(seed uint64, w, size int) *sampler {
@@ -112,6 +108,16 @@ func (s *sampler) offer(name string, t Target) {
 func (s *sampler) Observe(p *Plan, k *Key) {
 	now := p.Config.Now
 	b := &p.Brands[k.Brand]
+	if k.Big {
+		// kept out of the other lists: every scenario aimed at them would hit one license
+		l := &k.Licenses[0]
+		for _, j := range s.r.Perm(len(l.Activations))[:min(len(l.Activations), s.size)] {
+			a := l.Activations[j]
+			s.big = append(s.big, Target{Brand: b.Slug, Key: k.Key, Product: b.Products[l.Product].Code, LicenseID: UUIDString(l.ID),
+				Status: license.StatusValid, SeatsUsed: l.SeatsUsed, Instance: a.Instance, Raw: a.Raw})
+		}
+		return
+	}
 	for i := range k.Licenses {
 		l := &k.Licenses[i]
 		st := license.EffectiveStatus(l.Status, l.ExpiresAt, now)
@@ -163,6 +169,9 @@ func merge(p *Plan, ss []*sampler, size int) Manifest {
 	}
 	m.Status, m.Free, m.NearFull = pick("status"), pick("free"), pick("near_full")
 	m.Unlimited, m.Active, m.Lifecycle = pick("unlimited"), pick("active"), pick("lifecycle")
+	for _, s := range ss {
+		m.Big = append(m.Big, s.big...)
+	}
 	for i := 0; i < min(size, 1000); i++ {
 		m.UnknownKeys = append(m.UnknownKeys, licenseKey(r))
 	}

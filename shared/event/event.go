@@ -1,5 +1,8 @@
 // Package event defines the change events the writer publishes through its outbox to NATS
-// JetStream, and the stream and subject names both binaries agree on.
+// JetStream, and the stream and subject names both binaries agree on. An event is typed:
+// it carries the state its consumers need (edges: the key and version, and the instance an
+// activation changed; webhooks: the license or activation as the API shows it), never an
+// activation list.
 package event
 
 import (
@@ -22,34 +25,72 @@ func Subject(brandID, keyID string) string {
 // SubjectAll matches every event.
 const SubjectAll = SubjectPrefix + ".>"
 
-// Types of change.
+// Types of change: exactly the event types of API.md's webhooks.
 const (
-	KeyCreated         = "license_key.created"
-	LicenseCreated     = "license.created"
-	LicenseRenewed     = "license.renewed"
-	LicenseSuspended   = "license.suspended"
-	LicenseResumed     = "license.resumed"
-	LicenseCancelled   = "license.cancelled"
-	LicenseActivated   = "license.activated"
-	LicenseDeactivated = "license.deactivated"
+	KeyCreated        = "license_key.created"
+	LicenseCreated    = "license.created"
+	LicenseRenewed    = "license.renewed"
+	LicenseSuspended  = "license.suspended"
+	LicenseResumed    = "license.resumed"
+	LicenseCancelled  = "license.cancelled"
+	LicenseExpired    = "license.expired"
+	ActivationCreated = "activation.created"
+	ActivationDeleted = "activation.deleted"
 )
 
 // Change is the envelope of one committed change under a license key. ID is the outbox
 // row id and the JetStream message id (deduplication); Version is the license key's
 // version after the change, so consumers can drop anything older than what they know.
 type Change struct {
-	ID         int64     `json:"id"`
-	Type       string    `json:"type"`
-	BrandID    string    `json:"brand_id"`
-	Brand      string    `json:"brand"`
-	KeyID      string    `json:"key_id"`
-	LicenseKey string    `json:"license_key"`
-	Version    int64     `json:"version"`
-	LicenseID  string    `json:"license_id,omitempty"`
-	Product    string    `json:"product,omitempty"`
-	Before     any       `json:"before,omitempty"`
-	After      any       `json:"after,omitempty"`
-	CommitTime time.Time `json:"commit_time"`
+	ID         int64  `json:"id"`
+	Type       string `json:"type"`
+	BrandID    string `json:"brand_id"`
+	Brand      string `json:"brand"`
+	KeyID      string `json:"key_id"`
+	LicenseKey string `json:"license_key"`
+	Version    int64  `json:"version"`
+	// CustomerEmail is set on license_key.created.
+	CustomerEmail string `json:"customer_email,omitempty"`
+	// License is the changed license after the change (every type but
+	// license_key.created, which carries Licenses).
+	License *License `json:"license,omitempty"`
+	// Licenses are the licenses a license_key.created event created.
+	Licenses []License `json:"licenses,omitempty"`
+	// Activation is the activation an activation.* event created or deleted; its
+	// Instance names the one instance whose answer changed.
+	Activation *Activation `json:"activation,omitempty"`
+	CommitTime time.Time   `json:"commit_time"`
+}
+
+// License is a license's stored state in an event.
+type License struct {
+	ID        string     `json:"id"`
+	Product   string     `json:"product"`
+	Status    string     `json:"status"` // stored status; expiry is evaluated by the reader
+	ExpiresAt *time.Time `json:"expires_at"`
+	SeatLimit *int       `json:"seat_limit"`
+	SeatsUsed int        `json:"seats_used"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// Activation is an activation in an event. Version is the key version at which it was
+// made.
+type Activation struct {
+	ID          string    `json:"id"`
+	LicenseID   string    `json:"license_id"`
+	Instance    string    `json:"instance"`
+	ActivatedAt time.Time `json:"activated_at"`
+	Version     int64     `json:"version"`
+}
+
+// Instance is the instance whose activation the change created or deleted ("" for other
+// changes).
+func (c *Change) Instance() string {
+	if c.Activation == nil {
+		return ""
+	}
+	return c.Activation.Instance
 }
 
 // MsgID is the JetStream deduplication id of an outbox row.

@@ -129,64 +129,79 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
+func inst(id string, licenseIDs ...string) *Instance {
+	in := &Instance{Instance: id}
+	for _, l := range licenseIDs {
+		in.Activations = append(in.Activations, InstanceActivation{LicenseID: l})
+	}
+	return in
+}
+
 func TestEvaluate(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	past, later := now.Add(-time.Second), now.Add(time.Hour)
 	three := 3
-	s := Snapshot{Brand: "rankmath", Key: "K", Licenses: []SnapshotLicense{
-		{Product: "pro", Status: StatusValid, ExpiresAt: &later, SeatLimit: &three, SeatsUsed: 1, Instances: []string{"example.com"}},
-		{Product: "old", Status: StatusValid, ExpiresAt: &past},
-		{Product: "sus", Status: StatusSuspended},
+	s := State{Brand: "rankmath", Key: "K", Licenses: []LicenseState{
+		{ID: "L-pro", Product: "pro", Status: StatusValid, ExpiresAt: &later, SeatLimit: &three, SeatsUsed: 1},
+		{ID: "L-old", Product: "old", Status: StatusValid, ExpiresAt: &past},
+		{ID: "L-sus", Product: "sus", Status: StatusSuspended},
 	}}
 	for _, c := range []struct {
-		name, product, instance string
-		valid                   bool
-		code                    string
-		n                       int
+		name, product string
+		inst          *Instance
+		valid         bool
+		code          string
+		n             int
 	}{
-		{"any-valid", "", "", true, "valid", 3},
-		{"product-valid", "pro", "", true, "valid", 1},
-		{"expired-at-read-time", "old", "", false, "expired", 1},
-		{"suspended", "sus", "", false, "suspended", 1},
-		{"not-licensed", "nope", "", false, "product_not_licensed", 0},
-		{"instance-activated", "pro", "example.com", true, "valid", 1},
-		{"instance-not-activated", "pro", "other.com", false, "instance_not_activated", 1},
+		{"any-valid", "", nil, true, "valid", 3},
+		{"product-valid", "pro", nil, true, "valid", 1},
+		{"expired-at-read-time", "old", nil, false, "expired", 1},
+		{"suspended", "sus", nil, false, "suspended", 1},
+		{"not-licensed", "nope", nil, false, "product_not_licensed", 0},
+		{"instance-activated", "pro", inst("example.com", "L-pro"), true, "valid", 1},
+		{"instance-not-activated", "pro", inst("other.com"), false, "instance_not_activated", 1},
+		{"instance-on-another-license", "pro", inst("other.com", "L-sus"), false, "instance_not_activated", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			st := s.Evaluate(c.product, c.instance, now)
+			st := s.Evaluate(c.product, c.inst, now)
 			if st.Valid != c.valid || st.Code != c.code || len(st.Licenses) != c.n {
 				t.Fatalf("got valid=%v code=%s n=%d", st.Valid, st.Code, len(st.Licenses))
+			}
+			if c.inst != nil && (st.Instance == nil || st.Instance.ID != c.inst.Instance) {
+				t.Fatalf("instance = %+v", st.Instance)
 			}
 		})
 	}
 	// a seat left on a cancelled license does not count for the live one (same product)
 	one := 1
-	moved := Snapshot{Licenses: []SnapshotLicense{
-		{Product: "pro", Status: StatusCancelled, Instances: []string{"a.com"}},
-		{Product: "pro", Status: StatusValid, SeatLimit: &one, SeatsUsed: 1, Instances: []string{"b.com"}},
-		{Product: "sus", Status: StatusSuspended, Instances: []string{"c.com"}},
+	moved := State{Licenses: []LicenseState{
+		{ID: "L1", Product: "pro", Status: StatusCancelled},
+		{ID: "L2", Product: "pro", Status: StatusValid, SeatLimit: &one, SeatsUsed: 1},
+		{ID: "L3", Product: "sus", Status: StatusSuspended},
 	}}
 	for _, c := range []struct {
-		product, instance string
-		valid             bool
-		code              string
-		activated         bool
+		product   string
+		inst      *Instance
+		valid     bool
+		code      string
+		activated bool
 	}{
-		{"pro", "a.com", false, "instance_not_activated", false},
-		{"pro", "b.com", true, "valid", true},
-		{"", "a.com", false, "instance_not_activated", true},
-		{"", "c.com", false, "instance_not_activated", true},
-		{"", "b.com", true, "valid", true},
+		{"pro", inst("a.com", "L1"), false, "instance_not_activated", false},
+		{"pro", inst("b.com", "L2"), true, "valid", true},
+		{"", inst("a.com", "L1"), false, "instance_not_activated", true},
+		{"", inst("c.com", "L3"), false, "instance_not_activated", true},
+		{"", inst("b.com", "L2"), true, "valid", true},
+		{"", inst("d.com"), false, "instance_not_activated", false},
 	} {
-		st := moved.Evaluate(c.product, c.instance, now)
+		st := moved.Evaluate(c.product, c.inst, now)
 		if st.Valid != c.valid || st.Code != c.code || st.Instance.Activated != c.activated {
-			t.Errorf("Evaluate(%q, %q) = valid %v code %s activated %v", c.product, c.instance, st.Valid, st.Code, st.Instance.Activated)
+			t.Errorf("Evaluate(%q, %q) = valid %v code %s activated %v", c.product, c.inst.Instance, st.Valid, st.Code, st.Instance.Activated)
 		}
 	}
-	if st := s.Evaluate("pro", "", later); st.Valid || st.Code != "expired" {
+	if st := s.Evaluate("pro", nil, later); st.Valid || st.Code != "expired" {
 		t.Fatalf("at expires_at exactly: %+v", st)
 	}
-	if st := s.Evaluate("pro", "", now); *st.Licenses[0].SeatsRemaining != 2 {
+	if st := s.Evaluate("pro", nil, now); *st.Licenses[0].SeatsRemaining != 2 {
 		t.Fatalf("seats_remaining = %d", *st.Licenses[0].SeatsRemaining)
 	}
 }
@@ -194,11 +209,11 @@ func TestEvaluate(t *testing.T) {
 func TestCacheMaxAge(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	soon, far := now.Add(10*time.Second), now.Add(time.Hour)
-	s := Snapshot{Licenses: []SnapshotLicense{{Product: "a", Status: StatusValid, ExpiresAt: &soon}, {Product: "b", Status: StatusValid, ExpiresAt: &far}}}
-	if got := CacheMaxAge(time.Minute, s.Evaluate("", "", now), now); got != 10 {
+	s := State{Licenses: []LicenseState{{Product: "a", Status: StatusValid, ExpiresAt: &soon}, {Product: "b", Status: StatusValid, ExpiresAt: &far}}}
+	if got := CacheMaxAge(time.Minute, s.Evaluate("", nil, now), now); got != 10 {
 		t.Fatalf("max-age = %d, want 10 (the nearest expiry of a valid license)", got)
 	}
-	if got := CacheMaxAge(time.Minute, s.Evaluate("b", "", now), now); got != 60 {
+	if got := CacheMaxAge(time.Minute, s.Evaluate("b", nil, now), now); got != 60 {
 		t.Fatalf("max-age = %d, want the ceiling 60", got)
 	}
 }

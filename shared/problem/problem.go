@@ -1,13 +1,12 @@
-// Package problem defines the closed set of error kinds the service reports and their
-// RFC 9457 problem+json representation. Every transport maps a Kind to one HTTP status
-// through Status; anything that is not a *Error is reported as Internal.
+// Package problem defines the closed set of error kinds the service reports (the stable
+// codes of API.md) and the error value that carries one. It knows nothing of HTTP: each
+// transport (writer/api, edge/server) owns its kind→status table and renders RFC 9457
+// problem documents itself. Anything that is not an *Error is reported as Internal.
 package problem
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Kind is a stable, machine-readable error code. Clients branch on it.
@@ -37,81 +36,100 @@ const (
 	Unavailable            Kind = "unavailable"
 )
 
-var table = map[Kind]struct {
-	status int
-	title  string
-}{
-	Internal:               {http.StatusInternalServerError, "Internal server error"},
-	InvalidRequest:         {http.StatusBadRequest, "Invalid request"},
-	Unauthorized:           {http.StatusUnauthorized, "Unauthorized"},
-	InsufficientScope:      {http.StatusForbidden, "Insufficient scope"},
-	NotFound:               {http.StatusNotFound, "Not found"},
-	Conflict:               {http.StatusConflict, "Conflict"},
-	UnknownProduct:         {http.StatusUnprocessableEntity, "Unknown product"},
-	ProductAlreadyLicensed: {http.StatusConflict, "Product already licensed"},
-	InvalidTransition:      {http.StatusConflict, "Invalid transition"},
-	LicenseNotFound:        {http.StatusNotFound, "License not found"},
-	ActivationNotFound:     {http.StatusNotFound, "Activation not found"},
-	SeatLimitReached:       {http.StatusConflict, "Seat limit reached"},
-	LicenseSuspended:       {http.StatusForbidden, "License suspended"},
-	LicenseCancelled:       {http.StatusForbidden, "License cancelled"},
-	LicenseExpired:         {http.StatusForbidden, "License expired"},
-	IdempotencyKeyReused:   {http.StatusUnprocessableEntity, "Idempotency key reused"},
-	IdempotencyInProgress:  {http.StatusConflict, "Idempotency key in progress"},
-	RateLimited:            {http.StatusTooManyRequests, "Rate limited"},
-	MethodNotAllowed:       {http.StatusMethodNotAllowed, "Method not allowed"},
-	Unavailable:            {http.StatusServiceUnavailable, "Service unavailable"},
+var titles = map[Kind]string{
+	Internal:               "Internal server error",
+	InvalidRequest:         "Invalid request",
+	Unauthorized:           "Unauthorized",
+	InsufficientScope:      "Insufficient scope",
+	NotFound:               "Not found",
+	Conflict:               "Conflict",
+	UnknownProduct:         "Unknown product",
+	ProductAlreadyLicensed: "Product already licensed",
+	InvalidTransition:      "Invalid transition",
+	LicenseNotFound:        "License not found",
+	ActivationNotFound:     "Activation not found",
+	SeatLimitReached:       "Seat limit reached",
+	LicenseSuspended:       "License suspended",
+	LicenseCancelled:       "License cancelled",
+	LicenseExpired:         "License expired",
+	IdempotencyKeyReused:   "Idempotency key reused",
+	IdempotencyInProgress:  "Idempotency key in progress",
+	RateLimited:            "Rate limited",
+	MethodNotAllowed:       "Method not allowed",
+	Unavailable:            "Service unavailable",
 }
 
-// Status is the HTTP status of a kind; unknown kinds are 500.
-func (k Kind) Status() int {
-	if e, ok := table[k]; ok {
-		return e.status
+// Kinds lists every kind (for transports that check their tables cover them all).
+func Kinds() []Kind {
+	out := make([]Kind, 0, len(titles))
+	for k := range titles {
+		out = append(out, k)
 	}
-	return http.StatusInternalServerError
+	return out
+}
+
+// Known reports whether k is one of the closed set.
+func (k Kind) Known() bool {
+	_, ok := titles[k]
+	return ok
 }
 
 // Title is the short human-readable summary of a kind.
 func (k Kind) Title() string {
-	if e, ok := table[k]; ok {
-		return e.title
+	if t, ok := titles[k]; ok {
+		return t
 	}
-	return table[Internal].title
+	return titles[Internal]
 }
+
+// Reason refines invalid_request: whether the request could not be read as the contract
+// says (Malformed: a syntax error, an unknown field, a bad parameter) or was read but a
+// value is not acceptable (BadValue). Transports choose a status for each.
+type Reason uint8
+
+const (
+	// Malformed: the request cannot be read as the contract says.
+	Malformed Reason = iota
+	// BadValue: the request is well-formed but a value is out of range.
+	BadValue
+)
 
 // Error is a domain error with a kind and a message that is safe to show to clients.
 type Error struct {
 	Kind   Kind
 	Detail string
-	// Status overrides the kind's default status when non-zero (422 vs 400 for
-	// invalid_request, for example).
-	Status int
+	// Reason refines InvalidRequest.
+	Reason Reason
 }
 
 func (e *Error) Error() string { return string(e.Kind) + ": " + e.Detail }
-
-// HTTPStatus is the status this error is reported with.
-func (e *Error) HTTPStatus() int {
-	if e.Status != 0 {
-		return e.Status
-	}
-	return e.Kind.Status()
-}
 
 // New returns an error of kind k with a formatted detail.
 func New(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Detail: fmt.Sprintf(format, args...)}
 }
 
-// Invalid returns a 400 invalid_request naming the offending field.
+// Invalid returns an invalid_request for a request that cannot be read as the contract
+// says (malformed body, unknown field, wrong type, bad query parameter or header), naming
+// the field.
 func Invalid(field, format string, args ...any) *Error {
-	return &Error{Kind: InvalidRequest, Detail: field + ": " + fmt.Sprintf(format, args...)}
+	return &Error{Kind: InvalidRequest, Detail: field + ": " + fmt.Sprintf(format, args...), Reason: Malformed}
 }
 
-// Unprocessable returns a 422 invalid_request naming the offending field: the request was
-// well-formed JSON but a value is out of range.
-func Unprocessable(field, format string, args ...any) *Error {
-	return &Error{Kind: InvalidRequest, Detail: field + ": " + fmt.Sprintf(format, args...), Status: http.StatusUnprocessableEntity}
+// Unacceptable returns an invalid_request for a well-formed request in which a value is out
+// of range, naming the field.
+func Unacceptable(field, format string, args ...any) *Error {
+	return &Error{Kind: InvalidRequest, Detail: field + ": " + fmt.Sprintf(format, args...), Reason: BadValue}
+}
+
+// As returns the *Error err is or wraps, and an Internal error when it is none: the detail
+// of an internal error never reaches a client.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Kind: Internal, Detail: "an internal error occurred; it has been logged"}
 }
 
 // KindOf returns the kind of err, Internal when err is not (or does not wrap) an *Error.
@@ -126,42 +144,5 @@ func KindOf(err error) Kind {
 // Is reports whether err is an *Error of kind k.
 func Is(err error, k Kind) bool { return err != nil && KindOf(err) == k }
 
-// Body is the RFC 9457 document.
-type Body struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Code      Kind   `json:"code"`
-	Instance  string `json:"instance,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
 // TypeBase prefixes every problem type URI.
 const TypeBase = "https://docs.licensing.example/problems/"
-
-// ContentType is the media type of problem documents.
-const ContentType = "application/problem+json"
-
-// From turns any error into a problem body. Internal errors never leak their cause.
-func From(err error, requestID string) Body {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Kind: Internal, Detail: "an internal error occurred; it has been logged"}
-	}
-	return Body{
-		Type:      TypeBase + string(e.Kind),
-		Title:     e.Kind.Title(),
-		Status:    e.HTTPStatus(),
-		Detail:    e.Detail,
-		Code:      e.Kind,
-		RequestID: requestID,
-	}
-}
-
-// Marshal renders err as a problem+json document and returns it with its status.
-func Marshal(err error, requestID string) (int, []byte) {
-	b := From(err, requestID)
-	out, _ := json.Marshal(b)
-	return b.Status, out
-}

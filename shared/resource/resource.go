@@ -55,8 +55,11 @@ type License struct {
 	SeatsRemaining *int       `json:"seats_remaining"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
-	// Activations is present (possibly empty) only where the endpoint includes them.
-	Activations *[]Activation `json:"activations,omitempty"`
+	// Activations is present (possibly empty) only where the endpoint includes them: at
+	// most the 100 most recent, oldest first, with ActivationsTruncated saying whether
+	// there are more (GET /v1/licenses/{id}/activations lists them all).
+	Activations          *[]Activation `json:"activations,omitempty"`
+	ActivationsTruncated *bool         `json:"activations_truncated,omitempty"`
 }
 
 // LicenseKey is what a customer pastes into a plugin, with the licenses it unlocks.
@@ -83,16 +86,18 @@ type DeactivationResult struct {
 // brand (or the operator) it is a full License plus the brand; for other brands only
 // brand, product, status, expires_at and the masked key.
 type CustomerLicense struct {
-	Brand       string        `json:"brand"`
-	ID          string        `json:"id,omitempty"`
-	LicenseKey  string        `json:"license_key"`
-	Product     string        `json:"product"`
-	Status      string        `json:"status"`
-	ExpiresAt   *time.Time    `json:"expires_at"`
-	SeatLimit   *int          `json:"seat_limit,omitempty"`
-	SeatsUsed   *int          `json:"seats_used,omitempty"`
-	Masked      bool          `json:"masked"`
-	Activations *[]Activation `json:"activations,omitempty"`
+	Brand      string     `json:"brand"`
+	ID         string     `json:"id,omitempty"`
+	LicenseKey string     `json:"license_key"`
+	Product    string     `json:"product"`
+	Status     string     `json:"status"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	SeatLimit  *int       `json:"seat_limit,omitempty"`
+	SeatsUsed  *int       `json:"seats_used,omitempty"`
+	Masked     bool       `json:"masked"`
+	// Activations and ActivationsTruncated as in License.
+	Activations          *[]Activation `json:"activations,omitempty"`
+	ActivationsTruncated *bool         `json:"activations_truncated,omitempty"`
 }
 
 // Event is one audit entry of a license.

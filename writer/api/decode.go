@@ -107,7 +107,7 @@ func parseTime(field string, s *string) (*time.Time, error) {
 
 // idempotency reads the Idempotency-Key header; the fingerprint covers method, route,
 // path values and body, so the same key on a different request is detected.
-func idempotency(r *http.Request, body []byte, status int) (*licensing.Idempotency, error) {
+func idempotency(r *http.Request, body []byte) (*licensing.Idempotency, error) {
 	key := r.Header.Get("Idempotency-Key")
 	if _, present := r.Header["Idempotency-Key"]; !present {
 		return nil, nil
@@ -123,5 +123,5 @@ func idempotency(r *http.Request, body []byte, status int) (*licensing.Idempoten
 		body, _ = json.Marshal(v)
 	}
 	h.Write(body)
-	return &licensing.Idempotency{Key: key, Fingerprint: h.Sum(nil), Status: status}, nil
+	return &licensing.Idempotency{Key: key, Fingerprint: h.Sum(nil)}, nil
 }

@@ -12,7 +12,7 @@ import (
 func (s *Server) routes(metrics http.Handler) {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Ready != nil {
@@ -22,7 +22,7 @@ func (s *Server) routes(metrics http.Handler) {
 				return
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	m.Handle("GET /metrics", metrics)
 	if s.cfg.Extra != nil {
@@ -46,6 +46,7 @@ func (s *Server) routes(metrics http.Handler) {
 	for _, t := range []license.Transition{license.Renew, license.Suspend, license.Resume, license.Cancel} {
 		m.HandleFunc("POST /v1/licenses/{id}/"+string(t), s.brand(s.transition(t)))
 	}
+	m.HandleFunc("GET /v1/licenses/{id}/activations", s.brand(s.listActivations))
 	m.HandleFunc("DELETE /v1/licenses/{id}/activations/{activation_id}", s.brand(s.removeActivation))
 	m.HandleFunc("GET /v1/licenses/{id}/events", s.brand(s.events))
 	m.HandleFunc("GET /v1/customers/{email}/licenses", s.anyCredential(s.customerLicenses))
@@ -182,11 +183,11 @@ func (s *Server) revokeAPIKey(w http.ResponseWriter, r *http.Request, p *licensi
 // ---------------------------------------------------------------- brand
 
 // input reads the body, decodes it into dst and parses the Idempotency-Key header.
-func (s *Server) input(w http.ResponseWriter, r *http.Request, p *licensing.Principal, dst any, status int, optionalBody bool) (licensing.Meta, bool) {
+func (s *Server) input(w http.ResponseWriter, r *http.Request, p *licensing.Principal, dst any, optionalBody bool) (licensing.Meta, bool) {
 	body, err := readJSON(w, r, dst, optionalBody)
 	var idem *licensing.Idempotency
 	if err == nil {
-		idem, err = idempotency(r, body, status)
+		idem, err = idempotency(r, body)
 	}
 	if err != nil {
 		s.problem(w, r, err)
@@ -202,7 +203,7 @@ func (s *Server) createProduct(w http.ResponseWriter, r *http.Request, p *licens
 		Code string `json:"code"`
 		Name string `json:"name"`
 	}
-	m, ok := s.input(w, r, p, &in, http.StatusCreated, false)
+	m, ok := s.input(w, r, p, &in, false)
 	if !ok {
 		return
 	}
@@ -236,7 +237,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request, p *licensing.
 		CustomerEmail string          `json:"customer_email"`
 		Licenses      []licenseSpecIn `json:"licenses"`
 	}
-	m, ok := s.input(w, r, p, &in, http.StatusCreated, false)
+	m, ok := s.input(w, r, p, &in, false)
 	if !ok {
 		return
 	}
@@ -255,7 +256,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request, p *licensing.
 
 func (s *Server) addLicense(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
 	var in licenseSpecIn
-	m, ok := s.input(w, r, p, &in, http.StatusCreated, false)
+	m, ok := s.input(w, r, p, &in, false)
 	if !ok {
 		return
 	}
@@ -298,7 +299,7 @@ func (s *Server) transition(t license.Transition) handler {
 		var in struct {
 			ExpiresAt *string `json:"expires_at"`
 		}
-		m, ok := s.input(w, r, p, &in, http.StatusOK, t != license.Renew)
+		m, ok := s.input(w, r, p, &in, t != license.Renew)
 		if !ok {
 			return
 		}
@@ -317,12 +318,22 @@ func (s *Server) transition(t license.Transition) handler {
 }
 
 func (s *Server) removeActivation(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
-	m, ok := s.input(w, r, p, &struct{}{}, http.StatusNoContent, true)
+	m, ok := s.input(w, r, p, &struct{}{}, true)
 	if !ok {
 		return
 	}
 	err := s.svc.RemoveActivation(r.Context(), m, *p, r.PathValue("id"), r.PathValue("activation_id"))
 	s.reply(w, r, http.StatusNoContent, nil, err)
+}
+
+func (s *Server) listActivations(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	page, err := licensing.ParsePage(r.URL.Query().Get("limit"), r.URL.Query().Get("cursor"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	out, err := s.svc.ListActivations(r.Context(), *p, r.PathValue("id"), page)
+	s.reply(w, r, http.StatusOK, out, err)
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {

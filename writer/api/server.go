@@ -1,25 +1,59 @@
 // Package api is the writer's HTTP transport: routing, authentication, request decoding,
-// problem+json errors, request ids, body limits, idempotency headers, logging and metrics.
-// It translates HTTP to calls of licensing.Service and nothing else.
+// problem+json errors (its own kind→status table), request ids, body limits, idempotency
+// headers, logging and metrics. It translates HTTP to calls of the domain (the Service
+// interface below, which licensing.Service implements) and nothing else.
 package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
+	"github.com/licensing/licensing/shared/requestid"
+	"github.com/licensing/licensing/shared/resource"
 	"github.com/licensing/licensing/writer/licensing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// Service is what the transport calls of the domain. Errors are problem errors
+// (shared/problem) or a *licensing.Replay; anything else is internal.
+type Service interface {
+	Now() time.Time
+	Authenticate(ctx context.Context, token, operatorToken string) (licensing.Principal, error)
+
+	CreateBrand(ctx context.Context, m licensing.Meta, slug, name string) (resource.BrandCreated, error)
+	ListBrands(ctx context.Context, page licensing.Page) (resource.List[resource.Brand], error)
+	CreateAPIKey(ctx context.Context, m licensing.Meta, slug string, scopes []string) (resource.APIKey, error)
+	RevokeAPIKey(ctx context.Context, m licensing.Meta, slug, id string) error
+
+	CreateProduct(ctx context.Context, m licensing.Meta, p licensing.Principal, code, name string) (resource.Product, error)
+	ListProducts(ctx context.Context, p licensing.Principal, page licensing.Page) (resource.List[resource.Product], error)
+	Provision(ctx context.Context, m licensing.Meta, p licensing.Principal, email string, specs []licensing.LicenseSpec) (resource.LicenseKey, error)
+	AddLicense(ctx context.Context, m licensing.Meta, p licensing.Principal, key string, sp licensing.LicenseSpec) (resource.License, error)
+	GetLicenseKey(ctx context.Context, p licensing.Principal, key string) (resource.LicenseKey, error)
+	GetLicense(ctx context.Context, p licensing.Principal, id string) (resource.License, error)
+	ListActivations(ctx context.Context, p licensing.Principal, licenseID string, page licensing.Page) (resource.List[resource.Activation], error)
+	ListByEmail(ctx context.Context, p licensing.Principal, email string, page licensing.Page) (resource.List[resource.License], error)
+	Transition(ctx context.Context, m licensing.Meta, p licensing.Principal, id string, t license.Transition, expiresAt *time.Time) (resource.License, error)
+	RemoveActivation(ctx context.Context, m licensing.Meta, p licensing.Principal, licenseID, activationID string) error
+	Events(ctx context.Context, p licensing.Principal, licenseID string, page licensing.Page) (resource.List[resource.Event], error)
+	CustomerLicenses(ctx context.Context, p licensing.Principal, email string, page licensing.Page) (resource.List[resource.CustomerLicense], error)
+
+	Activate(ctx context.Context, m licensing.Meta, brand, key, product, instance string) (licensing.ActivateResult, error)
+	Deactivate(ctx context.Context, m licensing.Meta, brand, key, product, instance string) (resource.DeactivationResult, error)
+	Status(ctx context.Context, brand, key, product, instance string) (resource.Status, error)
+}
+
+var _ Service = (*licensing.Service)(nil)
 
 // MaxBodyBytes bounds every request body (API.md: 64 KiB).
 const MaxBodyBytes = 64 << 10
@@ -40,7 +74,7 @@ type Config struct {
 
 // Server is the writer's HTTP handler.
 type Server struct {
-	svc *licensing.Service
+	svc Service
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
@@ -54,7 +88,7 @@ type metrics struct {
 }
 
 // New builds the handler and registers its metrics with reg.
-func New(svc *licensing.Service, cfg Config, log *slog.Logger, reg prometheus.Registerer, gather prometheus.Gatherer) *Server {
+func New(svc Service, cfg Config, log *slog.Logger, reg prometheus.Registerer, gather prometheus.Gatherer) *Server {
 	if cfg.StatusMaxAge == 0 {
 		cfg.StatusMaxAge = 60 * time.Second
 	}
@@ -75,10 +109,7 @@ func New(svc *licensing.Service, cfg Config, log *slog.Logger, reg prometheus.Re
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rid := r.Header.Get("X-Request-Id")
-	if rid == "" || len(rid) > 128 || !printable(rid) {
-		rid = newRequestID()
-	}
+	rid := requestid.Or(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", rid)
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	ctx := context.WithValue(r.Context(), ctxKey{}, &reqInfo{id: rid})
@@ -110,21 +141,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("brand", info.brand), slog.String("actor", info.actor), slog.String("code", info.code))
 	}()
 	s.mux.ServeHTTP(rec, r)
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 type ctxKey struct{}
@@ -166,17 +182,17 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	if kind == problem.Internal {
 		s.log.Error("internal error", "request_id", inf.id, "route", r.Pattern, "err", err)
 	}
-	status, body := problem.Marshal(err, inf.id)
-	w.Header().Set("Content-Type", problem.ContentType)
+	status, body := renderProblem(err, inf.id)
+	w.Header().Set("Content-Type", ProblemContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		http.Error(w, "encode", http.StatusInternalServerError)
+		s.problem(w, r, fmt.Errorf("encode response: %w", err))
 		return
 	}
 	writeRaw(w, status, body)
@@ -192,25 +208,25 @@ func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// reply writes v, or the error; a *licensing.Replay is written verbatim.
+// reply writes v with status, or the error; a *licensing.Replay is rendered like a fresh
+// answer (its stored resource with the route's success status, or its stored problem),
+// marked Idempotent-Replayed.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
 	if err != nil {
 		var rp *licensing.Replay
 		if errors.As(err, &rp) {
 			w.Header().Set("Idempotent-Replayed", "true")
-			if rp.Status >= 400 {
-				w.Header().Set("Content-Type", problem.ContentType)
-				w.WriteHeader(rp.Status)
-				_, _ = w.Write(rp.Body)
+			if rp.Err != nil {
+				s.problem(w, r, rp.Err)
 				return
 			}
-			writeRaw(w, rp.Status, rp.Body)
+			writeRaw(w, status, rp.Body)
 			return
 		}
 		s.problem(w, r, err)
 		return
 	}
-	writeJSON(w, status, v)
+	s.writeJSON(w, r, status, v)
 }
 
 // bearer extracts the bearer token.

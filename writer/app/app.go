@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/licensing/licensing/shared/envconfig"
+	"github.com/licensing/licensing/shared/retry"
 	"github.com/licensing/licensing/writer/api"
 	"github.com/licensing/licensing/writer/licensing"
 	"github.com/licensing/licensing/writer/openapi"
@@ -26,58 +27,47 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Config is the writer's configuration, read from WRITER_ variables.
+// Config is the writer's configuration, read from WRITER_ variables (FromEnv). Every
+// field's tags give its variable, default and meaning (`writer help` prints them).
 type Config struct {
-	Addr            string
-	DatabaseURL     string
-	MigrateURL      string
-	NATSURL         string
-	OperatorToken   string
-	MaxConns        int
-	ShutdownTimeout time.Duration
-	StatusMaxAge    time.Duration
-	LogLevel        string
-	OutboxPoll      time.Duration
-	SeatStrategy    string // "lock" (default) or "conditional"
+	Addr          string `env:"ADDR" envDefault:"127.0.0.1:8080" help:"listen address"`
+	DatabaseURL   string `env:"DATABASE_URL" envDefault:"postgres://license_app:license_app@127.0.0.1:15432/licensing?sslmode=disable" mask:"url" help:"Postgres primary, as the application role (row-level security applies)"`
+	MigrateURL    string `env:"MIGRATE_DATABASE_URL" mask:"url" help:"Postgres as the schema owner, for 'writer migrate' (default: DATABASE_URL)"`
+	NATSURL       string `env:"NATS_URL" envDefault:"nats://127.0.0.1:14222" mask:"url" help:"NATS with JetStream, for the outbox relay"`
+	OperatorToken string `env:"OPERATOR_TOKEN" mask:"secret" help:"bearer token of the operator API (empty: no operator API)"`
+	MaxConns      int    `env:"DB_MAX_CONNS" envDefault:"20" help:"Postgres pool size"`
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" help:"graceful shutdown deadline"`
+	StatusMaxAge    time.Duration `env:"STATUS_MAX_AGE" envDefault:"60s" help:"Cache-Control max-age ceiling of status answers (shortened to the next expiry)"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	OutboxPoll      time.Duration `env:"OUTBOX_POLL" envDefault:"1s" help:"outbox relay poll interval besides LISTEN/NOTIFY"`
 	// IdempotencyCleanup is how often expired idempotency records are deleted.
-	IdempotencyCleanup time.Duration
+	IdempotencyCleanup time.Duration `env:"IDEMPOTENCY_CLEANUP_INTERVAL" envDefault:"1h" help:"how often idempotency records older than 24 h are deleted"`
 	// StreamReplicas is the JetStream stream's replica count (3 on a NATS cluster).
-	StreamReplicas int
+	StreamReplicas int `env:"STREAM_REPLICAS" envDefault:"1" help:"replicas of the JetStream stream (3 on a NATS cluster)"`
 }
 
-// FromEnv reads the configuration.
-func FromEnv() (Config, error) {
-	r := envconfig.Reader{Prefix: "WRITER_"}
-	c := Config{
-		Addr:               r.String("ADDR", "127.0.0.1:8080"),
-		DatabaseURL:        r.Secret("DATABASE_URL", "postgres://license_app:license_app@127.0.0.1:15432/licensing?sslmode=disable"),
-		NATSURL:            r.String("NATS_URL", "nats://127.0.0.1:14222"),
-		OperatorToken:      r.Secret("OPERATOR_TOKEN", ""),
-		MaxConns:           r.Int("DB_MAX_CONNS", 20),
-		ShutdownTimeout:    r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		StatusMaxAge:       r.Duration("STATUS_MAX_AGE", 60*time.Second),
-		LogLevel:           r.String("LOG_LEVEL", "info"),
-		OutboxPoll:         r.Duration("OUTBOX_POLL", time.Second),
-		SeatStrategy:       r.String("SEAT_STRATEGY", "lock"),
-		IdempotencyCleanup: r.Duration("IDEMPOTENCY_CLEANUP_INTERVAL", time.Hour),
-		StreamReplicas:     r.Int("STREAM_REPLICAS", 1),
+// EnvPrefix prefixes every variable of the writer's configuration.
+const EnvPrefix = "WRITER_"
+
+// FromEnv reads the configuration from environ (os.Environ()); unknown lists the WRITER_
+// variables that no setting reads.
+func FromEnv(environ []string) (c Config, unknown []string, err error) {
+	unknown, err = envconfig.Load(&c, EnvPrefix, environ)
+	if err != nil {
+		return c, nil, err
 	}
-	if c.SeatStrategy != "lock" && c.SeatStrategy != "conditional" {
-		return c, fmt.Errorf("WRITER_SEAT_STRATEGY: %q is not lock or conditional", c.SeatStrategy)
+	if c.MigrateURL == "" {
+		c.MigrateURL = c.DatabaseURL
 	}
-	c.MigrateURL = r.Secret("MIGRATE_DATABASE_URL", c.DatabaseURL)
-	return c, r.Err()
+	return c, unknown, nil
 }
 
-// LogValue masks secrets in the start-up log.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("addr", c.Addr), slog.String("database_url", envconfig.MaskURL(c.DatabaseURL)),
-		slog.String("nats_url", c.NATSURL), slog.String("operator_token", envconfig.Mask(c.OperatorToken)),
-		slog.Int("db_max_conns", c.MaxConns), slog.Duration("status_max_age", c.StatusMaxAge),
-		slog.String("seat_strategy", c.SeatStrategy),
-	)
-}
+// Help describes every setting.
+func Help() string { return envconfig.Help(Config{}, EnvPrefix) }
+
+// LogValue masks secrets and credentials in the start-up log.
+func (c Config) LogValue() slog.Value { return envconfig.LogValue(c) }
 
 // Run serves until ctx is cancelled. When ready is non-nil it receives the bound address
 // once the server listens.
@@ -108,9 +98,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 
 	svc := licensing.New(postgres.New(pool), time.Now, log)
 	svc.Observe = func(result string) { m.activations.WithLabelValues(result).Inc() }
-	if cfg.SeatStrategy == "conditional" {
-		svc.SeatStrategy = licensing.SeatConditional
-	}
 
 	srv := api.New(svc, api.Config{
 		OperatorToken: cfg.OperatorToken,
@@ -158,19 +145,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	})
 	g.Go(func() error {
 		// the stream may not be creatable while NATS is down: keep trying
-		for {
-			if err := outbox.EnsureStream(gctx, js, cfg.StreamReplicas); err == nil {
-				break
-			} else if gctx.Err() != nil {
-				return nil
-			} else {
-				log.Warn("jetstream stream not ready", "err", err)
-			}
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
+		err := retry.Until(gctx, retry.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second},
+			func() error { return outbox.EnsureStream(gctx, js, cfg.StreamReplicas) },
+			func(err error, wait time.Duration) {
+				log.Warn("jetstream stream not ready", "err", err, "retry_in", wait)
+			})
+		if err != nil {
+			return nil // ctx ended
 		}
 		return relay.Run(gctx)
 	})

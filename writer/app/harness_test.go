@@ -15,7 +15,7 @@ import (
 	"github.com/licensing/licensing/internal/dbtest"
 	"github.com/licensing/licensing/internal/natstest"
 	"github.com/licensing/licensing/writer/app"
-	"github.com/licensing/licensing/writer/openapi"
+	"github.com/licensing/licensing/writer/openapi/openapitest"
 )
 
 // env is one running writer over a fresh database and an in-process NATS.
@@ -33,7 +33,7 @@ type env struct {
 
 var (
 	validatorOnce sync.Once
-	validator     *openapi.Validator
+	validator     *openapitest.Validator
 	validatorErr  error
 )
 
@@ -105,7 +105,7 @@ func startWith(t *testing.T, db dbtest.DB, ns *natstest.Server, opts ...option) 
 		})
 	}
 	t.Cleanup(stop)
-	validatorOnce.Do(func() { validator, validatorErr = openapi.NewValidator() })
+	validatorOnce.Do(func() { validator, validatorErr = openapitest.NewValidator() })
 	if validatorErr != nil {
 		t.Fatalf("openapi validator: %v", validatorErr)
 	}

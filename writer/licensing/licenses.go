@@ -11,6 +11,36 @@ import (
 	"github.com/licensing/licensing/shared/resource"
 )
 
+// LicenseTx is what license keys, licenses and their activations need of a transaction.
+// Reads return not_found for a missing row.
+type LicenseTx interface {
+	InsertLicenseKey(ctx context.Context, k KeyRow) error
+	KeyByString(ctx context.Context, brandID, key string) (KeyRow, error)
+	// LockKeyByString takes the key row's lock (the only lock of a change, see store.go).
+	LockKeyByString(ctx context.Context, brandID, key string) (KeyRow, error)
+	// LockLicense takes the lock of the license's key row and reads both, in one round
+	// trip.
+	LockLicense(ctx context.Context, brandID, licenseID string) (KeyRow, LicenseRow, error)
+	// InsertLicense returns conflict when the key already holds a live license of the
+	// product.
+	InsertLicense(ctx context.Context, l LicenseRow) error
+	LicenseByID(ctx context.Context, brandID, id string) (LicenseRow, error)
+	// LicensesOfKeys returns the licenses of the keys, by id.
+	LicensesOfKeys(ctx context.Context, brandID string, keyIDs []string) ([]LicenseRow, error)
+	// QueueLicenseUpdate queues writing l's status, expiry, seats and updated_at; its
+	// error surfaces at commit.
+	QueueLicenseUpdate(l LicenseRow)
+	LicensesByEmail(ctx context.Context, brandID, email, after string, limit int) ([]LicenseRow, error)
+	// CustomerLicenses lists, across all brands, the licenses of keys owned by email, by id.
+	CustomerLicenses(ctx context.Context, email, after string, limit int) ([]LicenseRow, error)
+	// RecentActivations returns, for each license, its perLicense most recent activations
+	// (by id, which is time-ordered), oldest first within a license.
+	RecentActivations(ctx context.Context, brandID string, licenseIDs []string, perLicense int) ([]ActivationRow, error)
+	// ListActivations lists a license's activations by id after the cursor id.
+	ListActivations(ctx context.Context, brandID, licenseID, after string, limit int) ([]ActivationRow, error)
+	BrandTx
+}
+
 // LicenseSpec asks for one license on a key.
 type LicenseSpec struct {
 	Product   string
@@ -21,15 +51,23 @@ type LicenseSpec struct {
 // MaxLicensesPerRequest bounds a provisioning request.
 const MaxLicensesPerRequest = 50
 
+// MaxEmbeddedActivations is how many activations (the most recent) a license embeds in
+// GET /v1/licenses/{id} and GET /v1/license-keys/{key}; the rest are listed by
+// GET /v1/licenses/{id}/activations.
+const MaxEmbeddedActivations = 100
+
+// MaxSeatLimit bounds seat_limit.
+const MaxSeatLimit = 1_000_000
+
 func (s *Service) validateSpec(field string, sp LicenseSpec) error {
 	if sp.Product == "" {
-		return problem.Unprocessable(field+".product", "is required")
+		return problem.Unacceptable(field+".product", "is required")
 	}
-	if sp.SeatLimit != nil && (*sp.SeatLimit < 1 || *sp.SeatLimit > 1_000_000) {
-		return problem.Unprocessable(field+".seat_limit", "must be null (unlimited) or from 1 to 1000000")
+	if sp.SeatLimit != nil && (*sp.SeatLimit < 1 || *sp.SeatLimit > MaxSeatLimit) {
+		return problem.Unacceptable(field+".seat_limit", "must be null (unlimited) or from 1 to %d", MaxSeatLimit)
 	}
 	if sp.ExpiresAt != nil && !sp.ExpiresAt.After(s.Now()) {
-		return problem.Unprocessable(field+".expires_at", "must be in the future")
+		return problem.Unacceptable(field+".expires_at", "must be in the future")
 	}
 	return nil
 }
@@ -39,10 +77,10 @@ func (s *Service) validateSpec(field string, sp LicenseSpec) error {
 func (s *Service) Provision(ctx context.Context, m Meta, p Principal, email string, specs []LicenseSpec) (resource.LicenseKey, error) {
 	email, err := license.NormalizeEmail(email)
 	if err != nil {
-		return resource.LicenseKey{}, problem.Unprocessable("customer_email", "%v", err)
+		return resource.LicenseKey{}, problem.Unacceptable("customer_email", "%v", err)
 	}
 	if len(specs) < 1 || len(specs) > MaxLicensesPerRequest {
-		return resource.LicenseKey{}, problem.Unprocessable("licenses", "must hold 1 to %d licenses", MaxLicensesPerRequest)
+		return resource.LicenseKey{}, problem.Unacceptable("licenses", "must hold 1 to %d licenses", MaxLicensesPerRequest)
 	}
 	codes := make([]string, 0, len(specs))
 	seen := map[string]bool{}
@@ -52,7 +90,7 @@ func (s *Service) Provision(ctx context.Context, m Meta, p Principal, email stri
 			return resource.LicenseKey{}, err
 		}
 		if seen[sp.Product] {
-			return resource.LicenseKey{}, problem.New(problem.ProductAlreadyLicensed, "%s.product: %q appears twice", f, sp.Product)
+			return resource.LicenseKey{}, problem.New(problem.ProductAlreadyLicensed, "%s.product: the product appears twice", f)
 		}
 		seen[sp.Product] = true
 		codes = append(codes, sp.Product)
@@ -74,25 +112,24 @@ func (s *Service) Provision(ctx context.Context, m Meta, p Principal, email stri
 			return resource.LicenseKey{}, err
 		}
 		out := resource.LicenseKey{Key: k.Key, Brand: p.BrandSlug, CustomerEmail: email, CreatedAt: now, Licenses: []resource.License{}}
+		ch := event.Change{Type: event.KeyCreated, CustomerEmail: email}
 		for _, sp := range specs {
 			l := LicenseRow{ID: newID(), BrandID: p.BrandID, KeyID: k.ID, ProductID: products[sp.Product].ID,
-				Status: license.StatusValid, ExpiresAt: sp.ExpiresAt, SeatLimit: sp.SeatLimit,
+				Status: license.StatusValid, ExpiresAt: utcPtr(sp.ExpiresAt), SeatLimit: sp.SeatLimit,
 				CreatedAt: now, UpdatedAt: now, Key: k.Key, ProductCode: sp.Product, BrandSlug: p.BrandSlug}
 			if err := tx.InsertLicense(ctx, l); err != nil {
 				return resource.LicenseKey{}, err
 			}
-			out.Licenses = append(out.Licenses, s.licenseResource(l))
-		}
-		// One audit event per license (what GET /v1/licenses/{id}/events shows), one
-		// outbox event for the key.
-		for i := range out.Licenses {
-			if err := tx.InsertAudit(ctx, AuditRow{ID: newID(), BrandID: p.BrandID, KeyID: k.ID, LicenseID: out.Licenses[i].ID,
-				Action: "license.created", Actor: m.Actor, Request: m.RequestID, At: now, After: out.Licenses[i]}); err != nil {
+			res := s.licenseResource(l)
+			out.Licenses = append(out.Licenses, res)
+			ch.Licenses = append(ch.Licenses, *licenseEvent(l))
+			// one audit event per license: what GET /v1/licenses/{id}/events shows
+			if err := tx.InsertAudit(ctx, AuditRow{ID: newID(), BrandID: p.BrandID, KeyID: k.ID, LicenseID: l.ID,
+				Action: "license.created", Actor: m.Actor, Request: m.RequestID, At: now, After: res}); err != nil {
 				return resource.LicenseKey{}, err
 			}
 		}
-		after := map[string]any{"customer_email": email, "licenses": out.Licenses}
-		if err := s.recordNoAudit(ctx, tx, m, &k, event.KeyCreated, after); err != nil {
+		if err := s.record(tx, &k, ch, nil); err != nil {
 			return resource.LicenseKey{}, err
 		}
 		return out, nil
@@ -105,6 +142,10 @@ func (s *Service) AddLicense(ctx context.Context, m Meta, p Principal, key strin
 		return resource.License{}, err
 	}
 	key = license.NormalizeKey(key)
+	if !license.ValidKey(key) {
+		return resource.License{}, problem.New(problem.NotFound, "license key not found")
+	}
+	alreadyLicensed := problem.New(problem.ProductAlreadyLicensed, "the product is already licensed on this key")
 	return idempotent(s, ctx, m, p, func(tx Tx) (resource.License, error) {
 		k, err := tx.LockKeyByString(ctx, p.BrandID, key)
 		if err != nil {
@@ -124,37 +165,45 @@ func (s *Service) AddLicense(ctx context.Context, m Meta, p Principal, key strin
 		}
 		for _, l := range existing {
 			if l.ProductID == prod.ID && l.Status != license.StatusCancelled {
-				return resource.License{}, problem.New(problem.ProductAlreadyLicensed, "product %q is already licensed on this key", sp.Product)
+				return resource.License{}, alreadyLicensed
 			}
 		}
 		now := s.Now()
 		l := LicenseRow{ID: newID(), BrandID: p.BrandID, KeyID: k.ID, ProductID: prod.ID,
-			Status: license.StatusValid, ExpiresAt: sp.ExpiresAt, SeatLimit: sp.SeatLimit,
+			Status: license.StatusValid, ExpiresAt: utcPtr(sp.ExpiresAt), SeatLimit: sp.SeatLimit,
 			CreatedAt: now, UpdatedAt: now, Key: k.Key, ProductCode: sp.Product, BrandSlug: p.BrandSlug}
 		if err := tx.InsertLicense(ctx, l); err != nil {
+			// the key's lock makes the check above authoritative; the unique index is the
+			// last wall
 			if problem.Is(err, problem.Conflict) {
-				return resource.License{}, problem.New(problem.ProductAlreadyLicensed, "product %q is already licensed on this key", sp.Product)
+				return resource.License{}, alreadyLicensed
 			}
 			return resource.License{}, err
 		}
 		out := s.licenseResource(l)
-		if err := s.record(ctx, tx, m, &k, event.LicenseCreated, "license.created", &l, nil, out); err != nil {
-			return resource.License{}, err
-		}
-		return out, nil
+		err = s.record(tx, &k, event.Change{Type: event.LicenseCreated, License: licenseEvent(l)},
+			&AuditRow{LicenseID: l.ID, Action: "license.created", Actor: m.Actor, Request: m.RequestID, At: now, After: out})
+		return out, err
 	})
 }
 
-// GetLicenseKey returns a key with its licenses and their activations.
+// GetLicenseKey returns a key with its licenses, each with its most recent activations.
 func (s *Service) GetLicenseKey(ctx context.Context, p Principal, key string) (resource.LicenseKey, error) {
 	key = license.NormalizeKey(key)
+	if !license.ValidKey(key) {
+		return resource.LicenseKey{}, problem.New(problem.NotFound, "license key not found")
+	}
 	var out resource.LicenseKey
 	err := s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
 		k, err := tx.KeyByString(ctx, p.BrandID, key)
 		if err != nil {
 			return notFound(err, problem.NotFound, "license key not found")
 		}
-		ls, err := s.withActivations(ctx, tx, p.BrandID, []string{k.ID})
+		rows, err := tx.LicensesOfKeys(ctx, p.BrandID, []string{k.ID})
+		if err != nil {
+			return err
+		}
+		ls, err := s.withActivations(ctx, tx, p.BrandID, rows)
 		if err != nil {
 			return err
 		}
@@ -164,37 +213,55 @@ func (s *Service) GetLicenseKey(ctx context.Context, p Principal, key string) (r
 	return out, err
 }
 
-func (s *Service) withActivations(ctx context.Context, tx Tx, brandID string, keyIDs []string) ([]resource.License, error) {
-	rows, err := tx.LicensesOfKeys(ctx, brandID, keyIDs)
-	if err != nil {
-		return nil, err
+// embedded reads the most recent activations of licenses: per license at most
+// MaxEmbeddedActivations, and whether there are more.
+func embedded(ctx context.Context, tx LicenseTx, brandID string, licenseIDs []string) (map[string][]resource.Activation, map[string]bool, error) {
+	acts := map[string][]resource.Activation{}
+	more := map[string]bool{}
+	if len(licenseIDs) == 0 {
+		return acts, more, nil
 	}
+	rows, err := tx.RecentActivations(ctx, brandID, licenseIDs, MaxEmbeddedActivations+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, a := range rows {
+		acts[a.LicenseID] = append(acts[a.LicenseID], activationResource(a))
+	}
+	for id, as := range acts {
+		if len(as) > MaxEmbeddedActivations {
+			acts[id], more[id] = as[len(as)-MaxEmbeddedActivations:], true // oldest first: drop the oldest
+		}
+	}
+	return acts, more, nil
+}
+
+func (s *Service) withActivations(ctx context.Context, tx LicenseTx, brandID string, rows []LicenseRow) ([]resource.License, error) {
 	ids := make([]string, len(rows))
 	for i, r := range rows {
 		ids[i] = r.ID
 	}
-	acts, err := tx.Activations(ctx, brandID, ids)
+	acts, more, err := embedded(ctx, tx, brandID, ids)
 	if err != nil {
 		return nil, err
-	}
-	byLic := map[string][]resource.Activation{}
-	for _, a := range acts {
-		byLic[a.LicenseID] = append(byLic[a.LicenseID], activationResource(a))
 	}
 	out := make([]resource.License, 0, len(rows))
 	for _, r := range rows {
 		l := s.licenseResource(r)
-		as := byLic[r.ID]
-		if as == nil {
-			as = []resource.Activation{}
-		}
-		l.Activations = &as
+		l.Activations, l.ActivationsTruncated = embed(acts[r.ID], more[r.ID])
 		out = append(out, l)
 	}
 	return out, nil
 }
 
-// GetLicense returns one license with its activations.
+func embed(as []resource.Activation, more bool) (*[]resource.Activation, *bool) {
+	if as == nil {
+		as = []resource.Activation{}
+	}
+	return &as, &more
+}
+
+// GetLicense returns one license with its most recent activations.
 func (s *Service) GetLicense(ctx context.Context, p Principal, id string) (resource.License, error) {
 	if !validID(id) {
 		return resource.License{}, problem.New(problem.NotFound, "license not found")
@@ -205,56 +272,62 @@ func (s *Service) GetLicense(ctx context.Context, p Principal, id string) (resou
 		if err != nil {
 			return notFound(err, problem.NotFound, "license not found")
 		}
-		acts, err := tx.Activations(ctx, p.BrandID, []string{l.ID})
+		ls, err := s.withActivations(ctx, tx, p.BrandID, []LicenseRow{l})
 		if err != nil {
 			return err
 		}
-		out = s.licenseResource(l)
-		as := make([]resource.Activation, 0, len(acts))
-		for _, a := range acts {
-			as = append(as, activationResource(a))
-		}
-		out.Activations = &as
+		out = ls[0]
 		return nil
 	})
 	return out, err
 }
 
-// lockLicense locks a license's key, then the license (the documented lock order).
-func (s *Service) lockLicense(ctx context.Context, tx Tx, brandID, id string) (KeyRow, LicenseRow, error) {
-	if !validID(id) {
-		return KeyRow{}, LicenseRow{}, problem.New(problem.NotFound, "license not found")
+// ListActivations lists all of a license's activations, a keyset page at a time.
+func (s *Service) ListActivations(ctx context.Context, p Principal, licenseID string, page Page) (resource.List[resource.Activation], error) {
+	if !validID(licenseID) {
+		return resource.List[resource.Activation]{}, problem.New(problem.NotFound, "license not found")
 	}
-	l, err := tx.LicenseByID(ctx, brandID, id)
-	if err != nil {
-		return KeyRow{}, LicenseRow{}, notFound(err, problem.NotFound, "license not found")
-	}
-	k, err := tx.LockKeyByID(ctx, brandID, l.KeyID)
-	if err != nil {
-		return KeyRow{}, LicenseRow{}, err
-	}
-	l, err = tx.LockLicense(ctx, brandID, id)
-	if err != nil {
-		return KeyRow{}, LicenseRow{}, err
-	}
-	return k, l, nil
+	var out resource.List[resource.Activation]
+	err := s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
+		if _, err := tx.LicenseByID(ctx, p.BrandID, licenseID); err != nil {
+			return notFound(err, problem.NotFound, "license not found")
+		}
+		rows, err := tx.ListActivations(ctx, p.BrandID, licenseID, page.After, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		out = pageOf(rows, page.Limit, activationResource, func(a ActivationRow) string { return a.ID })
+		return nil
+	})
+	return out, err
+}
+
+var transitionEvents = map[license.Transition]string{
+	license.Suspend: event.LicenseSuspended, license.Resume: event.LicenseResumed,
+	license.Renew: event.LicenseRenewed, license.Cancel: event.LicenseCancelled,
 }
 
 // Transition applies a lifecycle change (US2). expiresAt is required for Renew. A
 // transition to the state the license is already in is a no-op that writes no event.
 func (s *Service) Transition(ctx context.Context, m Meta, p Principal, id string, t license.Transition, expiresAt *time.Time) (resource.License, error) {
+	if _, ok := transitionEvents[t]; !ok {
+		return resource.License{}, fmt.Errorf("transition: unknown transition %q", t)
+	}
 	if t == license.Renew {
 		if expiresAt == nil {
-			return resource.License{}, problem.Unprocessable("expires_at", "is required")
+			return resource.License{}, problem.Unacceptable("expires_at", "is required")
 		}
 		if !expiresAt.After(s.Now()) {
-			return resource.License{}, problem.Unprocessable("expires_at", "must be in the future")
+			return resource.License{}, problem.Unacceptable("expires_at", "must be in the future")
 		}
 	}
+	if !validID(id) {
+		return resource.License{}, problem.New(problem.NotFound, "license not found")
+	}
 	return idempotent(s, ctx, m, p, func(tx Tx) (resource.License, error) {
-		k, l, err := s.lockLicense(ctx, tx, p.BrandID, id)
+		k, l, err := tx.LockLicense(ctx, p.BrandID, id)
 		if err != nil {
-			return resource.License{}, err
+			return resource.License{}, notFound(err, problem.NotFound, "license not found")
 		}
 		before := s.licenseResource(l)
 		eff := license.EffectiveStatus(l.Status, l.ExpiresAt, s.Now())
@@ -273,19 +346,14 @@ func (s *Service) Transition(ctx context.Context, m Meta, p Principal, id string
 			return before, nil
 		}
 		l.UpdatedAt = s.Now()
-		if err := tx.UpdateLicense(ctx, l); err != nil {
-			if problem.Is(err, problem.Conflict) {
-				return resource.License{}, problem.New(problem.InvalidTransition, "another live license for this product exists on the key")
-			}
-			return resource.License{}, err
-		}
+		// no status ever leaves "cancelled", so this cannot collide with the one-live-
+		// license-per-product index
+		tx.QueueLicenseUpdate(l)
 		after := s.licenseResource(l)
-		typ := map[license.Transition]string{license.Suspend: event.LicenseSuspended, license.Resume: event.LicenseResumed,
-			license.Renew: event.LicenseRenewed, license.Cancel: event.LicenseCancelled}[t]
-		if err := s.record(ctx, tx, m, &k, typ, "license."+string(t), &l, before, after); err != nil {
-			return resource.License{}, err
-		}
-		return after, nil
+		err = s.record(tx, &k, event.Change{Type: transitionEvents[t], License: licenseEvent(l)},
+			&AuditRow{LicenseID: l.ID, Action: "license." + string(t), Actor: m.Actor, Request: m.RequestID,
+				At: l.UpdatedAt, Before: before, After: after})
+		return after, err
 	})
 }
 
@@ -332,14 +400,14 @@ func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email strin
 				byBrand[r.BrandID] = append(byBrand[r.BrandID], r.ID)
 			}
 		}
-		acts := map[string][]resource.Activation{}
+		acts, more := map[string][]resource.Activation{}, map[string]bool{}
 		for b, ids := range byBrand {
-			as, err := tx.Activations(ctx, b, ids)
+			a, m, err := embedded(ctx, tx, b, ids)
 			if err != nil {
 				return err
 			}
-			for _, a := range as {
-				acts[a.LicenseID] = append(acts[a.LicenseID], activationResource(a))
+			for id, as := range a {
+				acts[id], more[id] = as, m[id]
 			}
 		}
 		out = pageOf(rows, page.Limit, func(r LicenseRow) resource.CustomerLicense {
@@ -351,35 +419,9 @@ func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email strin
 			}
 			used := r.SeatsUsed
 			c.ID, c.LicenseKey, c.SeatLimit, c.SeatsUsed = r.ID, r.Key, r.SeatLimit, &used
-			as := acts[r.ID]
-			if as == nil {
-				as = []resource.Activation{}
-			}
-			c.Activations = &as
+			c.Activations, c.ActivationsTruncated = embed(acts[r.ID], more[r.ID])
 			return c
 		}, func(r LicenseRow) string { return r.ID })
-		return nil
-	})
-	return out, err
-}
-
-// Events lists a license's audit events, oldest first.
-func (s *Service) Events(ctx context.Context, p Principal, licenseID string, page Page) (resource.List[resource.Event], error) {
-	if !validID(licenseID) {
-		return resource.List[resource.Event]{}, problem.New(problem.NotFound, "license not found")
-	}
-	var out resource.List[resource.Event]
-	err := s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
-		if _, err := tx.LicenseByID(ctx, p.BrandID, licenseID); err != nil {
-			return notFound(err, problem.NotFound, "license not found")
-		}
-		rows, err := tx.ListEvents(ctx, p.BrandID, licenseID, page.After, page.Limit+1)
-		if err != nil {
-			return err
-		}
-		out = pageOf(rows, page.Limit, func(a AuditRow) resource.Event {
-			return resource.Event{ID: a.ID, Action: a.Action, Actor: a.Actor, RequestID: a.Request, At: a.At.UTC(), Before: a.Before, After: a.After}
-		}, func(a AuditRow) string { return a.ID })
 		return nil
 	})
 	return out, err

@@ -1,6 +1,6 @@
 // Package openapi holds the OpenAPI 3.1 document of the license service API (API.md), an
-// offline copy of Swagger UI that renders it, the HTTP handlers the writer mounts for both,
-// and a response validator that tests use to check the running servers against the document.
+// offline copy of Swagger UI that renders it, and the HTTP handlers the writer mounts for
+// both. Tests check the running servers against the document with openapitest.
 package openapi
 
 import (

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/licensing/licensing/shared/event"
+	"github.com/licensing/licensing/shared/retry"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -45,6 +47,8 @@ type Relay struct {
 	cfg  Config
 	log  *slog.Logger
 	m    Metrics
+	// published counts rows acknowledged, across leadership sessions
+	published atomic.Int64
 }
 
 // New returns a relay.
@@ -86,20 +90,22 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) err
 }
 
 // Run relays until ctx ends. Errors (Postgres or NATS unavailable) are logged and retried
-// with backoff; Run returns only when ctx is done.
+// with the project's backoff policy, which starts afresh after a session that published;
+// Run returns only when ctx is done.
 func (r *Relay) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	b := retry.Default.Backoff()
 	for ctx.Err() == nil {
+		published := r.published.Load()
 		err := r.lead(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		r.log.Warn("outbox relay restarting", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
+		if r.published.Load() != published {
+			b.Reset()
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		wait := b.NextBackOff()
+		r.log.Warn("outbox relay restarting", "err", err, "backoff", wait)
+		retry.Sleep(ctx, wait)
 	}
 	return nil
 }
@@ -198,6 +204,7 @@ func (r *Relay) round(ctx context.Context, c *pgx.Conn) (int, error) {
 		if _, err := c.Exec(ctx, `UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1)`, acked); err != nil {
 			return 0, err
 		}
+		r.published.Add(int64(len(acked)))
 		if r.m.Published != nil {
 			r.m.Published(len(acked))
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/licensing/licensing/writer/postgres"
 )
 
-// BenchmarkActivate compares the two seat guards (row lock vs conditional update) on the
-// real store, on distinct licenses and on one hot license, in one run on one machine.
+// BenchmarkActivate measures activations through the domain on the real store (one
+// statement each: license_activate), on distinct licenses and on one hot license.
 //
 //	make bench-writer   (or: go test -run '^$' -bench Activate ./writer/postgres/)
 func BenchmarkActivate(b *testing.B) {
@@ -50,16 +50,12 @@ func BenchmarkActivate(b *testing.B) {
 	}
 	distinct, hot := keys(256), keys(1)
 	var seq atomic.Int64
-	for _, strat := range []struct {
-		name string
-		s    licensing.SeatStrategy
-	}{{"conditional", licensing.SeatConditional}, {"lock", licensing.SeatLock}} {
+	{
 		for _, set := range []struct {
 			name string
 			keys []string
 		}{{"distinct-licenses", distinct}, {"hot-license", hot}} {
-			b.Run(strat.name+"/"+set.name, func(b *testing.B) {
-				svc.SeatStrategy = strat.s
+			b.Run(set.name, func(b *testing.B) {
 				b.SetParallelism(4)
 				start := time.Now()
 				b.RunParallel(func(pb *testing.PB) {

@@ -54,12 +54,14 @@ func TestIdempotencyClaimIsFenced(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	err = run(func(tx licensing.Tx) error { return tx.CompleteIdempotency(ctx, brandID, "k", t0, 201, []byte(`{}`)) })
+	err = run(func(tx licensing.Tx) error {
+		return tx.CompleteIdempotency(ctx, brandID, "k", t0, licensing.StoredOutcome{Kind: licensing.OutcomeOK, Body: []byte(`{}`)})
+	})
 	if !problem.Is(err, problem.IdempotencyInProgress) {
 		t.Fatalf("completing a claim that was taken over: %v, want idempotency_in_progress", err)
 	}
 	if err := run(func(tx licensing.Tx) error {
-		return tx.CompleteIdempotency(ctx, brandID, "k", t1, 201, []byte(`{"n":1}`))
+		return tx.CompleteIdempotency(ctx, brandID, "k", t1, licensing.StoredOutcome{Kind: licensing.OutcomeOK, Body: []byte(`{"n":1}`)})
 	}); err != nil {
 		t.Fatalf("completing the current claim: %v", err)
 	}

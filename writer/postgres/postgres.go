@@ -1,7 +1,8 @@
 // Package postgres implements the writer's licensing.Store on PostgreSQL with pgx. Every
 // transaction sets app.brand_id first, so row-level security scopes it to one brand (or
 // to all, for the operator and for look-ups by slug or credential). Driver errors become
-// problem kinds here: no rows → not_found, unique violation (23505) → conflict.
+// problem kinds here: no rows → not_found, unique violation (23505) → conflict; every
+// other error is wrapped with the name of the operation that failed.
 package postgres
 
 import (
@@ -15,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/licensing/licensing/internal/statusread"
+	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
 	"github.com/licensing/licensing/writer/licensing"
 )
@@ -24,7 +27,10 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ licensing.Store = (*Store)(nil)
+var (
+	_ licensing.Store = (*Store)(nil)
+	_ licensing.Tx    = (*txn)(nil)
+)
 
 // New returns a store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
@@ -52,15 +58,15 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 
 // Tx implements licensing.Store.
 func (s *Store) Tx(ctx context.Context, scope licensing.Scope, fn func(licensing.Tx) error) error {
-	return s.run(ctx, scope, pgx.TxOptions{}, fn)
+	return s.run(ctx, scope, false, fn)
 }
 
 // ReadTx implements licensing.Store.
 func (s *Store) ReadTx(ctx context.Context, scope licensing.Scope, fn func(licensing.Tx) error) error {
-	return s.run(ctx, scope, pgx.TxOptions{AccessMode: pgx.ReadOnly}, fn)
+	return s.run(ctx, scope, true, fn)
 }
 
-func (s *Store) run(ctx context.Context, scope licensing.Scope, opts pgx.TxOptions, fn func(licensing.Tx) error) error {
+func (s *Store) run(ctx context.Context, scope licensing.Scope, readOnly bool, fn func(licensing.Tx) error) error {
 	// The scope is spliced into the BEGIN statement so that beginning and scoping the
 	// transaction cost one round trip; it is validated first (a UUID or "all").
 	if scope != licensing.ScopeAll {
@@ -69,12 +75,12 @@ func (s *Store) run(ctx context.Context, scope licensing.Scope, opts pgx.TxOptio
 		}
 	}
 	mode := "READ WRITE"
-	if opts.AccessMode == pgx.ReadOnly {
+	if readOnly {
 		// one snapshot for every statement: a key, its licenses and their activations
 		// are read at the same version
 		mode = "ISOLATION LEVEL REPEATABLE READ READ ONLY"
 	}
-	opts.BeginQuery = "BEGIN " + mode + "; SELECT set_config('app.brand_id', '" + string(scope) + "', true)"
+	opts := pgx.TxOptions{BeginQuery: "BEGIN " + mode + "; SELECT set_config('app.brand_id', '" + string(scope) + "', true)"}
 	tx, err := s.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -88,48 +94,58 @@ func (s *Store) run(ctx context.Context, scope licensing.Scope, opts pgx.TxOptio
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", mapErr(err))
+		return mapErr("commit", err)
 	}
 	return nil
 }
 
-// txn is one transaction. Writes whose results the domain does not read (activation
-// inserts, license updates, the change record) are queued and sent in one batch with the
-// next read or at commit: an activation costs five round trips instead of ten.
+// txn is one transaction. Writes whose results the domain does not read (license
+// updates, change records) are queued and sent in one batch with the next read or at
+// commit; their errors name the queued operation.
 type txn struct {
 	tx      pgx.Tx
 	pending *pgx.Batch
-	checks  []func(pgconn.CommandTag) error
+	queued  []queued
+	// failed is the first error met while queueing (returned by the next flush)
+	failed error
+}
+
+type queued struct {
+	op    string
+	check func(pgconn.CommandTag) error
 }
 
 // queue defers a write; check (optional) validates its command tag at flush.
-func (t *txn) queue(check func(pgconn.CommandTag) error, sql string, args ...any) {
+func (t *txn) queue(op string, check func(pgconn.CommandTag) error, sql string, args ...any) {
 	if t.pending == nil {
 		t.pending = &pgx.Batch{}
 	}
 	t.pending.Queue(sql, args...)
-	t.checks = append(t.checks, check)
+	t.queued = append(t.queued, queued{op, check})
 }
 
 // flush sends the queued writes.
 func (t *txn) flush(ctx context.Context) error {
+	if t.failed != nil {
+		return t.failed
+	}
 	if t.pending == nil {
 		return nil
 	}
-	b, checks := t.pending, t.checks
-	t.pending, t.checks = nil, nil
+	b, qs := t.pending, t.queued
+	t.pending, t.queued = nil, nil
 	res := t.tx.SendBatch(ctx, b)
-	for _, check := range checks {
+	for _, q := range qs {
 		tag, err := res.Exec()
-		if err == nil && check != nil {
-			err = check(tag)
+		if err == nil && q.check != nil {
+			err = q.check(tag)
 		}
 		if err != nil {
 			res.Close()
-			return mapErr(err)
+			return mapErr("queued "+q.op, err)
 		}
 	}
-	return mapErr(res.Close())
+	return mapErr("queued writes", res.Close())
 }
 
 func oneRow(tag pgconn.CommandTag) error {
@@ -165,24 +181,24 @@ func (t *txn) exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 	return t.tx.Exec(ctx, sql, args...)
 }
 
-// mapErr turns driver errors into problem kinds.
-func mapErr(err error) error {
+// mapErr turns driver errors into problem kinds, and wraps any other error with op. An
+// error that already carries a kind passes unchanged.
+func mapErr(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	var pe *problem.Error
+	if errors.As(err, &pe) {
+		return err
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return &problem.Error{Kind: problem.NotFound, Detail: "not found"}
 	}
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
-		switch pg.Code {
-		case "23505":
-			return &problem.Error{Kind: problem.Conflict, Detail: "already exists"}
-		case "40001", "40P01":
-			return fmt.Errorf("serialization failure: %w", err)
-		}
+	if errors.As(err, &pg) && pg.Code == "23505" {
+		return &problem.Error{Kind: problem.Conflict, Detail: "already exists"}
 	}
-	return err
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 func jsonOrNil(v any) ([]byte, error) {
@@ -199,54 +215,51 @@ func nullUUID(s string) any {
 	return s
 }
 
-// ---------------------------------------------------------------- brands and keys
-
-func (t *txn) InsertBrand(ctx context.Context, b licensing.BrandRow) error {
-	_, err := t.exec(ctx, `INSERT INTO brands (id, slug, name, created_at) VALUES ($1, $2, $3, $4)`,
-		b.ID, b.Slug, b.Name, b.CreatedAt)
-	return mapErr(err)
-}
-
-func scanBrand(row pgx.Row) (licensing.BrandRow, error) {
-	var b licensing.BrandRow
-	err := row.Scan(&b.ID, &b.Slug, &b.Name, &b.CreatedAt)
-	return b, mapErr(err)
-}
-
-func (t *txn) BrandBySlug(ctx context.Context, slug string) (licensing.BrandRow, error) {
-	return scanBrand(t.row(ctx, `SELECT id, slug, name, created_at FROM brands WHERE slug = $1`, slug))
-}
-
-func (t *txn) BrandByID(ctx context.Context, id string) (licensing.BrandRow, error) {
-	return scanBrand(t.row(ctx, `SELECT id, slug, name, created_at FROM brands WHERE id = $1`, id))
-}
-
-func (t *txn) ListBrands(ctx context.Context, after string, limit int) ([]licensing.BrandRow, error) {
-	rows, err := t.query(ctx, `SELECT id, slug, name, created_at FROM brands
-		WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2`, nullUUID(after), limit)
+func collect[T any](op string, rows pgx.Rows, err error, scan func(pgx.Rows) (T, error)) ([]T, error) {
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, mapErr(op, err)
 	}
-	return collect(rows, func(r pgx.Rows) (licensing.BrandRow, error) { return scanBrand(r) })
-}
-
-func collect[T any](rows pgx.Rows, scan func(pgx.Rows) (T, error)) ([]T, error) {
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			return nil, err
+			return nil, mapErr(op, err)
 		}
 		out = append(out, v)
 	}
-	return out, mapErr(rows.Err())
+	return out, mapErr(op, rows.Err())
+}
+
+// ---------------------------------------------------------------- brands and keys
+
+func (t *txn) InsertBrand(ctx context.Context, b licensing.BrandRow) error {
+	_, err := t.exec(ctx, `INSERT INTO brands (id, slug, name, created_at) VALUES ($1, $2, $3, $4)`,
+		b.ID, b.Slug, b.Name, b.CreatedAt)
+	return mapErr("insert brand", err)
+}
+
+func scanBrand(row pgx.Row) (licensing.BrandRow, error) {
+	var b licensing.BrandRow
+	err := row.Scan(&b.ID, &b.Slug, &b.Name, &b.CreatedAt)
+	return b, err
+}
+
+func (t *txn) BrandBySlug(ctx context.Context, slug string) (licensing.BrandRow, error) {
+	b, err := scanBrand(t.row(ctx, `SELECT id, slug, name, created_at FROM brands WHERE slug = $1`, slug))
+	return b, mapErr("brand by slug", err)
+}
+
+func (t *txn) ListBrands(ctx context.Context, after string, limit int) ([]licensing.BrandRow, error) {
+	rows, err := t.query(ctx, `SELECT id, slug, name, created_at FROM brands
+		WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2`, nullUUID(after), limit)
+	return collect("list brands", rows, err, func(r pgx.Rows) (licensing.BrandRow, error) { return scanBrand(r) })
 }
 
 func (t *txn) InsertAPIKey(ctx context.Context, k licensing.APIKeyRow) error {
 	_, err := t.exec(ctx, `INSERT INTO api_keys (id, brand_id, prefix, secret_hash, scopes, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, k.ID, k.BrandID, k.Prefix, k.SecretHash, k.Scopes, k.CreatedAt)
-	return mapErr(err)
+	return mapErr("insert api key", err)
 }
 
 func (t *txn) APIKeyByPrefix(ctx context.Context, prefix string) (licensing.APIKeyRow, error) {
@@ -254,18 +267,15 @@ func (t *txn) APIKeyByPrefix(ctx context.Context, prefix string) (licensing.APIK
 	err := t.row(ctx, `SELECT k.id, k.brand_id, k.prefix, k.secret_hash, k.scopes, k.created_at, k.revoked_at, b.slug
 		FROM api_keys k JOIN brands b ON b.id = k.brand_id WHERE k.prefix = $1`, prefix).
 		Scan(&k.ID, &k.BrandID, &k.Prefix, &k.SecretHash, &k.Scopes, &k.CreatedAt, &k.RevokedAt, &k.BrandSlug)
-	return k, mapErr(err)
+	return k, mapErr("api key by prefix", err)
 }
 
 func (t *txn) RevokeAPIKey(ctx context.Context, brandID, id string, at time.Time) error {
 	tag, err := t.exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE brand_id = $1 AND id = $2`, brandID, id, at)
-	if err != nil {
-		return mapErr(err)
+	if err == nil {
+		err = oneRow(tag)
 	}
-	if tag.RowsAffected() == 0 {
-		return mapErr(pgx.ErrNoRows)
-	}
-	return nil
+	return mapErr("revoke api key", err)
 }
 
 // ---------------------------------------------------------------- products
@@ -273,31 +283,25 @@ func (t *txn) RevokeAPIKey(ctx context.Context, brandID, id string, at time.Time
 func scanProduct(r pgx.Row) (licensing.ProductRow, error) {
 	var p licensing.ProductRow
 	err := r.Scan(&p.ID, &p.BrandID, &p.Code, &p.Name, &p.CreatedAt)
-	return p, mapErr(err)
+	return p, err
 }
 
 func (t *txn) InsertProduct(ctx context.Context, p licensing.ProductRow) error {
 	_, err := t.exec(ctx, `INSERT INTO products (id, brand_id, code, name, created_at) VALUES ($1, $2, $3, $4, $5)`,
 		p.ID, p.BrandID, p.Code, p.Name, p.CreatedAt)
-	return mapErr(err)
+	return mapErr("insert product", err)
 }
 
 func (t *txn) ListProducts(ctx context.Context, brandID, after string, limit int) ([]licensing.ProductRow, error) {
 	rows, err := t.query(ctx, `SELECT id, brand_id, code, name, created_at FROM products
 		WHERE brand_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`, brandID, nullUUID(after), limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return collect(rows, func(r pgx.Rows) (licensing.ProductRow, error) { return scanProduct(r) })
+	return collect("list products", rows, err, func(r pgx.Rows) (licensing.ProductRow, error) { return scanProduct(r) })
 }
 
 func (t *txn) ProductsByCode(ctx context.Context, brandID string, codes []string) (map[string]licensing.ProductRow, error) {
 	rows, err := t.query(ctx, `SELECT id, brand_id, code, name, created_at FROM products
 		WHERE brand_id = $1 AND code = ANY($2)`, brandID, codes)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	list, err := collect(rows, func(r pgx.Rows) (licensing.ProductRow, error) { return scanProduct(r) })
+	list, err := collect("products by code", rows, err, func(r pgx.Rows) (licensing.ProductRow, error) { return scanProduct(r) })
 	if err != nil {
 		return nil, err
 	}
@@ -315,53 +319,47 @@ const keyCols = `k.id, k.brand_id, k.key, k.customer_email, k.version, k.created
 func scanKey(r pgx.Row) (licensing.KeyRow, error) {
 	var k licensing.KeyRow
 	err := r.Scan(&k.ID, &k.BrandID, &k.Key, &k.CustomerEmail, &k.Version, &k.CreatedAt, &k.UpdatedAt, &k.BrandSlug)
-	return k, mapErr(err)
+	return k, err
 }
 
 func (t *txn) InsertLicenseKey(ctx context.Context, k licensing.KeyRow) error {
 	_, err := t.exec(ctx, `INSERT INTO license_keys (id, brand_id, key, customer_email, version, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, k.ID, k.BrandID, k.Key, k.CustomerEmail, k.Version, k.CreatedAt, k.UpdatedAt)
-	return mapErr(err)
+	return mapErr("insert license key", err)
 }
 
 func (t *txn) KeyByString(ctx context.Context, brandID, key string) (licensing.KeyRow, error) {
-	return scanKey(t.row(ctx, `SELECT `+keyCols+` FROM license_keys k JOIN brands b ON b.id = k.brand_id
+	k, err := scanKey(t.row(ctx, `SELECT `+keyCols+` FROM license_keys k JOIN brands b ON b.id = k.brand_id
 		WHERE k.brand_id = $1 AND k.key = $2`, brandID, key))
+	return k, mapErr("key by string", err)
 }
 
 func (t *txn) LockKeyByString(ctx context.Context, brandID, key string) (licensing.KeyRow, error) {
-	return scanKey(t.row(ctx, `SELECT `+keyCols+` FROM license_keys k JOIN brands b ON b.id = k.brand_id
+	k, err := scanKey(t.row(ctx, `SELECT `+keyCols+` FROM license_keys k JOIN brands b ON b.id = k.brand_id
 		WHERE k.brand_id = $1 AND k.key = $2 FOR UPDATE OF k`, brandID, key))
+	return k, mapErr("lock key", err)
 }
 
-func (t *txn) LockKeyByID(ctx context.Context, brandID, id string) (licensing.KeyRow, error) {
-	return scanKey(t.row(ctx, `SELECT `+keyCols+` FROM license_keys k JOIN brands b ON b.id = k.brand_id
-		WHERE k.brand_id = $1 AND k.id = $2 FOR UPDATE OF k`, brandID, id))
-}
-
-func (t *txn) LockKeyAndLicenses(ctx context.Context, brandID, key string) (licensing.KeyRow, []licensing.LicenseRow, error) {
+func (t *txn) LockLicense(ctx context.Context, brandID, licenseID string) (licensing.KeyRow, licensing.LicenseRow, error) {
 	if err := t.flush(ctx); err != nil {
-		return licensing.KeyRow{}, nil, err
+		return licensing.KeyRow{}, licensing.LicenseRow{}, err
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT `+keyCols+` FROM license_keys k JOIN brands b ON b.id = k.brand_id
-		WHERE k.brand_id = $1 AND k.key = $2 FOR UPDATE OF k`, brandID, key)
-	b.Queue(`SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND k.key = $2 ORDER BY l.id`, brandID, key)
+		WHERE k.brand_id = $1 AND k.id = (SELECT license_key_id FROM licenses WHERE brand_id = $1 AND id = $2)
+		FOR UPDATE OF k`, brandID, licenseID)
+	b.Queue(`SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND l.id = $2`, brandID, licenseID)
 	res := t.tx.SendBatch(ctx, b)
 	defer res.Close()
 	k, err := scanKey(res.QueryRow())
 	if err != nil {
-		return k, nil, err
+		return k, licensing.LicenseRow{}, mapErr("lock license key", err)
 	}
-	rows, err := res.Query()
+	l, err := scanLicense(res.QueryRow())
 	if err != nil {
-		return k, nil, mapErr(err)
+		return k, l, mapErr("read locked license", err)
 	}
-	ls, err := collect(rows, func(r pgx.Rows) (licensing.LicenseRow, error) { return scanLicense(r) })
-	if err != nil {
-		return k, nil, err
-	}
-	return k, ls, mapErr(res.Close())
+	return k, l, mapErr("lock license", res.Close())
 }
 
 // ---------------------------------------------------------------- licenses
@@ -376,138 +374,197 @@ func scanLicense(r pgx.Row) (licensing.LicenseRow, error) {
 	var l licensing.LicenseRow
 	err := r.Scan(&l.ID, &l.BrandID, &l.KeyID, &l.ProductID, &l.Status, &l.ExpiresAt, &l.SeatLimit, &l.SeatsUsed,
 		&l.CreatedAt, &l.UpdatedAt, &l.Key, &l.ProductCode, &l.BrandSlug)
-	return l, mapErr(err)
+	return l, err
 }
 
 func (t *txn) InsertLicense(ctx context.Context, l licensing.LicenseRow) error {
 	_, err := t.exec(ctx, `INSERT INTO licenses (id, brand_id, license_key_id, product_id, status, expires_at,
 		seat_limit, seats_used, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		l.ID, l.BrandID, l.KeyID, l.ProductID, l.Status, l.ExpiresAt, l.SeatLimit, l.SeatsUsed, l.CreatedAt, l.UpdatedAt)
-	return mapErr(err)
+	return mapErr("insert license", err)
 }
 
 func (t *txn) LicenseByID(ctx context.Context, brandID, id string) (licensing.LicenseRow, error) {
-	return scanLicense(t.row(ctx, `SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND l.id = $2`, brandID, id))
-}
-
-func (t *txn) LockLicense(ctx context.Context, brandID, id string) (licensing.LicenseRow, error) {
-	return scanLicense(t.row(ctx, `SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND l.id = $2 FOR UPDATE OF l`, brandID, id))
-}
-
-func (t *txn) LockLicenseAndActivation(ctx context.Context, brandID, id, instance string) (licensing.LicenseRow, licensing.ActivationRow, bool, error) {
-	if err := t.flush(ctx); err != nil {
-		return licensing.LicenseRow{}, licensing.ActivationRow{}, false, err
-	}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND l.id = $2 FOR UPDATE OF l`, brandID, id)
-	b.Queue(`SELECT `+actCols+` FROM activations WHERE license_id = $2 AND instance = $3 AND brand_id = $1`, brandID, id, instance)
-	res := t.tx.SendBatch(ctx, b)
-	defer res.Close()
-	l, err := scanLicense(res.QueryRow())
-	if err != nil {
-		return l, licensing.ActivationRow{}, false, err
-	}
-	a, err := scanActivation(res.QueryRow())
-	if problem.Is(err, problem.NotFound) {
-		return l, a, false, mapErr(res.Close())
-	}
-	if err != nil {
-		return l, a, false, err
-	}
-	return l, a, true, mapErr(res.Close())
+	l, err := scanLicense(t.row(ctx, `SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND l.id = $2`, brandID, id))
+	return l, mapErr("license by id", err)
 }
 
 func (t *txn) LicensesOfKeys(ctx context.Context, brandID string, keyIDs []string) ([]licensing.LicenseRow, error) {
 	rows, err := t.query(ctx, `SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND l.license_key_id = ANY($2::uuid[])
 		ORDER BY l.id`, brandID, keyIDs)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return collect(rows, func(r pgx.Rows) (licensing.LicenseRow, error) { return scanLicense(r) })
+	return collect("licenses of keys", rows, err, func(r pgx.Rows) (licensing.LicenseRow, error) { return scanLicense(r) })
 }
 
-// UpdateLicense is queued: its error (a unique violation, a CHECK) surfaces at the next
-// read or at commit.
-func (t *txn) UpdateLicense(ctx context.Context, l licensing.LicenseRow) error {
-	t.queue(oneRow, `UPDATE licenses SET status = $3, expires_at = $4, seat_limit = $5, seats_used = $6,
+func (t *txn) QueueLicenseUpdate(l licensing.LicenseRow) {
+	t.queue("license update", oneRow, `UPDATE licenses SET status = $3, expires_at = $4, seat_limit = $5, seats_used = $6,
 		updated_at = $7 WHERE brand_id = $1 AND id = $2`, l.BrandID, l.ID, l.Status, l.ExpiresAt, l.SeatLimit, l.SeatsUsed, l.UpdatedAt)
-	return nil
-}
-
-func (t *txn) TakeSeat(ctx context.Context, brandID, id string, at time.Time) (licensing.LicenseRow, bool, error) {
-	l, err := scanLicense(t.row(ctx, `WITH l AS (
-		UPDATE licenses SET seats_used = seats_used + 1, updated_at = $3
-		WHERE brand_id = $1 AND id = $2 AND (seat_limit IS NULL OR seats_used < seat_limit) RETURNING *)
-		SELECT `+licCols+` FROM l JOIN license_keys k ON k.id = l.license_key_id
-		JOIN products p ON p.id = l.product_id JOIN brands b ON b.id = l.brand_id`, brandID, id, at))
-	if problem.Is(err, problem.NotFound) {
-		return l, false, nil
-	}
-	return l, err == nil, err
 }
 
 func (t *txn) LicensesByEmail(ctx context.Context, brandID, email, after string, limit int) ([]licensing.LicenseRow, error) {
 	rows, err := t.query(ctx, `SELECT `+licCols+licFrom+`WHERE l.brand_id = $1 AND k.brand_id = $1
 		AND k.customer_email = $2 AND ($3::uuid IS NULL OR l.id > $3::uuid) ORDER BY l.id LIMIT $4`,
 		brandID, email, nullUUID(after), limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return collect(rows, func(r pgx.Rows) (licensing.LicenseRow, error) { return scanLicense(r) })
+	return collect("licenses by email", rows, err, func(r pgx.Rows) (licensing.LicenseRow, error) { return scanLicense(r) })
 }
 
 func (t *txn) CustomerLicenses(ctx context.Context, email, after string, limit int) ([]licensing.LicenseRow, error) {
 	rows, err := t.query(ctx, `SELECT `+licCols+licFrom+`WHERE k.customer_email = $1
 		AND ($2::uuid IS NULL OR l.id > $2::uuid) ORDER BY l.id LIMIT $3`, email, nullUUID(after), limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return collect(rows, func(r pgx.Rows) (licensing.LicenseRow, error) { return scanLicense(r) })
+	return collect("customer licenses", rows, err, func(r pgx.Rows) (licensing.LicenseRow, error) { return scanLicense(r) })
 }
 
 // ---------------------------------------------------------------- activations
 
 func scanActivation(r pgx.Row) (licensing.ActivationRow, error) {
 	var a licensing.ActivationRow
-	err := r.Scan(&a.ID, &a.BrandID, &a.LicenseID, &a.Instance, &a.ActivatedAt)
-	return a, mapErr(err)
+	err := r.Scan(&a.ID, &a.BrandID, &a.LicenseID, &a.Instance, &a.ActivatedAt, &a.Version)
+	return a, err
 }
 
-const actCols = `id, brand_id, license_id, instance, activated_at`
+const actCols = `a.id, a.brand_id, a.license_id, a.instance, a.activated_at, a.version`
 
-func (t *txn) Activations(ctx context.Context, brandID string, licenseIDs []string) ([]licensing.ActivationRow, error) {
+func (t *txn) RecentActivations(ctx context.Context, brandID string, licenseIDs []string, perLicense int) ([]licensing.ActivationRow, error) {
 	if len(licenseIDs) == 0 {
 		return nil, nil
 	}
-	rows, err := t.query(ctx, `SELECT `+actCols+` FROM activations WHERE license_id = ANY($2::uuid[]) AND brand_id = $1
-		ORDER BY activated_at, id`, brandID, licenseIDs)
-	if err != nil {
-		return nil, mapErr(err)
+	// per license, the newest perLicense rows by (license_id, id) — the primary key, read
+	// backwards — then oldest first
+	rows, err := t.query(ctx, `SELECT a.* FROM unnest($2::uuid[]) AS ids(license_id),
+		LATERAL (SELECT `+actCols+` FROM activations a WHERE a.license_id = ids.license_id AND a.brand_id = $1
+			ORDER BY a.id DESC LIMIT $3) a
+		ORDER BY a.license_id, a.id`, brandID, licenseIDs, perLicense)
+	return collect("recent activations", rows, err, func(r pgx.Rows) (licensing.ActivationRow, error) { return scanActivation(r) })
+}
+
+func (t *txn) ListActivations(ctx context.Context, brandID, licenseID, after string, limit int) ([]licensing.ActivationRow, error) {
+	rows, err := t.query(ctx, `SELECT `+actCols+` FROM activations a WHERE a.license_id = $2 AND a.brand_id = $1
+		AND ($3::uuid IS NULL OR a.id > $3::uuid) ORDER BY a.id LIMIT $4`, brandID, licenseID, nullUUID(after), limit)
+	return collect("list activations", rows, err, func(r pgx.Rows) (licensing.ActivationRow, error) { return scanActivation(r) })
+}
+
+// ---------------------------------------------------------------- seats
+
+const seatCols = `outcome, key_id, license_key, version, license_id, product, status, expires_at, seat_limit,
+	seats_used, license_created_at, license_updated_at, activation_id, instance, activated_at`
+
+// queryRower is a pool or a transaction.
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func scanSeat(row pgx.Row, brandID, brand string) (licensing.SeatResult, error) {
+	var (
+		r                                  licensing.SeatResult
+		outcome                            string
+		keyID, key, licID, product, status *string
+		version                            *int64
+		expires, lCreated, lUpdated, actAt *time.Time
+		seatLimit, seatsUsed               *int32
+		actID, instance                    *string
+	)
+	if err := row.Scan(&outcome, &keyID, &key, &version, &licID, &product, &status, &expires, &seatLimit,
+		&seatsUsed, &lCreated, &lUpdated, &actID, &instance, &actAt); err != nil {
+		return r, err
 	}
-	return collect(rows, func(r pgx.Rows) (licensing.ActivationRow, error) { return scanActivation(r) })
+	r.Outcome = licensing.SeatOutcome(outcome)
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	if version != nil {
+		r.Version = *version
+	}
+	if licID != nil {
+		r.License = licensing.LicenseRow{ID: *licID, BrandID: brandID, KeyID: str(keyID), Status: str(status),
+			ExpiresAt: expires, Key: str(key), ProductCode: str(product), BrandSlug: brand}
+		if seatLimit != nil {
+			n := int(*seatLimit)
+			r.License.SeatLimit = &n
+		}
+		if seatsUsed != nil {
+			r.License.SeatsUsed = int(*seatsUsed)
+		}
+		if lCreated != nil {
+			r.License.CreatedAt = *lCreated
+		}
+		if lUpdated != nil {
+			r.License.UpdatedAt = *lUpdated
+		}
+	}
+	if actID != nil {
+		r.Activation = licensing.ActivationRow{ID: *actID, BrandID: brandID, LicenseID: str(licID), Instance: str(instance)}
+		if actAt != nil {
+			r.Activation.ActivatedAt = *actAt
+		}
+	}
+	return r, nil
 }
 
-func (t *txn) ActivationByInstance(ctx context.Context, brandID, licenseID, instance string) (licensing.ActivationRow, error) {
-	return scanActivation(t.row(ctx, `SELECT `+actCols+` FROM activations
-		WHERE license_id = $2 AND instance = $3 AND brand_id = $1`, brandID, licenseID, instance))
+func activate(ctx context.Context, q queryRower, c licensing.ActivateCmd) (licensing.SeatResult, error) {
+	r, err := scanSeat(q.QueryRow(ctx, `SELECT `+seatCols+` FROM license_activate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		c.BrandID, c.Brand, c.Key, c.Product, c.Instance, c.ActivationID, c.AuditID, c.Now, c.Actor, c.RequestID), c.BrandID, c.Brand)
+	return r, mapErr("activate", err)
 }
 
-func (t *txn) ActivationByID(ctx context.Context, brandID, licenseID, id string) (licensing.ActivationRow, error) {
-	return scanActivation(t.row(ctx, `SELECT `+actCols+` FROM activations
-		WHERE license_id = $2 AND id = $3 AND brand_id = $1`, brandID, licenseID, id))
+func deactivate(ctx context.Context, q queryRower, c licensing.DeactivateCmd) (licensing.SeatResult, error) {
+	r, err := scanSeat(q.QueryRow(ctx, `SELECT `+seatCols+` FROM license_deactivate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		c.BrandID, c.Brand, c.Key, c.Product, c.Instance, nullUUID(c.LicenseID), nullUUID(c.ActivationID), c.AuditID, c.Now,
+		c.Actor, c.RequestID), c.BrandID, c.Brand)
+	return r, mapErr("deactivate", err)
 }
 
-// InsertActivation is queued (see UpdateLicense).
-func (t *txn) InsertActivation(ctx context.Context, a licensing.ActivationRow) error {
-	t.queue(nil, `INSERT INTO activations (id, brand_id, license_id, instance, activated_at)
-		VALUES ($1, $2, $3, $4, $5)`, a.ID, a.BrandID, a.LicenseID, a.Instance, a.ActivatedAt)
-	return nil
+// Activate runs the activation statement on its own: one round trip, one transaction.
+func (s *Store) Activate(ctx context.Context, c licensing.ActivateCmd) (licensing.SeatResult, error) {
+	return activate(ctx, s.pool, c)
 }
 
-// DeleteActivation is queued (see UpdateLicense).
-func (t *txn) DeleteActivation(ctx context.Context, brandID, licenseID, id string) error {
-	t.queue(oneRow, `DELETE FROM activations WHERE license_id = $2 AND id = $3 AND brand_id = $1`, brandID, licenseID, id)
-	return nil
+// Deactivate runs the deactivation statement on its own.
+func (s *Store) Deactivate(ctx context.Context, c licensing.DeactivateCmd) (licensing.SeatResult, error) {
+	return deactivate(ctx, s.pool, c)
+}
+
+func (t *txn) Activate(ctx context.Context, c licensing.ActivateCmd) (licensing.SeatResult, error) {
+	if err := t.flush(ctx); err != nil {
+		return licensing.SeatResult{}, err
+	}
+	return activate(ctx, t.tx, c)
+}
+
+func (t *txn) Deactivate(ctx context.Context, c licensing.DeactivateCmd) (licensing.SeatResult, error) {
+	if err := t.flush(ctx); err != nil {
+		return licensing.SeatResult{}, err
+	}
+	return deactivate(ctx, t.tx, c)
+}
+
+// ---------------------------------------------------------------- status reads
+
+func (t *txn) KeyState(ctx context.Context, brand, key string) (license.State, error) {
+	rows, err := t.query(ctx, statusread.StateQuery, brand, key)
+	if err != nil {
+		return license.State{}, mapErr("key state", err)
+	}
+	st, found, err := statusread.ScanState(rows)
+	if err != nil {
+		return st, mapErr("key state", err)
+	}
+	if !found {
+		return st, mapErr("key state", pgx.ErrNoRows)
+	}
+	return st, nil
+}
+
+func (t *txn) InstanceState(ctx context.Context, brand, key, instance string) (license.Instance, error) {
+	if err := t.flush(ctx); err != nil {
+		return license.Instance{}, err
+	}
+	in, found, err := statusread.ScanInstance(t.tx.QueryRow(ctx, statusread.InstanceQuery, brand, key, instance), instance)
+	if err == nil && !found {
+		err = pgx.ErrNoRows
+	}
+	return in, mapErr("instance state", err)
 }
 
 // ---------------------------------------------------------------- audit and outbox
@@ -530,33 +587,26 @@ func auditArgs(a licensing.AuditRow) ([]any, error) {
 func (t *txn) InsertAudit(ctx context.Context, a licensing.AuditRow) error {
 	args, err := auditArgs(a)
 	if err != nil {
-		return err
+		return fmt.Errorf("insert audit: %w", err)
 	}
 	_, err = t.exec(ctx, insertAudit, args...)
-	return mapErr(err)
+	return mapErr("insert audit", err)
 }
 
-// Record queues the version bump, the audit event and the outbox event and sends them,
-// with any other queued writes, in one round trip.
-func (t *txn) Record(ctx context.Context, c licensing.ChangeRecord) error {
-	payload, err := json.Marshal(c.Event)
-	if err != nil {
-		return err
-	}
-	t.queue(oneRow, `UPDATE license_keys SET version = $2, updated_at = now() WHERE id = $1`, c.KeyID, c.NewVersion)
+func (t *txn) QueueChange(c licensing.ChangeRecord) {
+	t.queue("key version", oneRow, `UPDATE license_keys SET version = $2, updated_at = now() WHERE id = $1`, c.KeyID, c.NewVersion)
 	if c.Audit != nil {
 		args, err := auditArgs(*c.Audit)
 		if err != nil {
-			return err
+			if t.failed == nil {
+				t.failed = fmt.Errorf("queued audit event: %w", err)
+			}
+			return
 		}
-		t.queue(nil, insertAudit, args...)
+		t.queue("audit event", nil, insertAudit, args...)
 	}
-	t.queue(oneRow, `INSERT INTO outbox (brand_id, license_key_id, version, subject, payload)
-		SELECT brand_id, id, $2, $3, $4 FROM license_keys WHERE id = $1`, c.KeyID, c.NewVersion, c.Subject, payload)
-	if err := t.flush(ctx); err != nil {
-		return fmt.Errorf("record change: %w", err)
-	}
-	return nil
+	t.queue("outbox event", oneRow, `INSERT INTO outbox (brand_id, license_key_id, version, subject, payload)
+		SELECT brand_id, id, $2, $3, $4 FROM license_keys WHERE id = $1`, c.KeyID, c.NewVersion, c.Subject, c.Payload)
 }
 
 func (t *txn) ListEvents(ctx context.Context, brandID, licenseID, after string, limit int) ([]licensing.AuditRow, error) {
@@ -564,14 +614,11 @@ func (t *txn) ListEvents(ctx context.Context, brandID, licenseID, after string, 
 		action, actor, request_id, at, before, after FROM audit_events
 		WHERE brand_id = $1 AND license_id = $2 AND ($3::uuid IS NULL OR id > $3::uuid) ORDER BY id LIMIT $4`,
 		brandID, licenseID, nullUUID(after), limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	return collect(rows, func(r pgx.Rows) (licensing.AuditRow, error) {
+	return collect("list events", rows, err, func(r pgx.Rows) (licensing.AuditRow, error) {
 		var a licensing.AuditRow
 		var before, after []byte
 		if err := r.Scan(&a.ID, &a.BrandID, &a.KeyID, &a.LicenseID, &a.Action, &a.Actor, &a.Request, &a.At, &before, &after); err != nil {
-			return a, mapErr(err)
+			return a, err
 		}
 		if before != nil {
 			a.Before = json.RawMessage(before)
@@ -589,39 +636,39 @@ func (t *txn) ClaimIdempotency(ctx context.Context, r licensing.IdemRow, expired
 	tag, err := t.exec(ctx, `INSERT INTO idempotency_keys (brand_id, key, fingerprint, state, created_at, locked_at)
 		VALUES ($1, $2, $3, 'running', $4, $4)
 		ON CONFLICT (brand_id, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'running',
-			response_status = NULL, response_body = NULL, created_at = EXCLUDED.created_at, locked_at = EXCLUDED.locked_at
+			outcome_kind = NULL, outcome = NULL, created_at = EXCLUDED.created_at, locked_at = EXCLUDED.locked_at
 		WHERE idempotency_keys.created_at < $5`, r.BrandID, r.Key, r.Fingerprint, r.CreatedAt, expiredBefore)
 	if err != nil {
-		return licensing.IdemRow{}, false, mapErr(err)
+		return licensing.IdemRow{}, false, mapErr("claim idempotency key", err)
 	}
 	if tag.RowsAffected() == 1 {
 		return r, true, nil
 	}
 	var ex licensing.IdemRow
-	var status *int
-	err = t.row(ctx, `SELECT brand_id, key, fingerprint, state, response_status, response_body, created_at, locked_at
+	var kind *string
+	err = t.row(ctx, `SELECT brand_id, key, fingerprint, state, outcome_kind, outcome, created_at, locked_at
 		FROM idempotency_keys WHERE brand_id = $1 AND key = $2`, r.BrandID, r.Key).
-		Scan(&ex.BrandID, &ex.Key, &ex.Fingerprint, &ex.State, &status, &ex.ResponseBody, &ex.CreatedAt, &ex.LockedAt)
-	if status != nil {
-		ex.ResponseStatus = *status
+		Scan(&ex.BrandID, &ex.Key, &ex.Fingerprint, &ex.State, &kind, &ex.Outcome.Body, &ex.CreatedAt, &ex.LockedAt)
+	if kind != nil {
+		ex.Outcome.Kind = *kind
 	}
-	return ex, false, mapErr(err)
+	return ex, false, mapErr("read idempotency key", err)
 }
 
 func (t *txn) TakeOverIdempotency(ctx context.Context, brandID, key string, fp []byte, staleBefore, now time.Time) (bool, error) {
 	tag, err := t.exec(ctx, `UPDATE idempotency_keys SET locked_at = $5 WHERE brand_id = $1 AND key = $2
 		AND fingerprint = $3 AND state = 'running' AND locked_at < $4`, brandID, key, fp, staleBefore, now)
 	if err != nil {
-		return false, mapErr(err)
+		return false, mapErr("take over idempotency key", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-func (t *txn) CompleteIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time, status int, body []byte) error {
-	tag, err := t.exec(ctx, `UPDATE idempotency_keys SET state = 'done', response_status = $4, response_body = $5
-		WHERE brand_id = $1 AND key = $2 AND state = 'running' AND locked_at = $3`, brandID, key, claimedAt, status, body)
+func (t *txn) CompleteIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time, o licensing.StoredOutcome) error {
+	tag, err := t.exec(ctx, `UPDATE idempotency_keys SET state = 'done', outcome_kind = $4, outcome = $5
+		WHERE brand_id = $1 AND key = $2 AND state = 'running' AND locked_at = $3`, brandID, key, claimedAt, o.Kind, o.Body)
 	if err != nil {
-		return mapErr(err)
+		return mapErr("complete idempotency key", err)
 	}
 	if tag.RowsAffected() != 1 {
 		return problem.New(problem.IdempotencyInProgress, "this request's Idempotency-Key was taken over by a retry")
@@ -632,13 +679,13 @@ func (t *txn) CompleteIdempotency(ctx context.Context, brandID, key string, clai
 func (t *txn) ReleaseIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time) error {
 	_, err := t.exec(ctx, `DELETE FROM idempotency_keys WHERE brand_id = $1 AND key = $2 AND state = 'running'
 		AND locked_at = $3`, brandID, key, claimedAt)
-	return mapErr(err)
+	return mapErr("release idempotency key", err)
 }
 
 func (t *txn) DeleteIdempotencyBefore(ctx context.Context, before time.Time) (int64, error) {
 	tag, err := t.exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, before)
 	if err != nil {
-		return 0, mapErr(err)
+		return 0, mapErr("delete idempotency keys", err)
 	}
 	return tag.RowsAffected(), nil
 }

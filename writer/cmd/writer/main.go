@@ -3,6 +3,7 @@
 //	writer [serve]                              serve the HTTP API and relay the outbox
 //	writer migrate                              apply migrations (WRITER_MIGRATE_DATABASE_URL)
 //	writer bootstrap --slug S --name N          create a brand, print it and its first API key as JSON
+//	writer help                                 this text and every WRITER_ setting
 package main
 
 import (
@@ -33,15 +34,33 @@ func main() {
 	}
 }
 
+const usage = `writer: the central write service of the license system.
+
+Usage:
+  writer [serve]                         serve the HTTP API and relay the outbox
+  writer migrate                         apply migrations (WRITER_MIGRATE_DATABASE_URL)
+  writer bootstrap --slug S --name N     create a brand, print it and its first API key as JSON
+  writer help                            this text
+
+Settings (environment):
+`
+
 func run(ctx context.Context, args []string) error {
-	cfg, err := app.FromEnv()
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" || cmd == "-help" {
+		fmt.Print(usage + app.Help())
+		return nil
+	}
+	cfg, unknown, err := app.FromEnv(os.Environ())
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+	for _, v := range unknown {
+		log.Warn("environment variable is not a setting of the writer (misspelt?)", "variable", v)
 	}
 	switch cmd {
 	case "serve":
@@ -55,7 +74,7 @@ func run(ctx context.Context, args []string) error {
 	case "bootstrap":
 		return bootstrap(ctx, cfg, log, args)
 	}
-	return fmt.Errorf("unknown command %q (serve, migrate, bootstrap)", cmd)
+	return fmt.Errorf("unknown command %q (serve, migrate, bootstrap, help)", cmd)
 }
 
 func bootstrap(ctx context.Context, cfg app.Config, log *slog.Logger, args []string) error {

@@ -1,4 +1,4 @@
-package openapi
+package openapitest
 
 import (
 	"encoding/json"
@@ -17,6 +17,7 @@ import (
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
 	"github.com/licensing/licensing/shared/resource"
+	"github.com/licensing/licensing/writer/openapi"
 )
 
 func TestSpecIsValidOpenAPI31(t *testing.T) {
@@ -101,6 +102,7 @@ var documented = []struct{ method, path string }{
 	{"POST", "/v1/licenses/{id}/suspend"},
 	{"POST", "/v1/licenses/{id}/resume"},
 	{"POST", "/v1/licenses/{id}/cancel"},
+	{"GET", "/v1/licenses/{id}/activations"},
 	{"DELETE", "/v1/licenses/{id}/activations/{activation_id}"},
 	{"GET", "/v1/licenses"},
 	{"GET", "/v1/customers/{email}/licenses"},
@@ -117,7 +119,7 @@ var documented = []struct{ method, path string }{
 }
 
 func TestEveryAPIOperationIsDocumented(t *testing.T) {
-	doc, err := libopenapi.NewDocument(Spec())
+	doc, err := libopenapi.NewDocument(openapi.Spec())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,9 +244,18 @@ func hdr(contentType string, kv ...string) http.Header {
 
 const jsonCT = "application/json"
 
-func problemBody(t *testing.T, err *problem.Error) (int, []byte) {
+const problemCT = "application/problem+json"
+
+// problemBody renders a problem document as the writer does (writer/api has the table;
+// the statuses here are the contract's).
+func problemBody(t *testing.T, status int, kind problem.Kind, detail string) (int, []byte) {
 	t.Helper()
-	return problem.Marshal(err, reqID)
+	b, err := json.Marshal(map[string]any{"type": problem.TypeBase + string(kind), "title": kind.Title(),
+		"status": status, "detail": detail, "code": kind, "request_id": reqID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, b
 }
 
 type sample struct {
@@ -264,12 +275,12 @@ func TestValidatorAcceptsConformingResponses(t *testing.T) {
 	lics := sampleLicenses()
 	lic := lics[0]
 	noAct := lics[1]
-	seatStatus, seatBody := problemBody(t, problem.New(problem.SeatLimitReached, "all 3 seats are in use"))
-	rateStatus, rateBody := problemBody(t, problem.New(problem.RateLimited, "slow down"))
-	invStatus, invBody := problemBody(t, problem.Unprocessable("licenses[0].seat_limit", "must be at least 1"))
-	scopeStatus, scopeBody := problemBody(t, problem.New(problem.InsufficientScope, "needs customers:read-all"))
-	nfStatus, nfBody := problemBody(t, problem.New(problem.LicenseNotFound, "no such license key"))
-	intStatus, intBody := problem.Marshal(io.ErrUnexpectedEOF, reqID)
+	seatStatus, seatBody := problemBody(t, 409, problem.SeatLimitReached, "all 3 seats are in use")
+	rateStatus, rateBody := problemBody(t, 429, problem.RateLimited, "slow down")
+	invStatus, invBody := problemBody(t, 422, problem.InvalidRequest, "licenses[0].seat_limit: must be at least 1")
+	scopeStatus, scopeBody := problemBody(t, 403, problem.InsufficientScope, "needs customers:read-all")
+	nfStatus, nfBody := problemBody(t, 404, problem.LicenseNotFound, "no such license key")
+	intStatus, intBody := problemBody(t, 500, problem.Internal, "an internal error occurred; it has been logged")
 	statusNoInstance := sampleStatus()
 	statusNoInstance.Instance = nil
 	statusNoInstance.Code = "product_not_licensed"
@@ -290,36 +301,36 @@ func TestValidatorAcceptsConformingResponses(t *testing.T) {
 		{"create-product-201-replayed", "POST", "/v1/products", 201, hdr(jsonCT, "Idempotent-Replayed", "true"), mustJSON(t, resource.Product{ID: brandID, Code: "rankmath-pro", Name: "Rank Math Pro", CreatedAt: now})},
 		{"list-products-200-empty", "GET", "/v1/products", 200, hdr(jsonCT), mustJSON(t, resource.List[resource.Product]{Data: []resource.Product{}})},
 		{"create-license-key-201", "POST", "/v1/license-keys", 201, hdr(jsonCT), mustJSON(t, sampleKey())},
-		{"create-license-key-422-problem", "POST", "/v1/license-keys", invStatus, hdr(problem.ContentType), invBody},
+		{"create-license-key-422-problem", "POST", "/v1/license-keys", invStatus, hdr(problemCT), invBody},
 		{"add-license-201", "POST", "/v1/license-keys/" + keyStr + "/licenses", 201, hdr(jsonCT), mustJSON(t, noAct)},
 		{"get-license-key-200", "GET", "/v1/license-keys/" + keyStr, 200, hdr(jsonCT), mustJSON(t, sampleKey())},
 		{"get-license-200", "GET", "/v1/licenses/" + licID1, 200, hdr(jsonCT), mustJSON(t, lic)},
 		{"renew-200", "POST", "/v1/licenses/" + licID1 + "/renew", 200, hdr(jsonCT), mustJSON(t, lic)},
 		{"suspend-200", "POST", "/v1/licenses/" + licID1 + "/suspend", 200, hdr(jsonCT), mustJSON(t, noAct)},
-		{"products-429", "GET", "/v1/products", rateStatus, hdr(problem.ContentType, "Retry-After", "3"), rateBody},
+		{"products-429", "GET", "/v1/products", rateStatus, hdr(problemCT, "Retry-After", "3"), rateBody},
 		{"delete-activation-204", "DELETE", "/v1/licenses/" + licID1 + "/activations/" + actID, 204, hdr(""), nil},
 		{"licenses-by-email-200", "GET", "/v1/licenses?customer_email=jane%40example.com", 200, hdr(jsonCT), mustJSON(t, resource.List[resource.License]{Data: lics})},
 		{"customer-across-brands-200", "GET", "/v1/customers/jane@example.com/licenses", 200, hdr(jsonCT), mustJSON(t, resource.List[resource.CustomerLicense]{Data: []resource.CustomerLicense{
 			{Brand: "rankmath", ID: licID1, LicenseKey: keyStr, Product: "rankmath-pro", Status: "valid", ExpiresAt: &later, SeatLimit: ptr(3), SeatsUsed: ptr(1), Activations: lic.Activations},
 			{Brand: "wp-rocket", LicenseKey: license.MaskKey(license.NewKey()), Product: "rocket", Status: "expired", ExpiresAt: &now, Masked: true},
 		}})},
-		{"customer-across-brands-403", "GET", "/v1/customers/jane@example.com/licenses", scopeStatus, hdr(problem.ContentType), scopeBody},
+		{"customer-across-brands-403", "GET", "/v1/customers/jane@example.com/licenses", scopeStatus, hdr(problemCT), scopeBody},
 		{"events-200", "GET", "/v1/licenses/" + licID1 + "/events", 200, hdr(jsonCT), mustJSON(t, resource.List[resource.Event]{Data: []resource.Event{
 			{ID: actID, Action: "license.created", Actor: "api_key:" + brandID, RequestID: reqID, At: now, Before: nil, After: lic},
 			{ID: licID2, Action: "license.suspended", Actor: "operator", RequestID: reqID, At: later, Before: lic, After: map[string]any{"status": "suspended"}},
 		}})},
 		{"activate-201", "POST", "/v1/public/rankmath/activations", 201, hdr(jsonCT), mustJSON(t, resource.ActivationResult{Activation: (*lic.Activations)[0], License: lic})},
 		{"activate-200-reinstall", "POST", "/v1/public/rankmath/activations", 200, hdr(jsonCT), mustJSON(t, resource.ActivationResult{Activation: (*lic.Activations)[0], License: lic})},
-		{"activate-409-seat-limit", "POST", "/v1/public/rankmath/activations", seatStatus, hdr(problem.ContentType + "; charset=utf-8"), seatBody},
-		{"activate-500", "POST", "/v1/public/rankmath/activations", intStatus, hdr(problem.ContentType), intBody},
+		{"activate-409-seat-limit", "POST", "/v1/public/rankmath/activations", seatStatus, hdr(problemCT + "; charset=utf-8"), seatBody},
+		{"activate-500", "POST", "/v1/public/rankmath/activations", intStatus, hdr(problemCT), intBody},
 		{"deactivate-200", "POST", "/v1/public/rankmath/deactivations", 200, hdr(jsonCT), mustJSON(t, resource.DeactivationResult{License: noAct})},
 		{"status-200", "GET", "/v1/public/rankmath/licenses/" + keyStr + "/status?product=rankmath-pro&instance=https%3A%2F%2Fexample.com%2Fshop", 200, hdr(jsonCT, "Cache-Control", "public, max-age=60"), mustJSON(t, sampleStatus())},
 		{"status-200-no-instance", "GET", "/v1/public/rankmath/licenses/" + keyStr + "/status?product=other", 200, hdr(jsonCT, "Cache-Control", "max-age=30"), mustJSON(t, statusNoInstance)},
-		{"status-404", "GET", "/v1/public/rankmath/licenses/AAAAA-AAAAA-AAAAA-AAAAA-AAAAA/status", nfStatus, hdr(problem.ContentType), nfBody},
+		{"status-404", "GET", "/v1/public/rankmath/licenses/AAAAA-AAAAA-AAAAA-AAAAA-AAAAA/status", nfStatus, hdr(problemCT), nfBody},
 		{"healthz-200", "GET", "/healthz", 200, hdr("text/plain; charset=utf-8"), []byte("ok\n")},
 		{"readyz-503", "GET", "/readyz", 503, hdr(jsonCT), []byte(`{"postgres":"down"}`)},
 		{"metrics-200", "GET", "/metrics", 200, hdr("text/plain; version=0.0.4; charset=utf-8; escaping=underscores"), []byte("# HELP up 1\nup 1\n")},
-		{"openapi-200", "GET", "/api/openapi.yaml", 200, hdr(SpecContentType), Spec()},
+		{"openapi-200", "GET", "/api/openapi.yaml", 200, hdr(openapi.SpecContentType), openapi.Spec()},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -340,8 +351,8 @@ func TestValidatorRejectsBrokenResponses(t *testing.T) {
 	good := mustJSON(t, lic)
 	goodKey := mustJSON(t, sampleKey())
 	goodStatus := mustJSON(t, sampleStatus())
-	_, seatBody := problemBody(t, problem.New(problem.SeatLimitReached, "all 3 seats are in use"))
-	_, rateBody := problemBody(t, problem.New(problem.RateLimited, "slow down"))
+	_, seatBody := problemBody(t, 409, problem.SeatLimitReached, "all 3 seats are in use")
+	_, rateBody := problemBody(t, 429, problem.RateLimited, "slow down")
 	licPath := "/v1/licenses/" + licID1
 
 	cases := []sample{
@@ -365,16 +376,16 @@ func TestValidatorRejectsBrokenResponses(t *testing.T) {
 		}})},
 		{"undocumented-status-418", "GET", licPath, 418, hdr(jsonCT), good},
 		{"undocumented-status-201-on-get", "GET", licPath, 201, hdr(jsonCT), good},
-		{"undocumented-status-404-on-products", "GET", "/v1/products", 404, hdr(problem.ContentType), seatBody},
+		{"undocumented-status-404-on-products", "GET", "/v1/products", 404, hdr(problemCT), seatBody},
 		{"undocumented-path", "GET", "/v1/nope", 200, hdr(jsonCT), []byte(`{}`)},
 		{"undocumented-method", "PUT", "/v1/products", 200, hdr(jsonCT), []byte(`{}`)},
 		{"problem-as-plain-json", "POST", "/v1/public/rankmath/activations", 409, hdr(jsonCT), seatBody},
-		{"problem-missing-code", "POST", "/v1/public/rankmath/activations", 409, hdr(problem.ContentType), mutate(t, seatBody, func(m map[string]any) { delete(m, "code") })},
-		{"problem-unknown-code", "POST", "/v1/public/rankmath/activations", 409, hdr(problem.ContentType), mutate(t, seatBody, func(m map[string]any) { m["code"] = "too_many" })},
+		{"problem-missing-code", "POST", "/v1/public/rankmath/activations", 409, hdr(problemCT), mutate(t, seatBody, func(m map[string]any) { delete(m, "code") })},
+		{"problem-unknown-code", "POST", "/v1/public/rankmath/activations", 409, hdr(problemCT), mutate(t, seatBody, func(m map[string]any) { m["code"] = "too_many" })},
 		{"license-as-text", "GET", licPath, 200, hdr("text/plain"), good},
 		{"missing-x-request-id", "GET", licPath, 200, http.Header{"Content-Type": {jsonCT}}, good},
-		{"429-without-retry-after", "GET", "/v1/products", 429, hdr(problem.ContentType), rateBody},
-		{"429-retry-after-not-a-number", "GET", "/v1/products", 429, hdr(problem.ContentType, "Retry-After", "soon"), rateBody},
+		{"429-without-retry-after", "GET", "/v1/products", 429, hdr(problemCT), rateBody},
+		{"429-retry-after-not-a-number", "GET", "/v1/products", 429, hdr(problemCT, "Retry-After", "soon"), rateBody},
 		{"204-with-body", "DELETE", licPath + "/activations/" + actID, 204, hdr(jsonCT), []byte(`{}`)},
 		{"not-json", "GET", licPath, 200, hdr(jsonCT), []byte(`{"id":`)},
 	}
@@ -392,7 +403,7 @@ func TestValidatorRejectsBrokenResponses(t *testing.T) {
 
 func TestRegisterServesSpecAndDocs(t *testing.T) {
 	mux := http.NewServeMux()
-	Register(mux)
+	openapi.Register(mux)
 	// The writer's middleware sets X-Request-Id on every response; mimic it so the answers
 	// can be checked against the document too.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -430,8 +441,8 @@ func TestRegisterServesSpecAndDocs(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/yaml" {
 			t.Fatalf("got %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
-		if string(body) != string(Spec()) {
-			t.Fatal("served document differs from Spec()")
+		if string(body) != string(openapi.Spec()) {
+			t.Fatal("served document differs from openapi.Spec()")
 		}
 	})
 	t.Run("docs-index", func(t *testing.T) {

@@ -1,0 +1,244 @@
+package licensing
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/licensing/licensing/shared/apikey"
+	"github.com/licensing/licensing/shared/license"
+	"github.com/licensing/licensing/shared/problem"
+	"github.com/licensing/licensing/shared/resource"
+)
+
+// BrandTx is what brands, their credentials and their products need of a transaction.
+// Reads return not_found for a missing row; inserts return conflict on a duplicate slug,
+// prefix or product code.
+type BrandTx interface {
+	InsertBrand(ctx context.Context, b BrandRow) error
+	BrandBySlug(ctx context.Context, slug string) (BrandRow, error)
+	ListBrands(ctx context.Context, after string, limit int) ([]BrandRow, error)
+	InsertAPIKey(ctx context.Context, k APIKeyRow) error
+	// APIKeyByPrefix returns the key (revoked or not) with its brand's slug.
+	APIKeyByPrefix(ctx context.Context, prefix string) (APIKeyRow, error)
+	// RevokeAPIKey sets revoked_at unless already set; not_found when the brand has no
+	// such key.
+	RevokeAPIKey(ctx context.Context, brandID, id string, at time.Time) error
+
+	InsertProduct(ctx context.Context, p ProductRow) error
+	ListProducts(ctx context.Context, brandID, after string, limit int) ([]ProductRow, error)
+	// ProductsByCode returns the brand's products among codes, by code (missing ones absent).
+	ProductsByCode(ctx context.Context, brandID string, codes []string) (map[string]ProductRow, error)
+	AuditTx
+}
+
+// MaxNameLength bounds brand and product names, in characters.
+const MaxNameLength = 200
+
+func validName(field, name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || utf8.RuneCountInString(name) > MaxNameLength {
+		return "", problem.Unacceptable(field, "must be 1 to %d characters", MaxNameLength)
+	}
+	return name, nil
+}
+
+// CreateBrand creates a brand and its first API key (the key's secret is returned once).
+func (s *Service) CreateBrand(ctx context.Context, m Meta, slug, name string) (resource.BrandCreated, error) {
+	if !license.ValidSlug(slug) {
+		return resource.BrandCreated{}, problem.Unacceptable("slug", "must match ^[a-z0-9][a-z0-9-]{1,62}$")
+	}
+	name, err := validName("name", name)
+	if err != nil {
+		return resource.BrandCreated{}, err
+	}
+	var out resource.BrandCreated
+	err = s.store.Tx(ctx, ScopeAll, func(tx Tx) error {
+		b := BrandRow{ID: newID(), Slug: slug, Name: name, CreatedAt: s.Now()}
+		if err := tx.InsertBrand(ctx, b); err != nil {
+			if problem.Is(err, problem.Conflict) {
+				return problem.New(problem.Conflict, "brand %q already exists", slug)
+			}
+			return err
+		}
+		k, err := s.issueKey(ctx, tx, b, nil)
+		if err != nil {
+			return err
+		}
+		if err := tx.InsertAudit(ctx, AuditRow{ID: newID(), BrandID: b.ID, Action: "brand.created",
+			Actor: m.Actor, Request: m.RequestID, At: b.CreatedAt, After: brandResource(b)}); err != nil {
+			return err
+		}
+		out = resource.BrandCreated{Brand: brandResource(b), APIKey: k}
+		return nil
+	})
+	return out, err
+}
+
+// ListBrands lists brands (operator).
+func (s *Service) ListBrands(ctx context.Context, page Page) (resource.List[resource.Brand], error) {
+	var out resource.List[resource.Brand]
+	err := s.store.ReadTx(ctx, ScopeAll, func(tx Tx) error {
+		rows, err := tx.ListBrands(ctx, page.After, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		out = pageOf(rows, page.Limit, brandResource, func(b BrandRow) string { return b.ID })
+		return nil
+	})
+	return out, err
+}
+
+// CreateAPIKey issues a new API key for the brand slug.
+func (s *Service) CreateAPIKey(ctx context.Context, m Meta, slug string, scopes []string) (resource.APIKey, error) {
+	for i, sc := range scopes {
+		if !slices.Contains(KnownScopes, sc) {
+			return resource.APIKey{}, problem.Unacceptable(fmt.Sprintf("scopes[%d]", i), "unknown scope; known: %s", strings.Join(KnownScopes, ", "))
+		}
+	}
+	var out resource.APIKey
+	err := s.store.Tx(ctx, ScopeAll, func(tx Tx) error {
+		b, err := tx.BrandBySlug(ctx, slug)
+		if err != nil {
+			return notFound(err, problem.NotFound, "brand not found")
+		}
+		out, err = s.issueKey(ctx, tx, b, scopes)
+		if err != nil {
+			return err
+		}
+		return tx.InsertAudit(ctx, AuditRow{ID: newID(), BrandID: b.ID, Action: "api_key.created",
+			Actor: m.Actor, Request: m.RequestID, At: s.Now(), After: map[string]any{"id": out.ID, "prefix": out.Prefix, "scopes": out.Scopes}})
+	})
+	return out, err
+}
+
+// RevokeAPIKey revokes a brand API key; it stops authenticating at once.
+func (s *Service) RevokeAPIKey(ctx context.Context, m Meta, slug, id string) error {
+	if !validID(id) {
+		return problem.New(problem.NotFound, "api key not found")
+	}
+	return s.store.Tx(ctx, ScopeAll, func(tx Tx) error {
+		b, err := tx.BrandBySlug(ctx, slug)
+		if err != nil {
+			return notFound(err, problem.NotFound, "brand not found")
+		}
+		if err := tx.RevokeAPIKey(ctx, b.ID, id, s.Now()); err != nil {
+			return notFound(err, problem.NotFound, "api key not found")
+		}
+		return tx.InsertAudit(ctx, AuditRow{ID: newID(), BrandID: b.ID, Action: "api_key.revoked",
+			Actor: m.Actor, Request: m.RequestID, At: s.Now(), After: map[string]any{"id": id}})
+	})
+}
+
+func (s *Service) issueKey(ctx context.Context, tx BrandTx, b BrandRow, scopes []string) (resource.APIKey, error) {
+	k := apikey.New()
+	if scopes == nil {
+		scopes = []string{}
+	}
+	row := APIKeyRow{ID: newID(), BrandID: b.ID, Prefix: k.Prefix, SecretHash: k.Hash, Scopes: scopes, CreatedAt: s.Now()}
+	if err := tx.InsertAPIKey(ctx, row); err != nil {
+		return resource.APIKey{}, err
+	}
+	return resource.APIKey{ID: row.ID, Prefix: k.Prefix, Secret: k.Token, Scopes: scopes}, nil
+}
+
+// Authenticate resolves a bearer token. The operator token is compared in constant time;
+// API keys are looked up by their public prefix and their secret hash compared in
+// constant time. Unknown, malformed and revoked credentials are all unauthorized.
+func (s *Service) Authenticate(ctx context.Context, token, operatorToken string) (Principal, error) {
+	unauth := problem.New(problem.Unauthorized, "missing, invalid or revoked credentials")
+	if token == "" {
+		return Principal{}, unauth
+	}
+	if operatorToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(operatorToken)) == 1 {
+		return Principal{Operator: true}, nil
+	}
+	prefix, secret, ok := apikey.Parse(token)
+	if !ok {
+		return Principal{}, unauth
+	}
+	var k APIKeyRow
+	err := s.store.ReadTx(ctx, ScopeAll, func(tx Tx) error {
+		var err error
+		k, err = tx.APIKeyByPrefix(ctx, prefix)
+		return err
+	})
+	if err != nil {
+		if problem.Is(err, problem.NotFound) {
+			return Principal{}, unauth
+		}
+		return Principal{}, err
+	}
+	if !apikey.Matches(secret, k.SecretHash) || k.RevokedAt != nil {
+		return Principal{}, unauth
+	}
+	return Principal{BrandID: k.BrandID, BrandSlug: k.BrandSlug, KeyID: k.ID, Scopes: k.Scopes}, nil
+}
+
+// brand resolves a public slug, caching it (brands are never deleted or renamed). An
+// unknown slug is not_found.
+func (s *Service) brand(ctx context.Context, slug string) (BrandRow, error) {
+	s.brandMu.RLock()
+	b, ok := s.brandCache[slug]
+	s.brandMu.RUnlock()
+	if ok {
+		return b, nil
+	}
+	if !license.ValidSlug(slug) {
+		return BrandRow{}, problem.New(problem.NotFound, "brand not found")
+	}
+	err := s.store.ReadTx(ctx, ScopeAll, func(tx Tx) error {
+		var err error
+		b, err = tx.BrandBySlug(ctx, slug)
+		return err
+	})
+	if err != nil {
+		return BrandRow{}, err
+	}
+	s.brandMu.Lock()
+	s.brandCache[slug] = b
+	s.brandMu.Unlock()
+	return b, nil
+}
+
+// CreateProduct adds a product to the brand; 409 conflict when the code exists.
+func (s *Service) CreateProduct(ctx context.Context, m Meta, p Principal, code, name string) (resource.Product, error) {
+	if !license.ValidSlug(code) {
+		return resource.Product{}, problem.Unacceptable("code", "must match ^[a-z0-9][a-z0-9-]{1,62}$")
+	}
+	name, err := validName("name", name)
+	if err != nil {
+		return resource.Product{}, err
+	}
+	return idempotent(s, ctx, m, p, func(tx Tx) (resource.Product, error) {
+		row := ProductRow{ID: newID(), BrandID: p.BrandID, Code: code, Name: name, CreatedAt: s.Now()}
+		if err := tx.InsertProduct(ctx, row); err != nil {
+			if problem.Is(err, problem.Conflict) {
+				return resource.Product{}, problem.New(problem.Conflict, "product %q already exists", code)
+			}
+			return resource.Product{}, err
+		}
+		out := productResource(row)
+		err := tx.InsertAudit(ctx, AuditRow{ID: newID(), BrandID: p.BrandID, Action: "product.created",
+			Actor: m.Actor, Request: m.RequestID, At: row.CreatedAt, After: out})
+		return out, err
+	})
+}
+
+// ListProducts lists the brand's products.
+func (s *Service) ListProducts(ctx context.Context, p Principal, page Page) (resource.List[resource.Product], error) {
+	var out resource.List[resource.Product]
+	err := s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
+		rows, err := tx.ListProducts(ctx, p.BrandID, page.After, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		out = pageOf(rows, page.Limit, productResource, func(r ProductRow) string { return r.ID })
+		return nil
+	})
+	return out, err
+}
