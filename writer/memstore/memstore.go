@@ -27,6 +27,11 @@ import (
 type Store struct {
 	mu sync.Mutex
 	d  *data
+	// BeforeTx, when set, is called before each transaction with its number (from 1)
+	// and whether it is read-only; an error it returns fails the transaction as a
+	// broken database connection would (tests of the failure paths).
+	BeforeTx func(n int, readOnly bool) error
+	txs      int
 }
 
 var (
@@ -116,6 +121,12 @@ func (s *Store) run(ctx context.Context, scope licensing.Scope, readOnly bool, f
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.txs++
+	if s.BeforeTx != nil {
+		if err := s.BeforeTx(s.txs, readOnly); err != nil {
+			return err
+		}
+	}
 	t := &Tx{d: s.d.clone(), scope: scope, readOnly: readOnly}
 	if err := fn(t); err != nil {
 		return err
