@@ -236,7 +236,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{name: "deactivate-404-unknown-key-or-product", steps: []step{
 			activate("pro", "a.example", true, created),
 			deactivate("lite", "a.example", problem.ActivationNotFound),
-			{do: func(w *World, _ string) error { _, err := w.Deactivate(license.NewKey(), "pro", "a.example"); return err },
+			{do: func(w *World, _ string) error {
+				_, err := w.Deactivate(license.NewKey(), "pro", "a.example")
+				return err
+			},
 				wantKind: problem.ActivationNotFound},
 		}, wantSeats: 1},
 		{name: "remove-activation-by-id", seats: ptr(2), steps: []step{
