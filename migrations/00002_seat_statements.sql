@@ -94,6 +94,7 @@ $$;
 --                                                   → license_suspended|cancelled|expired
 --   the instance already holds a seat on it          → existing (no change)
 --   every seat is taken                              → seat_limit_reached
+-- (on a license with free seats the insert itself finds an existing seat: ON CONFLICT)
 --   otherwise the activation, the seat, the version, the audit and outbox rows → activated
 -- +goose StatementBegin
 CREATE FUNCTION license_activate(p_brand_id uuid, p_brand text, p_key text, p_product text,
@@ -131,19 +132,29 @@ BEGIN
     r.outcome := 'license_' || eff;
     RETURN r;
   END IF;
-  SELECT * INTO a FROM activations WHERE license_id = l.id AND instance = p_instance AND brand_id = p_brand_id;
-  IF FOUND THEN
+  IF l.seat_limit IS NOT NULL AND l.seats_used >= l.seat_limit THEN
+    -- full: a reinstall still answers with its seat
+    SELECT * INTO a FROM activations WHERE license_id = l.id AND instance = p_instance AND brand_id = p_brand_id;
+    IF FOUND THEN
+      r.outcome := 'existing';
+      r.activation_id := a.id; r.instance := a.instance; r.activated_at := a.activated_at;
+    ELSE
+      r.outcome := 'seat_limit_reached';
+    END IF;
+    RETURN r;
+  END IF;
+  -- the insert is the instance look-up: the key row's lock keeps the same instance from
+  -- racing in, and a new seat costs no read of the activations partition
+  INSERT INTO activations (id, brand_id, license_id, instance, activated_at, version)
+  VALUES (p_activation_id, p_brand_id, l.id, p_instance, p_now, k.version + 1)
+  ON CONFLICT (license_id, instance) DO NOTHING
+  RETURNING * INTO a;
+  IF NOT FOUND THEN
+    SELECT * INTO a FROM activations WHERE license_id = l.id AND instance = p_instance AND brand_id = p_brand_id;
     r.outcome := 'existing';
     r.activation_id := a.id; r.instance := a.instance; r.activated_at := a.activated_at;
     RETURN r;
   END IF;
-  IF l.seat_limit IS NOT NULL AND l.seats_used >= l.seat_limit THEN
-    r.outcome := 'seat_limit_reached';
-    RETURN r;
-  END IF;
-  INSERT INTO activations (id, brand_id, license_id, instance, activated_at, version)
-  VALUES (p_activation_id, p_brand_id, l.id, p_instance, p_now, k.version + 1)
-  RETURNING * INTO a;
   UPDATE licenses SET seats_used = seats_used + 1, updated_at = p_now WHERE id = l.id
   RETURNING * INTO l_after;
   r.version := seat_change(k, p_brand, 'activation.created', 'license.activated', l, l_after,

@@ -2,9 +2,12 @@
 // (memory), L2 (Redis, L1 disabled), the replica (L1 and L2 disabled) — against a
 // constant-response fasthttp server returning a body of the same size, with the same
 // in-process load generator (fixed concurrency and duration), and prints a markdown
-// table. It creates its own database on the test Postgres (LICENSE_TEST_PG_URL, its
-// replica LICENSE_TEST_REPLICA_URL, Redis LICENSE_TEST_REDIS_ADDR), seeds it, and drops
-// it at the end. Run it through edge/bench/run.sh.
+// table. A second table compares, on each tier, status checks with instance= on licenses
+// holding one activation with those on licenses holding -big activations (100 000 by
+// default): the cost of an answer must not grow with the license. It creates its own
+// database on the test Postgres (LICENSE_TEST_PG_URL, its replica
+// LICENSE_TEST_REPLICA_URL, Redis LICENSE_TEST_REDIS_ADDR), seeds it, and drops it at the
+// end. Run it through edge/bench/run.sh.
 package main
 
 import (
@@ -19,6 +22,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -39,6 +43,7 @@ func main() {
 		redis    = flag.String("redis", os.Getenv("LICENSE_TEST_REDIS_ADDR"), "Redis address")
 		dbConns  = flag.Int("db-conns", 8, "edge connections to the replica")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		bigActs  = flag.Int("big", 100000, "activations of each big license (0: skip the big-license table)")
 	)
 	flag.Parse()
 	if *cpuprof != "" {
@@ -57,7 +62,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: set LICENSE_TEST_PG_URL, LICENSE_TEST_REPLICA_URL and LICENSE_TEST_REDIS_ADDR (make services-test-up; eval \"$(deploy/local/services.sh env test)\")")
 		os.Exit(2)
 	}
-	if err := run(*pgURL, *repURL, *redis, *conc, *duration, *nkeys, *dbConns); err != nil {
+	if err := run(*pgURL, *repURL, *redis, *conc, *duration, *nkeys, *dbConns, *bigActs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -74,7 +79,7 @@ type result struct {
 
 func (r result) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
 
-func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbConns int) error {
+func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbConns, bigActs int) error {
 	ctx := context.Background()
 	dbName := fmt.Sprintf("edge_bench_%d", os.Getpid())
 	admin, err := pgx.Connect(ctx, pgURL)
@@ -96,6 +101,23 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 	if err != nil {
 		return err
 	}
+	// instance= on one-site licenses (the keys above, one activation each) and on big
+	// licenses (two keys, bigActs activations each), the same number of distinct
+	// (key, instance) entries in each set
+	var smallPaths, bigPaths []string
+	if bigActs > 0 {
+		fmt.Fprintf(os.Stderr, "seeding %d one-site licenses and 2 licenses of %d activations\n", nkeys, bigActs)
+		bigKeys, err := seedInstances(ctx, adminDB, keys, bigActs)
+		if err != nil {
+			return err
+		}
+		rng := rand.New(rand.NewPCG(7, 7))
+		for i, k := range keys {
+			smallPaths = append(smallPaths, "/v1/public/bench/licenses/"+k+"/status?product=pro&instance=site-"+strconv.Itoa(i)+".example")
+			bk := bigKeys[i%len(bigKeys)]
+			bigPaths = append(bigPaths, "/v1/public/bench/licenses/"+bk+"/status?product=pro&instance=big-"+strconv.Itoa(rng.IntN(bigActs))+".example")
+		}
+	}
 	if err := waitReplay(ctx, adminDB, withDB(repURL, dbName, "")); err != nil {
 		return err
 	}
@@ -114,6 +136,11 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 	}
 	type row struct{ tier, base result }
 	var rows []row
+	type sizeRow struct {
+		tier       string
+		small, big []result
+	}
+	var sizeRows []sizeRow
 	var baseSrv *fasthttp.Server
 	var baseHC *fasthttp.HostClient
 	scenarios := []struct {
@@ -170,6 +197,22 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 		// the baseline runs right before each tier, so both see the same machine load
 		b := load("constant fasthttp", baseHC, paths, conc, d)
 		rows = append(rows, row{tier: load(s.name, hc, paths, conc, d), base: b})
+		if bigActs > 0 {
+			for _, set := range [][]string{smallPaths, bigPaths} {
+				for i, p := range set {
+					if _, err := get(hc, p); err != nil {
+						stop()
+						return fmt.Errorf("%s warm-up of instance path %d: %w", s.name, i, err)
+					}
+				}
+			}
+			sr := sizeRow{tier: s.name}
+			for range 2 { // alternate, so drift on a shared machine hits both sets alike
+				sr.small = append(sr.small, load("1 activation", hc, smallPaths, conc, d))
+				sr.big = append(sr.big, load(fmt.Sprintf("%d activations", bigActs), hc, bigPaths, conc, d))
+			}
+			sizeRows = append(sizeRows, sr)
+		}
 		stop()
 	}
 
@@ -185,7 +228,33 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 			t.p50.Round(time.Microsecond), t.p99.Round(time.Microsecond), t.errs, b.rps(), b.p50.Round(time.Microsecond),
 			b.p99.Round(time.Microsecond), t.rps()/b.rps(), float64(t.p50)/float64(b.p50), float64(t.p99)/float64(b.p99))
 	}
+	if len(sizeRows) > 0 {
+		fmt.Printf("\nStatus with instance= on a license of %d activations vs a license of 1 activation (%d distinct (key, instance) each,\n", bigActs, nkeys)
+		fmt.Println("two alternating runs per set, summed); cost ratio = small req/s ÷ big req/s (target ≤ 1.2).")
+		fmt.Println()
+		fmt.Println("| served from | 1 activation req/s | p50 | p99 | big req/s | p50 | p99 | errors | cost ratio |")
+		fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, r := range sizeRows {
+			sm, bg := merge(r.small), merge(r.big)
+			fmt.Printf("| %s | %.0f | %v | %v | %.0f | %v | %v | %d | %.2f |\n", r.tier, sm.rps(), sm.p50.Round(time.Microsecond),
+				sm.p99.Round(time.Microsecond), bg.rps(), bg.p50.Round(time.Microsecond), bg.p99.Round(time.Microsecond),
+				sm.errs+bg.errs, sm.rps()/bg.rps())
+		}
+	}
 	return nil
+}
+
+// merge sums runs (requests and time; the percentiles are the runs' mean).
+func merge(rs []result) result {
+	var out result
+	for _, r := range rs {
+		out.reqs += r.reqs
+		out.errs += r.errs
+		out.elapsed += r.elapsed
+		out.p50 += r.p50 / time.Duration(len(rs))
+		out.p99 += r.p99 / time.Duration(len(rs))
+	}
+	return out
 }
 
 func startEdge(cfg app.Config, log *slog.Logger) (string, func(), error) {
@@ -286,6 +355,44 @@ WITH b AS (INSERT INTO brands (id, slug, name) VALUES (gen_random_uuid(), 'bench
 INSERT INTO licenses (id, brand_id, license_key_id, product_id, status, expires_at, seat_limit, seats_used)
 SELECT gen_random_uuid(), k.brand_id, k.id, p.id, 'valid', now() + interval '1 year', 3, 0 FROM k, p`, keys)
 	return keys, err
+}
+
+// seedInstances gives keys[i] one activation ("site-<i>.example") and creates two more
+// keys whose license holds n activations each ("big-<j>.example"); it returns those two.
+func seedInstances(ctx context.Context, url string, keys []string, n int) ([]string, error) {
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, `
+INSERT INTO activations (id, brand_id, license_id, instance, version)
+SELECT gen_random_uuid(), l.brand_id, l.id, 'site-' || (k.n - 1) || '.example', 2
+FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n)
+JOIN license_keys lk ON lk.key = k.key JOIN licenses l ON l.license_key_id = lk.id`, keys); err != nil {
+		return nil, err
+	}
+	if _, err := c.Exec(ctx, `UPDATE licenses SET seats_used = 1`); err != nil {
+		return nil, err
+	}
+	if _, err := c.Exec(ctx, `UPDATE license_keys SET version = 2`); err != nil {
+		return nil, err
+	}
+	big := []string{license.NewKey(), license.NewKey()}
+	for _, k := range big {
+		if _, err := c.Exec(ctx, `
+WITH b AS (SELECT id FROM brands WHERE slug = 'bench'), p AS (SELECT id FROM products WHERE code = 'pro'),
+     k AS (INSERT INTO license_keys (id, brand_id, key, customer_email, version)
+           SELECT gen_random_uuid(), b.id, $1, 'big@example.com', $2::bigint + 1 FROM b RETURNING id, brand_id),
+     l AS (INSERT INTO licenses (id, brand_id, license_key_id, product_id, status, expires_at, seat_limit, seats_used)
+           SELECT gen_random_uuid(), k.brand_id, k.id, p.id, 'valid', NULL, NULL, $2 FROM k, p RETURNING id, brand_id)
+INSERT INTO activations (id, brand_id, license_id, instance, version)
+SELECT gen_random_uuid(), l.brand_id, l.id, 'big-' || g || '.example', g + 2 FROM l, generate_series(0, $2 - 1) AS g`, k, n); err != nil {
+			return nil, err
+		}
+	}
+	_, err = c.Exec(ctx, "VACUUM ANALYZE activations")
+	return big, err
 }
 
 func waitReplay(ctx context.Context, primary, replica string) error {

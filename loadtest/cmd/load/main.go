@@ -4,6 +4,7 @@
 //
 //	load run  -scenario status,mix [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]
 //	load lag  -samples 200 [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]
+//	load big  [-vus 8] [-checks 1000] [-duration 20s] [-p99 5ms] [-manifest F] ...
 //	load pgbench -name NAME [-label L] -script FILE -seconds S [-out DIR] LOGFILE...
 //	load report [-md LABEL] [-html FILE] RESULT.json...
 //
@@ -12,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -39,6 +41,8 @@ func main() {
 		failed, err = run(ctx, os.Args[2:])
 	case "lag":
 		err = lag(ctx, os.Args[2:])
+	case "big":
+		failed, err = big(ctx, os.Args[2:])
 	case "pgbench":
 		err = pgbench(os.Args[2:])
 	case "report":
@@ -187,6 +191,38 @@ func lag(ctx context.Context, args []string) error {
 	}
 	harness.WriteTable(os.Stdout, []*harness.Result{res})
 	return writeHTML(c.out, *label, []*harness.Result{res})
+}
+
+func big(ctx context.Context, args []string) (bool, error) {
+	fs := flag.NewFlagSet("big", flag.ExitOnError)
+	var c common
+	c.flags(fs)
+	vus := fs.Int("vus", 8, "closed-loop workers activating on the big license")
+	checks := fs.Int("checks", 1000, "status checks per second per edge")
+	dur := fs.Duration("duration", 20*time.Second, "duration of each phase")
+	p99 := fs.Duration("p99", 5*time.Millisecond, "status p99 bound per edge")
+	fs.Parse(args) //nolint:errcheck
+	r, err := c.runner()
+	if err != nil {
+		return false, err
+	}
+	res, err := r.BigLicense(ctx, *vus, *checks, *dur, *p99)
+	if err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return false, err
+	}
+	b, _ := json.MarshalIndent(res, "", " ")
+	p := filepath.Join(c.out, "big_license.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return false, err
+	}
+	fmt.Printf("big license: %d activations; writer maximum on it %.0f activations/s; %.0f/s while each edge got %d checks/s\n",
+		r.Manifest.Big[0].SeatsUsed, res.MaxRate, res.RateUnderChecks, res.CheckRate)
+	harness.WriteTable(os.Stdout, append(res.Edges, res.Activations))
+	fmt.Fprintf(os.Stderr, "wrote %s (pass: %v)\n", p, res.Pass)
+	return !res.Pass, nil
 }
 
 func pgbench(args []string) error {
