@@ -26,6 +26,7 @@ import (
 	"github.com/licensing/licensing/edge/version"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/shared/event"
+	"github.com/licensing/licensing/shared/license"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -252,6 +253,11 @@ func apply(ctx context.Context, node *Node, ch event.Change, now func() time.Tim
 		return
 	}
 	node.Known.Observe(source.CacheKey(ch.Brand, ch.LicenseKey), ch.Version, now())
+	if node.L1 != nil && ch.License != nil {
+		l := ch.License
+		node.L1.Advance(ch.Brand, ch.LicenseKey, license.Changed{Version: ch.Version, Licenses: []license.LicenseState{{
+			ID: l.ID, Product: l.Product, Status: l.Status, ExpiresAt: l.ExpiresAt, SeatLimit: l.SeatLimit, SeatsUsed: l.SeatsUsed}}})
+	}
 	inst := ch.Instance()
 	if inst != "" {
 		node.Known.Observe(source.InstanceKey(ch.Brand, ch.LicenseKey, inst), ch.Version, now())

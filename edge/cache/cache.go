@@ -21,6 +21,7 @@ import (
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
+	"github.com/licensing/licensing/shared/license"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
@@ -139,11 +140,12 @@ func get[R source.Entry[R]](c *Cache, ctx context.Context, ck string, fetch func
 	got, err, _ := c.sf.Do(ck, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
 		defer cancel()
+		want := c.known.Get(ck)
 		r, err := fetch(fctx)
 		if err != nil {
 			return r, err
 		}
-		store(c, ck, r)
+		storeFill(c, ck, r, want)
 		return r, nil
 	})
 	if err == nil {
@@ -157,20 +159,51 @@ func get[R source.Entry[R]](c *Cache, ctx context.Context, ck string, fetch func
 	return zero, err
 }
 
-func store[R source.Entry[R]](c *Cache, ck string, r R) {
+// storeFill caches a fill read after the edge knew version want: an answer at least as
+// new as what was known when the read began (a version arriving during the read does not
+// refuse it, or a key changing faster than a read could never be cached).
+func storeFill[R source.Entry[R]](c *Cache, ck string, r R, want int64) {
 	if r.IsFound() {
 		c.known.Observe(ck, r.Version(), c.now())
 	}
-	if r.Version() < c.known.Get(ck) {
+	if r.Version() < want {
 		c.m.FillsRefused.WithLabelValues("l1").Inc()
 		return
 	}
+	store(c, ck, r)
+}
+
+// store sets an entry; ShouldUpdate keeps a newer one that already landed.
+func store[R source.Entry[R]](c *Cache, ck string, r R) {
 	ttl := c.freshFor(r.IsFound()) + c.cfg.StaleFor - c.now().Sub(r.ReadAt())
 	if ttl <= 0 {
 		return
 	}
 	r = r.Served("", false)
 	c.c.SetWithTTL(ck, r, cost(ck, r), ttl)
+}
+
+// Advance moves a key's cached state to the version a change event describes, when the
+// cache holds exactly the version before it: the key keeps being answered from memory
+// instead of being read again from the tiers below after every change (a license
+// activated many times a second stays cheap to check). The entry keeps its origin, so
+// the revalidation ceiling still counts from its last Postgres read. It reports whether
+// it applied the change.
+func (c *Cache) Advance(brand, key string, ch license.Changed) bool {
+	ck := source.CacheKey(brand, key)
+	v, _ := c.c.Get(ck)
+	e, ok := v.(source.Result)
+	if !ok || !e.Found {
+		return false
+	}
+	next, ok := e.State.Next(ch)
+	if !ok {
+		return false
+	}
+	e.State = next
+	store(c, ck, e)
+	c.m.Advanced.Inc()
+	return true
 }
 
 // cost approximates the memory an entry holds: a constant plus its strings. A key's state

@@ -303,3 +303,35 @@ func TestInstanceEntryIsInvalidatedByItsOwnEventsOnly(t *testing.T) {
 		t.Fatalf("an instance entry costs %d bytes", per)
 	}
 }
+
+// A change event moves a cached state to its version without a read below, only from
+// the version just before it.
+func TestAdvanceAppliesTheNextVersionOnly(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	f.warm(t) // version 1 in L1
+	ck := source.CacheKey("acme", key)
+	change := func(v int64, used int) license.Changed {
+		return license.Changed{Version: v, Licenses: []license.LicenseState{{ID: "L1", Product: "pro", Status: "valid", SeatsUsed: used}}}
+	}
+	f.known.Observe(ck, 2, f.clock.Now())
+	if !f.c.Advance("acme", key, change(2, 1)) {
+		t.Fatal("version 2 not applied over version 1")
+	}
+	f.c.Wait()
+	calls := f.next.calls.Load()
+	r := f.get(t)
+	if r.Tier != "l1" || r.Version() != 2 || r.State.Licenses[0].SeatsUsed != 1 || f.next.calls.Load() != calls {
+		t.Fatalf("after the event: tier %s v%d seats %d", r.Tier, r.Version(), r.State.Licenses[0].SeatsUsed)
+	}
+	f.known.Observe(ck, 4, f.clock.Now())
+	if f.c.Advance("acme", key, change(4, 2)) {
+		t.Fatal("version 4 applied over version 2 (version 3 missed)")
+	}
+	f.next.set(4, true, nil)
+	if r := f.get(t); r.Tier == "l1" || r.Version() != 4 {
+		t.Fatalf("after a gap: tier %s v%d, want a read of v4", r.Tier, r.Version())
+	}
+	if testutil.ToFloat64(f.m.Advanced) != 1 {
+		t.Fatalf("advanced %v", testutil.ToFloat64(f.m.Advanced))
+	}
+}

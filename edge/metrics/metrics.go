@@ -21,6 +21,9 @@ type Metrics struct {
 	Resets prometheus.Counter
 	// StaleServed counts answers served stale (stale-if-error).
 	StaleServed prometheus.Counter
+	// Advanced counts cached key states moved to a new version by a change event
+	// instead of being read again.
+	Advanced prometheus.Counter
 	// RateLimited counts requests refused by a limit, by limit (client_ip, backend).
 	RateLimited *prometheus.CounterVec
 	// Requests observes request latency by route and status class.
@@ -47,6 +50,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Times the memory cache was dropped because the event stream could not be resumed."}),
 		StaleServed: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_stale_answers_total",
 			Help: "Status answers served stale because every backend failed."}),
+		Advanced: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_states_advanced_total",
+			Help: "Cached key states moved to a change's version from its event, without a read."}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_rate_limited_total",
 			Help: "Requests refused by a limit."}, []string{"limit"}),
 		Requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "license_edge_request_duration_seconds",
@@ -57,7 +62,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Public writes relayed to the writer, by route and HTTP status."}, []string{"route", "status"}),
 	}
 	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.Invalidations, m.InvalidationLag,
-		m.Resets, m.StaleServed, m.RateLimited, m.Requests, m.Relayed)
+		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed)
 	for _, t := range []string{"l1", "l2", "replica", "primary"} {
 		m.Lookups.WithLabelValues(t, "hit")
 		m.Lookups.WithLabelValues(t, "miss")

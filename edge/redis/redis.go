@@ -196,11 +196,12 @@ func get[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, next f
 		}
 	}
 	s.m.Lookups.WithLabelValues("l2", "miss").Inc()
+	want := s.known.Get(ck)
 	r, err := next(ctx)
 	if err != nil {
 		return r, err
 	}
-	store(s, ctx, ck, rk, r, c)
+	store(s, ctx, ck, rk, r, c, want)
 	return r, nil
 }
 
@@ -241,13 +242,13 @@ func lookup[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, c c
 	return r, ok, nil
 }
 
-// store writes r unless it is older than what this edge knows (the script guards against
-// what other edges know).
-func store[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, r R, c codec[R]) {
+// store writes r, read after this edge knew version want, unless it is older than that
+// (the script guards against newer versions in Redis, which other edges wrote).
+func store[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, r R, c codec[R], want int64) {
 	if !s.up() {
 		return
 	}
-	if r.Version() < s.known.Get(ck) {
+	if r.Version() < want {
 		s.m.FillsRefused.WithLabelValues("l2").Inc()
 		return
 	}

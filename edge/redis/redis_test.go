@@ -75,16 +75,16 @@ func TestVersionCompareAndSet(t *testing.T) {
 		}
 		return r.Version(), ok
 	}
-	store(edgeA, ctx, ik, instancePrefix+ik, instanceAt(2, now), instanceCodec("site.example"))
-	store(edgeA, ctx, ck, statePrefix+ck, at(2, now), stateCodec)
+	store(edgeA, ctx, ik, instancePrefix+ik, instanceAt(2, now), instanceCodec("site.example"), 0)
+	store(edgeA, ctx, ck, statePrefix+ck, at(2, now), stateCodec, 0)
 	if v, ok := stored(); !ok || v != 2 {
 		t.Fatalf("after fill v2: %d %v", v, ok)
 	}
-	store(edgeB, ctx, ck, statePrefix+ck, at(1, now), stateCodec) // a lagging fill from an edge that knows nothing newer
+	store(edgeB, ctx, ck, statePrefix+ck, at(1, now), stateCodec, 0) // a lagging fill from an edge that knows nothing newer
 	if v, _ := stored(); v != 2 {
 		t.Fatalf("older fill replaced v2: now v%d", v)
 	}
-	store(edgeB, ctx, ck, statePrefix+ck, source.Result{Found: false, Origin: now}, stateCodec) // and a stale "unknown"
+	store(edgeB, ctx, ck, statePrefix+ck, source.Result{Found: false, Origin: now}, stateCodec, 0) // and a stale "unknown"
 	if v, _ := stored(); v != 2 {
 		t.Fatalf("negative fill replaced v2: now v%d", v)
 	}
@@ -104,15 +104,15 @@ func TestVersionCompareAndSet(t *testing.T) {
 	if _, ok := storedInstance(); ok {
 		t.Fatal("the instance's own event left its older entry")
 	}
-	store(edgeB, ctx, ik, instancePrefix+ik, instanceAt(3, now), instanceCodec("site.example"))
+	store(edgeB, ctx, ik, instancePrefix+ik, instanceAt(3, now), instanceCodec("site.example"), 0)
 	if _, ok := storedInstance(); ok {
 		t.Fatal("an instance fill older than its tombstone landed")
 	}
-	store(edgeB, ctx, ck, statePrefix+ck, at(2, now), stateCodec)
+	store(edgeB, ctx, ck, statePrefix+ck, at(2, now), stateCodec, 0)
 	if _, ok := stored(); ok {
 		t.Fatal("a fill older than the tombstone landed")
 	}
-	store(edgeB, ctx, ck, statePrefix+ck, at(4, now), stateCodec)
+	store(edgeB, ctx, ck, statePrefix+ck, at(4, now), stateCodec, 0)
 	if v, ok := stored(); !ok || v != 4 {
 		t.Fatalf("the fill of the tombstone's version: %d %v", v, ok)
 	}

@@ -9,12 +9,18 @@ import (
 	"github.com/licensing/licensing/edge/source"
 )
 
-// Guard is the top of the read path: it never lets an answer older than the newest
-// version known for its key (or, for an instance entry, for that instance) out of the
-// edge. Each tier already refuses older data, but a tier's read can race with a newer
-// version arriving (from an event, or from another request's fill); Guard re-asks the
-// tiers then, and fails rather than go back. Stale answers (stale-if-error) pass: they
-// are marked as such.
+// Guard is the top of the read path. It lets an answer out only when it is at least as
+// new as
+//   - every version the edge knew of for its key (or, for an instance entry, for that
+//     instance) when the request began: a change the edge has heard of before the request
+//     is in the answer (freshness), and
+//   - every version the edge has already answered with: the edge never goes back.
+// A version that arrives while the request is being answered does not make the answer
+// wrong (it was current when asked), so a key that changes faster than a read completes
+// is still answered (a floor taken after the read would refuse every read of it). Each
+// tier already refuses older data; when a race still produced an older answer, Guard
+// re-asks the tiers, and fails rather than go back. Stale answers (stale-if-error) pass:
+// they are marked as such.
 type Guard struct {
 	next  source.Source
 	known *Known
@@ -43,23 +49,23 @@ func (g *Guard) Instance(ctx context.Context, brand, key, instance string) (sour
 }
 
 func guard[R any](g *Guard, ck string, get func() (R, error), version func(R) int64, stale func(R) bool) (R, error) {
+	asked := g.known.Get(ck)
 	for attempt := 0; ; attempt++ {
 		r, err := get()
 		if err != nil {
 			return r, err
 		}
-		known := g.known.Get(ck)
-		switch v := version(r); {
-		case v > known:
-			g.known.Observe(ck, v, g.now())
-			return r, nil
-		case v == known || stale(r):
+		floor := max(asked, g.known.Served(ck))
+		if v := version(r); v >= floor || stale(r) {
+			if !stale(r) {
+				g.known.MarkServed(ck, v, g.now())
+			}
 			return r, nil
 		}
 		g.m.FillsRefused.WithLabelValues("edge").Inc()
 		if attempt == 2 {
 			var zero R
-			return zero, fmt.Errorf("answer at version %d older than known %d: %w", version(r), known, source.ErrUnavailable)
+			return zero, fmt.Errorf("answer at version %d older than %d: %w", version(r), floor, source.ErrUnavailable)
 		}
 	}
 }

@@ -26,8 +26,9 @@ type shard struct {
 }
 
 type entry struct {
-	v    int64
-	seen int64 // unix nanos of the last Observe
+	v      int64 // newest version known (events, reads)
+	served int64 // newest version this edge answered with
+	seen   int64 // unix nanos of the last Observe
 }
 
 // New returns an empty tracker.
@@ -63,6 +64,28 @@ func (k *Known) get(key string) int64 {
 	e := s.m[key]
 	s.mu.RUnlock()
 	return e.v
+}
+
+// Served returns the newest version of key this edge has answered with.
+func (k *Known) Served(key string) int64 {
+	s := k.shard(key)
+	s.mu.RLock()
+	e := s.m[key]
+	s.mu.RUnlock()
+	return e.served
+}
+
+// MarkServed records that the edge answered with version v of key (and so knows it).
+func (k *Known) MarkServed(key string, v int64, now time.Time) {
+	if v <= 0 {
+		return
+	}
+	s := k.shard(key)
+	s.mu.Lock()
+	e := s.m[key]
+	e.v, e.served, e.seen = max(e.v, v), max(e.served, v), now.UnixNano()
+	s.m[key] = e
+	s.mu.Unlock()
 }
 
 // Observe records that version v of key exists. It returns true when v is newer than

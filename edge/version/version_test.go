@@ -97,3 +97,42 @@ func TestInstanceFloorOnceTheKeyIsKnown(t *testing.T) {
 		t.Fatalf("known %d, want the instance's own 2", k.Get(ik))
 	}
 }
+
+// racing answers the version current when it was asked while a newer one arrives
+// during the read (a key activated faster than a read completes).
+type racing struct {
+	k   *Known
+	ck  string
+	cur int64
+}
+
+func (r *racing) Get(context.Context, string, string) (source.Result, error) {
+	v := r.cur
+	r.cur++
+	r.k.Observe(r.ck, r.cur, time.Now()) // the next change's event, during the read
+	return source.Result{Found: true, State: license.State{Version: v}}, nil
+}
+
+func (r *racing) Instance(context.Context, string, string, string) (source.InstanceResult, error) {
+	return source.InstanceResult{}, nil
+}
+
+func TestGuardAnswersAKeyChangingFasterThanAReadButNeverGoesBack(t *testing.T) {
+	k := New()
+	ck := source.CacheKey("acme", "K")
+	k.Observe(ck, 5, time.Now())
+	src := &racing{k: k, ck: ck, cur: 5}
+	g := NewGuard(src, k, time.Now, metrics.New(prometheus.NewRegistry()))
+	for want := int64(5); want < 10; want++ {
+		r, err := g.Get(context.Background(), "acme", "K")
+		if err != nil || r.Version() != want {
+			t.Fatalf("read while v%d arrives: v%d %v", want+1, r.Version(), err)
+		}
+	}
+	// an answer older than one already served is refused, whatever was known when asked
+	k.MarkServed(ck, 20, time.Now())
+	old := &fixed{res: source.Result{Found: true, State: license.State{Version: 19}}}
+	if _, err := NewGuard(old, k, time.Now, metrics.New(prometheus.NewRegistry())).Get(context.Background(), "acme", "K"); !errors.Is(err, source.ErrUnavailable) {
+		t.Fatalf("an answer older than the one served: %v", err)
+	}
+}

@@ -40,7 +40,13 @@ type BigLicenseResult struct {
 // First vus closed-loop workers activate new sites on the license for d (the maximum
 // rate); then the same activation load runs again while each edge gets checkRate status
 // checks per second (open model) of that key, product and instances sampled from it.
-func (r *Runner) BigLicense(ctx context.Context, vus, checkRate int, d, p99Limit time.Duration) (*BigLicenseResult, error) {
+//
+// actRate > 0 paces the activations of the second phase at that rate instead (a fixed
+// write load, to see the checks' cost where the write load leaves the machine room).
+//
+// control activates the second big license instead while the first is checked: the
+// same write load on the machine, none on the checked key.
+func (r *Runner) BigLicense(ctx context.Context, vus, actRate, checkRate int, d, p99Limit time.Duration, control bool) (*BigLicenseResult, error) {
 	m := r.Manifest
 	if len(m.Big) == 0 {
 		return nil, fmt.Errorf("the manifest has no big license: seed with -big-licenses")
@@ -50,14 +56,29 @@ func (r *Runner) BigLicense(ctx context.Context, vus, checkRate int, d, p99Limit
 	}
 	key := m.Big[0]
 	var targets []seed.Target
+	actKey := key
 	for _, t := range m.Big {
 		if t.Key == key.Key {
 			targets = append(targets, t)
+		} else {
+			actKey = t
 		}
 	}
+	if !control {
+		actKey = key
+	} else if actKey.Key == key.Key {
+		return nil, fmt.Errorf("a control run needs two big licenses in the manifest")
+	}
 	out := &BigLicenseResult{CheckRate: checkRate}
-	max, _ := r.activateLoop(ctx, key, vus, d, nil)
+	max, _ := r.activateLoop(ctx, key, vus, 0, d, nil)
 	out.MaxRate = max
+	// warm: every checked instance once on every edge, so the run measures a steady state
+	for _, e := range r.Targets.Edges {
+		for _, t := range targets {
+			_, _ = activated(ctx, r.Client, e+"/v1/public/"+t.Brand+"/licenses/"+t.Key+"/status?product="+url.QueryEscape(t.Product)+
+				"&instance="+url.QueryEscape(t.Instance))
+		}
+	}
 
 	acts := hist.New()
 	edgeHists := make([]*hist.Histogram, len(r.Targets.Edges))
@@ -104,7 +125,7 @@ func (r *Runner) BigLicense(ctx context.Context, vus, checkRate int, d, p99Limit
 			inflight.Wait()
 		}()
 	}
-	out.RateUnderChecks, _ = r.activateLoop(ctx, key, vus, d, acts)
+	out.RateUnderChecks, _ = r.activateLoop(ctx, actKey, vus, actRate, d, acts)
 	wg.Wait()
 	el := time.Since(start).Seconds()
 	out.Pass = true
@@ -123,15 +144,23 @@ func (r *Runner) BigLicense(ctx context.Context, vus, checkRate int, d, p99Limit
 }
 
 // activateLoop runs vus workers activating new instances on t's license at the writer for
-// d and returns the rate of 201 answers.
-func (r *Runner) activateLoop(ctx context.Context, t seed.Target, vus int, d time.Duration, h *hist.Histogram) (float64, error) {
+// d, back to back or, with rate > 0, together at that many per second; it returns the
+// rate of 201 answers.
+func (r *Runner) activateLoop(ctx context.Context, t seed.Target, vus, rate int, d time.Duration, h *hist.Histogram) (float64, error) {
 	var ok, failed atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := time.Now()
+	var ticket atomic.Int64
 	for range vus {
 		wg.Go(func() {
 			for time.Since(start) < d && ctx.Err() == nil {
+				if rate > 0 {
+					at := start.Add(time.Duration(ticket.Add(1)-1) * time.Second / time.Duration(rate))
+					if w := time.Until(at); w > 0 {
+						time.Sleep(w)
+					}
+				}
 				body, _ := json.Marshal(map[string]string{"license_key": t.Key, "product": t.Product, "instance": r.newInstance()})
 				t0 := time.Now()
 				resp, err := r.Client.Post(r.Targets.Writer+"/v1/public/"+t.Brand+"/activations", "application/json", bytes.NewReader(body))

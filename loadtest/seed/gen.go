@@ -57,7 +57,7 @@ type Config struct {
 	Sample int
 	// BigLicenses keys of the first stream each hold one unlimited license with
 	// BigActivations activations (agency and unlimited plans: the status of such a
-	// license must cost what a one-site license's costs). They count toward Activations.
+	// license must cost what a one-site license's costs), on top of Activations.
 	BigLicenses    int
 	BigActivations int
 }
@@ -271,8 +271,8 @@ func NewGenerator(plan *Plan, w int) *Generator {
 	return g
 }
 
-// Done reports whether the stream created its share of activations.
-func (g *Generator) Done() bool { return g.done >= g.budget }
+// Done reports whether the stream created its share of activations (and its big keys).
+func (g *Generator) Done() bool { return g.done >= g.budget && g.big == 0 }
 
 // Next generates one license key with its licenses and history.
 func (g *Generator) Next() Key {
@@ -344,8 +344,7 @@ func (g *Generator) bigKey(k Key, created time.Time) Key {
 	}
 	k.Licenses = []License{l}
 	k.UpdatedAt = l.UpdatedAt
-	g.done += int64(n)
-	numberChanges(&k)
+	numberChanges(&k) // not counted in g.done: big keys come on top of the budget
 	return k
 }
 

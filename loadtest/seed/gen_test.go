@@ -308,7 +308,7 @@ func TestLicenseJSONMatchesEncodingJSON(t *testing.T) {
 
 func TestBigLicenses(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Activations, cfg.Workers, cfg.Prefix, cfg.Sample = 30000, 2, "bigt", 50
+	cfg.Activations, cfg.Workers, cfg.Prefix, cfg.Sample = 300, 2, "bigt", 50
 	cfg.BigLicenses, cfg.BigActivations = 2, 10000
 	p, err := NewPlan(cfg)
 	if err != nil {
@@ -317,6 +317,9 @@ func TestBigLicenses(t *testing.T) {
 	g := NewGenerator(p, 0)
 	s := newSampler(1, 0, cfg.Sample)
 	for i := range 3 {
+		if g.Done() {
+			t.Fatalf("stream done after %d keys, before its big keys and its budget", i)
+		}
 		k := g.Next()
 		s.Observe(p, &k)
 		if k.Big != (i < 2) {

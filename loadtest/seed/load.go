@@ -129,6 +129,7 @@ func Load(ctx context.Context, url string, plan *Plan, opt LoadOptions) (Result,
 			return nil
 		})
 	}
+	target := cfg.Activations + int64(cfg.BigLicenses)*int64(cfg.BigActivations)
 	stop := make(chan struct{})
 	progressDone := make(chan struct{})
 	go func() {
@@ -149,10 +150,10 @@ func Load(ctx context.Context, url string, plan *Plan, opt LoadOptions) (Result,
 		for {
 			select {
 			case <-stop:
-				fmt.Fprintf(opt.Progress, "\r%s\n", progressLine(doneActs.Load(), doneKeys.Load(), cfg.Activations, time.Since(start)))
+				fmt.Fprintf(opt.Progress, "\r%s\n", progressLine(doneActs.Load(), doneKeys.Load(), target, time.Since(start)))
 				return
 			case <-t.C:
-				fmt.Fprintf(opt.Progress, format, progressLine(doneActs.Load(), doneKeys.Load(), cfg.Activations, time.Since(start)))
+				fmt.Fprintf(opt.Progress, format, progressLine(doneActs.Load(), doneKeys.Load(), target, time.Since(start)))
 			}
 		}
 	}()

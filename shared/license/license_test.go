@@ -217,3 +217,29 @@ func TestCacheMaxAge(t *testing.T) {
 		t.Fatalf("max-age = %d, want the ceiling 60", got)
 	}
 }
+
+func TestStateNext(t *testing.T) {
+	two := 2
+	s := State{Key: "K", Version: 4, Licenses: []LicenseState{
+		{ID: "a", Product: "pro", Status: StatusValid, SeatLimit: &two, SeatsUsed: 1},
+		{ID: "b", Product: "lite", Status: StatusValid},
+	}}
+	n, ok := s.Next(Changed{Version: 5, Licenses: []LicenseState{{ID: "a", Product: "pro", Status: StatusValid, SeatLimit: &two, SeatsUsed: 2}}})
+	if !ok || n.Version != 5 || n.Licenses[0].SeatsUsed != 2 || len(n.Licenses) != 2 || s.Licenses[0].SeatsUsed != 1 {
+		t.Fatalf("seat change: %+v (the old state must not change: %+v)", n, s)
+	}
+	n, ok = s.Next(Changed{Version: 5, Licenses: []LicenseState{{ID: "c", Product: "max", Status: StatusValid}}})
+	if !ok || len(n.Licenses) != 3 || n.Licenses[2].ID != "c" {
+		t.Fatalf("new license: %+v", n)
+	}
+	for _, c := range []Changed{
+		{Version: 6, Licenses: []LicenseState{{ID: "a"}}}, // a gap: version 5 is missing
+		{Version: 4, Licenses: []LicenseState{{ID: "a"}}}, // not newer
+		{Version: 5, NewKey: true, Licenses: []LicenseState{{ID: "a"}}},
+		{Version: 5}, // no license
+	} {
+		if _, ok := s.Next(c); ok {
+			t.Errorf("Next(%+v) applied", c)
+		}
+	}
+}

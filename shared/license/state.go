@@ -152,3 +152,37 @@ func rank(st string) int {
 	}
 	return 4
 }
+
+// Changed is one committed change under a key, as change events carry it: the key's new
+// version and the state of the license it changed (or, for a new key, of all its
+// licenses).
+type Changed struct {
+	Version  int64
+	Licenses []LicenseState
+	NewKey   bool
+}
+
+// Next returns the state after change c when s is the state just before it (version
+// c.Version-1), so a cache can move to the new version without reading it again; ok is
+// false otherwise (the caller must read the state anew).
+func (s *State) Next(c Changed) (State, bool) {
+	if c.NewKey || c.Version != s.Version+1 || len(c.Licenses) != 1 {
+		return State{}, false
+	}
+	n := *s
+	n.Version = c.Version
+	n.Licenses = make([]LicenseState, 0, len(s.Licenses)+1)
+	replaced := false
+	for _, l := range s.Licenses {
+		if l.ID == c.Licenses[0].ID {
+			l, replaced = c.Licenses[0], true
+		}
+		n.Licenses = append(n.Licenses, l)
+	}
+	if !replaced {
+		// a license added to the key: states list licenses by id, and ids are
+		// time-ordered, so a new one goes last
+		n.Licenses = append(n.Licenses, c.Licenses[0])
+	}
+	return n, true
+}

@@ -4,7 +4,7 @@
 //
 //	load run  -scenario status,mix [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]
 //	load lag  -samples 200 [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]
-//	load big  [-vus 8] [-checks 1000] [-duration 20s] [-p99 5ms] [-manifest F] ...
+//	load big  [-vus 8] [-rate 0] [-checks 1000] [-duration 20s] [-p99 5ms] [-manifest F] ...
 //	load pgbench -name NAME [-label L] -script FILE -seconds S [-out DIR] LOGFILE...
 //	load report [-md LABEL] [-html FILE] RESULT.json...
 //
@@ -199,6 +199,8 @@ func big(ctx context.Context, args []string) (bool, error) {
 	c.flags(fs)
 	vus := fs.Int("vus", 8, "closed-loop workers activating on the big license")
 	checks := fs.Int("checks", 1000, "status checks per second per edge")
+	actRate := fs.Int("rate", 0, "activations per second during the checks (0: as fast as the vus go)")
+	control := fs.Bool("control", false, "activate the second big license while the first is checked (same load, none on the checked key)")
 	dur := fs.Duration("duration", 20*time.Second, "duration of each phase")
 	p99 := fs.Duration("p99", 5*time.Millisecond, "status p99 bound per edge")
 	fs.Parse(args) //nolint:errcheck
@@ -206,7 +208,7 @@ func big(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	res, err := r.BigLicense(ctx, *vus, *checks, *dur, *p99)
+	res, err := r.BigLicense(ctx, *vus, *actRate, *checks, *dur, *p99, *control)
 	if err != nil {
 		return false, err
 	}

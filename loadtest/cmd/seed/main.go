@@ -39,7 +39,7 @@ func run() error {
 	flag.IntVar(&cfg.Sample, "sample", cfg.Sample, "entries per manifest list")
 	flag.DurationVar(&cfg.OutboxWindow, "outbox-window", cfg.OutboxWindow, "changes newer than this keep their (sent) outbox row")
 	flag.BoolVar(&cfg.AuditActivations, "audit-activations", false, "also write the audit row of every activation (3x the bytes)")
-	flag.IntVar(&cfg.BigLicenses, "big-licenses", 0, "keys with one unlimited license holding -big-activations activations each (count toward -activations)")
+	flag.IntVar(&cfg.BigLicenses, "big-licenses", 0, "keys with one unlimited license holding -big-activations activations each (on top of -activations)")
 	flag.IntVar(&cfg.BigActivations, "big-activations", 100000, "activations of each big license")
 	chunk := flag.Int("chunk", 20000, "activations per COPY transaction")
 	fk := flag.Bool("fk-checks", false, "keep foreign-key triggers on (slower)")
