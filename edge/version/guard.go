@@ -15,6 +15,7 @@ import (
 //     instance) when the request began: a change the edge has heard of before the request
 //     is in the answer (freshness), and
 //   - every version the edge has already answered with: the edge never goes back.
+//
 // A version that arrives while the request is being answered does not make the answer
 // wrong (it was current when asked), so a key that changes faster than a read completes
 // is still answered (a floor taken after the read would refuse every read of it). Each
