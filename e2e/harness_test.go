@@ -130,12 +130,15 @@ func waitReplay(t *testing.T, primaryURL, replicaURL string) {
 	}
 }
 
-// writer starts a writer and returns a client for it.
-func (w *world) writer() *client {
+// writer starts a writer and returns a client for it; opts adjust its configuration.
+func (w *world) writer(opts ...func(*writerapp.Config)) *client {
 	w.t.Helper()
 	cfg := writerapp.Config{
 		Addr: "127.0.0.1:0", DatabaseURL: w.db.AppURL, NATSURL: w.nats.URL(), OperatorToken: operatorToken,
 		MaxConns: 20, ShutdownTimeout: 5 * time.Second, StatusMaxAge: time.Minute, OutboxPoll: 200 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	log := testLog(w.t, "writer")
 	addr, stop := run(w.t, "writer", func(ctx context.Context, ready chan<- string) error {

@@ -100,9 +100,20 @@ type Error struct {
 	Detail string
 	// Reason refines InvalidRequest.
 	Reason Reason
+	// Cause, when set, is what went wrong underneath (a dependency's error): logged,
+	// never shown to clients.
+	Cause error
 }
 
-func (e *Error) Error() string { return string(e.Kind) + ": " + e.Detail }
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return string(e.Kind) + ": " + e.Detail + ": " + e.Cause.Error()
+	}
+	return string(e.Kind) + ": " + e.Detail
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // New returns an error of kind k with a formatted detail.
 func New(k Kind, format string, args ...any) *Error {

@@ -18,7 +18,14 @@ func (s *Server) routes(metrics http.Handler) {
 		if s.cfg.Ready != nil {
 			if err := s.cfg.Ready(r.Context()); err != nil {
 				s.log.Warn("not ready", "err", err)
-				s.problem(w, r, problem.New(problem.Unavailable, "dependencies unavailable"))
+				s.problem(w, r, &problem.Error{Kind: problem.Unavailable, Detail: "dependencies unavailable", Cause: err})
+				return
+			}
+		}
+		if s.cfg.Degraded != nil {
+			if err := s.cfg.Degraded(); err != nil {
+				// serving (writes succeed; their events wait in the outbox), but not fully
+				s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "degraded", "detail": err.Error()})
 				return
 			}
 		}

@@ -58,13 +58,22 @@ var _ Service = (*licensing.Service)(nil)
 // MaxBodyBytes bounds every request body (API.md: 64 KiB).
 const MaxBodyBytes = 64 << 10
 
+// RetryAfterUnavailable is the Retry-After, in seconds, of a 503: a dependency (Postgres)
+// could not serve; the request may be retried (with its Idempotency-Key for brand POSTs).
+const RetryAfterUnavailable = 1
+
 // Config configures the HTTP layer.
 type Config struct {
 	OperatorToken string
 	// StatusMaxAge is the Cache-Control max-age of status answers.
 	StatusMaxAge time.Duration
-	// Ready reports whether dependencies are usable (for /readyz).
+	// Ready reports whether the writer can serve requests (Postgres usable; /readyz 503
+	// otherwise).
 	Ready func(ctx context.Context) error
+	// Degraded, when set, reports a dependency whose loss leaves the writer serving but
+	// not fully (NATS: events wait in the outbox); /readyz stays 200 with status
+	// "degraded".
+	Degraded func() error
 	// Extra registers more routes (the OpenAPI document and docs).
 	Extra func(mux *http.ServeMux)
 	// Limit, when set, is consulted before every brand and public call; it returns a
@@ -179,8 +188,12 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	inf := info(r.Context())
 	kind := problem.KindOf(err)
 	inf.code = string(kind)
-	if kind == problem.Internal {
+	switch kind {
+	case problem.Internal:
 		s.log.Error("internal error", "request_id", inf.id, "route", r.Pattern, "err", err)
+	case problem.Unavailable:
+		s.log.Warn("dependency unavailable", "request_id", inf.id, "route", r.Pattern, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterUnavailable))
 	}
 	status, body := renderProblem(err, inf.id)
 	w.Header().Set("Content-Type", ProblemContentType)

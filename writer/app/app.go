@@ -95,14 +95,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "license_writer_nats_connected",
+		Help: "1 while the writer's NATS connection is up (the outbox relay can publish), else 0."},
+		func() float64 {
+			if nc.IsConnected() {
+				return 1
+			}
+			return 0
+		}))
 
-	svc := licensing.New(postgres.New(pool), time.Now, log)
+	store := postgres.New(pool)
+	store.OnUnavailable = func() { m.dbUnavailable.Inc() }
+	svc := licensing.New(store, time.Now, log)
 	svc.Observe = func(result string) { m.activations.WithLabelValues(result).Inc() }
 
 	srv := api.New(svc, api.Config{
 		OperatorToken: cfg.OperatorToken,
 		StatusMaxAge:  cfg.StatusMaxAge,
-		Ready:         readiness(pool, nc),
+		Ready:         readiness(pool),
+		Degraded:      degraded(nc),
 		Extra:         openapi.Register,
 	}, log, reg, reg)
 	httpSrv := &http.Server{
@@ -178,21 +189,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	return g.Wait()
 }
 
-func readiness(pool *pgxpool.Pool, nc *nats.Conn) func(context.Context) error {
+// readiness: the writer can serve requests when Postgres is usable. NATS is not part of
+// it: writes succeed without it (their events wait in the outbox), so losing NATS makes
+// the writer degraded, not unready.
+func readiness(pool *pgxpool.Pool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if err := pool.Ping(ctx); err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
+		return nil
+	}
+}
+
+func degraded(nc *nats.Conn) func() error {
+	return func() error {
 		if !nc.IsConnected() {
-			return errors.New("nats: not connected")
+			return errors.New("nats: not connected; events wait in the outbox")
 		}
 		return nil
 	}
 }
 
 type metrics struct {
+	dbUnavailable   prometheus.Counter
 	activations     *prometheus.CounterVec
 	outboxPublished prometheus.Counter
 	outboxFailures  prometheus.Counter
@@ -201,6 +222,8 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		dbUnavailable: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_writer_db_unavailable_total",
+			Help: "Operations that failed because Postgres could not be reached or would not serve (answered 503)."}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_activations_total",
 			Help: "Activation attempts by result code."}, []string{"result"}),
 		outboxPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_outbox_published_total",
@@ -211,7 +234,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "From outbox row insert to JetStream acknowledgement.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
 	}
-	reg.MustRegister(m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
+	reg.MustRegister(m.dbUnavailable, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
 	// export the common outcomes at zero from the start
 	for _, r := range []string{licensing.ResultActivated, licensing.ResultExisting, "seat_limit_reached",
 		"license_not_found", "license_suspended", "license_cancelled", "license_expired", "invalid_request"} {

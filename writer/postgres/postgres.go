@@ -10,12 +10,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 	"github.com/licensing/licensing/internal/statusread"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
@@ -25,6 +30,9 @@ import (
 // Store is a licensing.Store over a pgx pool.
 type Store struct {
 	pool *pgxpool.Pool
+	// OnUnavailable, when set, is called for every operation that failed because
+	// Postgres could not be reached or refused to serve (metrics).
+	OnUnavailable func()
 }
 
 var (
@@ -81,9 +89,21 @@ func (s *Store) run(ctx context.Context, scope licensing.Scope, readOnly bool, f
 		mode = "ISOLATION LEVEL REPEATABLE READ READ ONLY"
 	}
 	opts := pgx.TxOptions{BeginQuery: "BEGIN " + mode + "; SELECT set_config('app.brand_id', '" + string(scope) + "', true)"}
+	err := s.tx(ctx, opts, fn)
+	s.count(err)
+	return err
+}
+
+func (s *Store) count(err error) {
+	if s.OnUnavailable != nil && problem.Is(err, problem.Unavailable) {
+		s.OnUnavailable()
+	}
+}
+
+func (s *Store) tx(ctx context.Context, opts pgx.TxOptions, fn func(licensing.Tx) error) error {
 	tx, err := s.pool.BeginTx(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return mapErr("begin", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after commit it is a no-op
 	t := &txn{tx: tx}
@@ -182,7 +202,8 @@ func (t *txn) exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 }
 
 // mapErr turns driver errors into problem kinds, and wraps any other error with op. An
-// error that already carries a kind passes unchanged.
+// error that already carries a kind passes unchanged. Postgres being unreachable or
+// refusing to serve is unavailable (503, retry), never internal (500, a bug).
 func mapErr(op string, err error) error {
 	if err == nil {
 		return nil
@@ -198,7 +219,31 @@ func mapErr(op string, err error) error {
 	if errors.As(err, &pg) && pg.Code == "23505" {
 		return &problem.Error{Kind: problem.Conflict, Detail: "already exists"}
 	}
+	if Unavailable(err) {
+		return &problem.Error{Kind: problem.Unavailable, Detail: "the database is temporarily unavailable; retry later",
+			Cause: fmt.Errorf("%s: %w", op, err)}
+	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Unavailable reports whether err means Postgres could not be reached or would not serve
+// (rather than a query that is wrong): a failed connection or a connection lost mid-way
+// (class 08, pgconn's connect and safe-to-retry errors, network errors, a timeout), a
+// server shutting down or starting up (57P01–57P03), too many connections (53300) or
+// another lack of resources (class 53), a pool that could not hand out a connection in
+// time.
+func Unavailable(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "53") ||
+			pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03"
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, puddle.ErrClosedPool) || strings.Contains(err.Error(), "conn closed")
 }
 
 func jsonOrNil(v any) ([]byte, error) {
@@ -517,12 +562,16 @@ func deactivate(ctx context.Context, q queryRower, c licensing.DeactivateCmd) (l
 
 // Activate runs the activation statement on its own: one round trip, one transaction.
 func (s *Store) Activate(ctx context.Context, c licensing.ActivateCmd) (licensing.SeatResult, error) {
-	return activate(ctx, s.pool, c)
+	r, err := activate(ctx, s.pool, c)
+	s.count(err)
+	return r, err
 }
 
 // Deactivate runs the deactivation statement on its own.
 func (s *Store) Deactivate(ctx context.Context, c licensing.DeactivateCmd) (licensing.SeatResult, error) {
-	return deactivate(ctx, s.pool, c)
+	r, err := deactivate(ctx, s.pool, c)
+	s.count(err)
+	return r, err
 }
 
 func (t *txn) Activate(ctx context.Context, c licensing.ActivateCmd) (licensing.SeatResult, error) {
