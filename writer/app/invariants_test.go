@@ -173,7 +173,7 @@ func TestIdempotency(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.must(201, "POST", "/v1/license-keys", key, body, "Idempotency-Key", "order-4")
-		if _, err := c.Exec(context.Background(), "UPDATE idempotency_keys SET state = 'running', locked_at = now() WHERE brand_id = $1 AND key = 'order-4'", brandID); err != nil {
+		if _, err := c.Exec(context.Background(), "UPDATE idempotency_keys SET state = 'running', renewed_at = now() WHERE brand_id = $1 AND key = 'order-4'", brandID); err != nil {
 			t.Fatal(err)
 		}
 		r := e.call("POST", "/v1/license-keys", key, body, "Idempotency-Key", "order-4")

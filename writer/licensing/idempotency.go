@@ -9,20 +9,28 @@ import (
 	"github.com/licensing/licensing/shared/problem"
 )
 
-// IdempotencyTx is what idempotency records need of a transaction.
+// IdempotencyTx is what idempotency records need of a transaction. A claim is a lease:
+// its holder renews it while the request runs, anyone may take it over once it has not
+// been renewed for IdempotencyLeaseTimeout, and completing or releasing it is fenced by
+// the token the claim got.
 type IdempotencyTx interface {
-	// ClaimIdempotency inserts a running record, or replaces one created before
-	// expiredBefore; ok is false when a live one exists, in which case existing holds it
-	// (not_found when it vanished between the insert and the read).
+	// ClaimIdempotency inserts a running record (r carries its token and times), or
+	// replaces one created before expiredBefore; ok is false when a live one exists, in
+	// which case existing holds it (not_found when it vanished between the insert and the
+	// read).
 	ClaimIdempotency(ctx context.Context, r IdemRow, expiredBefore time.Time) (existing IdemRow, ok bool, err error)
-	// TakeOverIdempotency re-claims a running record whose lock is older than staleBefore
-	// (its holder crashed); ok is false when it is not stale.
-	TakeOverIdempotency(ctx context.Context, brandID, key string, fingerprint []byte, staleBefore, now time.Time) (bool, error)
-	// CompleteIdempotency stores the outcome of the claim made at claimedAt; it returns
+	// TakeOverIdempotency gives a running record whose lease was last renewed before
+	// staleBefore (its holder is gone or paused) the token token; ok is false when it is
+	// not stale.
+	TakeOverIdempotency(ctx context.Context, brandID, key string, fingerprint []byte, staleBefore, now time.Time, token string) (bool, error)
+	// RenewIdempotency renews the lease held with token; ok is false when it is no
+	// longer held (taken over).
+	RenewIdempotency(ctx context.Context, brandID, key, token string, now time.Time) (bool, error)
+	// CompleteIdempotency stores the outcome of the claim held with token; it returns
 	// idempotency_in_progress when that claim is no longer held (taken over).
-	CompleteIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time, o StoredOutcome) error
-	// ReleaseIdempotency deletes the running claim made at claimedAt.
-	ReleaseIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time) error
+	CompleteIdempotency(ctx context.Context, brandID, key, token string, o StoredOutcome) error
+	// ReleaseIdempotency deletes the running claim held with token.
+	ReleaseIdempotency(ctx context.Context, brandID, key, token string) error
 	// DeleteIdempotencyBefore deletes records created before before; it returns how many.
 	DeleteIdempotencyBefore(ctx context.Context, before time.Time) (int64, error)
 }
@@ -49,7 +57,9 @@ type IdemRow struct {
 	State        string // IdemRunning or IdemDone
 	Outcome      StoredOutcome
 	CreatedAt    time.Time
-	LockedAt     time.Time
+	// Token fences the claim; RenewedAt is when its holder last renewed it.
+	Token     string
+	RenewedAt time.Time
 }
 
 // StoredOutcome is what a finished request answered, without any transport's rendering:
@@ -101,9 +111,13 @@ func (r *Replay) Error() string { return "idempotent replay" }
 // IdempotencyRetention is how long idempotency records are kept.
 const IdempotencyRetention = 24 * time.Hour
 
-// IdempotencyLockTimeout is how long a running record blocks duplicates before it is
-// considered abandoned (its request crashed) and may be taken over.
-const IdempotencyLockTimeout = 60 * time.Second
+// IdempotencyLeaseTimeout is how long a claim may go without renewal before it is
+// considered abandoned (its writer crashed or is paused) and may be taken over;
+// IdempotencyRenewEvery is how often a live holder renews it.
+const (
+	IdempotencyLeaseTimeout = 3 * time.Second
+	IdempotencyRenewEvery   = time.Second
+)
 
 // idempotent runs fn in one transaction of the principal's brand. With an idempotency key
 // in m, the key is claimed first (in its own committed transaction, so a duplicate that
@@ -123,10 +137,11 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 		})
 		return out, err
 	}
-	claimedAt, err := s.claim(ctx, p.BrandID, idem)
+	token, err := s.claim(ctx, p.BrandID, idem)
 	if err != nil {
 		return zero, err
 	}
+	stopRenewing := s.renewWhileRunning(ctx, p.BrandID, idem.Key, token)
 	var out T
 	err = s.store.Tx(ctx, scope, func(tx Tx) error {
 		var err error
@@ -137,10 +152,12 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 		if err != nil {
 			return err
 		}
-		// fenced by claimedAt: if a retry took the claim over meanwhile, this
-		// transaction rolls back instead of applying the request a second time
-		return tx.CompleteIdempotency(ctx, p.BrandID, idem.Key, claimedAt, o)
+		// fenced by the token: if a retry took the claim over meanwhile (this writer was
+		// paused, or lost its database for longer than the lease), this transaction rolls
+		// back instead of applying the request a second time
+		return tx.CompleteIdempotency(ctx, p.BrandID, idem.Key, token, o)
 	})
+	stopRenewing()
 	if err == nil {
 		return out, nil
 	}
@@ -151,7 +168,7 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 		perr.Kind != problem.Unavailable {
 		// A domain error is the request's answer: store it so retries get the same.
 		cerr := s.store.Tx(bg, scope, func(tx Tx) error {
-			return tx.CompleteIdempotency(bg, p.BrandID, idem.Key, claimedAt, problemOutcome(perr))
+			return tx.CompleteIdempotency(bg, p.BrandID, idem.Key, token, problemOutcome(perr))
 		})
 		if cerr != nil {
 			s.log.Error("store idempotent error outcome", "err", cerr)
@@ -159,7 +176,7 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 		return zero, err
 	}
 	rerr := s.store.Tx(bg, scope, func(tx Tx) error {
-		return tx.ReleaseIdempotency(bg, p.BrandID, idem.Key, claimedAt)
+		return tx.ReleaseIdempotency(bg, p.BrandID, idem.Key, token)
 	})
 	if rerr != nil {
 		s.log.Error("release idempotency key", "err", rerr)
@@ -167,15 +184,49 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 	return zero, err
 }
 
-// claim takes the idempotency key for this request and returns the claim's lock time,
-// which fences the later completion. A record older than the retention is expired and
-// claimed afresh.
-func (s *Service) claim(ctx context.Context, brandID string, idem *Idempotency) (time.Time, error) {
+// renewWhileRunning renews the claim every IdempotencyRenewEvery until the returned
+// function is called; it stops by itself when the claim is no longer held.
+func (s *Service) renewWhileRunning(ctx context.Context, brandID, key, token string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(IdempotencyRenewEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var held bool
+			rctx := context.WithoutCancel(ctx)
+			err := s.store.Tx(rctx, BrandScope(brandID), func(tx Tx) error {
+				var err error
+				held, err = tx.RenewIdempotency(rctx, brandID, key, token, s.Now())
+				return err
+			})
+			if err == nil && !held {
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// claim takes the idempotency key for this request and returns the claim's token, which
+// fences the later completion. A record older than the retention is expired and claimed
+// afresh; a running one whose lease was not renewed in time is taken over.
+func (s *Service) claim(ctx context.Context, brandID string, idem *Idempotency) (string, error) {
 	now := s.Now()
+	token := newID()
 	inProgress := problem.New(problem.IdempotencyInProgress, "a request with this Idempotency-Key is still being processed; retry later")
 	err := s.store.Tx(ctx, BrandScope(brandID), func(tx Tx) error {
 		ex, ok, err := tx.ClaimIdempotency(ctx, IdemRow{BrandID: brandID, Key: idem.Key, Fingerprint: idem.Fingerprint,
-			State: IdemRunning, CreatedAt: now, LockedAt: now}, now.Add(-IdempotencyRetention))
+			State: IdemRunning, CreatedAt: now, Token: token, RenewedAt: now}, now.Add(-IdempotencyRetention))
 		if problem.Is(err, problem.NotFound) {
 			return inProgress // the holder released it between our insert and read: retry
 		}
@@ -188,7 +239,7 @@ func (s *Service) claim(ctx context.Context, brandID string, idem *Idempotency) 
 		if ex.State == IdemDone {
 			return ex.Outcome.replay()
 		}
-		taken, err := tx.TakeOverIdempotency(ctx, brandID, idem.Key, idem.Fingerprint, now.Add(-IdempotencyLockTimeout), now)
+		taken, err := tx.TakeOverIdempotency(ctx, brandID, idem.Key, idem.Fingerprint, now.Add(-IdempotencyLeaseTimeout), now, token)
 		if err != nil {
 			return err
 		}
@@ -197,7 +248,7 @@ func (s *Service) claim(ctx context.Context, brandID string, idem *Idempotency) 
 		}
 		return nil
 	})
-	return now, err
+	return token, err
 }
 
 // CleanupIdempotency deletes records older than the retention; it returns how many.

@@ -154,25 +154,60 @@ func TestIdempotencyStateMachine(t *testing.T) {
 			t.Fatalf("replay: %+v", err)
 		}
 	})
-	t.Run("409-while-running-then-taken-over-after-the-lock-timeout", func(t *testing.T) {
+	t.Run("409-while-renewed-then-taken-over-once-the-lease-lapses", func(t *testing.T) {
 		w, ms := world(t)
 		now := w.Clock.Now()
-		if err := ms.Tx(w.Ctx, licensing.BrandScope(w.P.BrandID), func(tx licensing.Tx) error {
-			_, ok, err := tx.ClaimIdempotency(w.Ctx, licensing.IdemRow{BrandID: w.P.BrandID, Key: "k3", Fingerprint: []byte("a"),
-				CreatedAt: now, LockedAt: now}, now.Add(-licensing.IdempotencyRetention))
-			if !ok {
-				t.Fatal("claim not taken")
+		claim := func() {
+			t.Helper()
+			if err := ms.Tx(w.Ctx, licensing.BrandScope(w.P.BrandID), func(tx licensing.Tx) error {
+				_, ok, err := tx.ClaimIdempotency(w.Ctx, licensing.IdemRow{BrandID: w.P.BrandID, Key: "k3", Fingerprint: []byte("a"),
+					CreatedAt: now, Token: "holder-a", RenewedAt: now}, now.Add(-licensing.IdempotencyRetention))
+				if !ok {
+					t.Fatal("claim not taken")
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
 			}
-			return err
-		}); err != nil {
-			t.Fatal(err)
 		}
-		if _, err := provision(w, idem("k3", "a"), "pro"); kind(err) != "idempotency_in_progress" {
-			t.Fatalf("while the first runs: %v", err)
+		renew := func(token string) bool {
+			t.Helper()
+			var held bool
+			if err := ms.Tx(w.Ctx, licensing.BrandScope(w.P.BrandID), func(tx licensing.Tx) error {
+				var err error
+				held, err = tx.RenewIdempotency(w.Ctx, w.P.BrandID, "k3", token, w.Clock.Now())
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return held
 		}
-		w.Clock.Advance(licensing.IdempotencyLockTimeout + time.Second) // its holder crashed
+		claim()
+		for range 5 { // a live holder renews: however long its request runs, no takeover
+			w.Clock.Advance(licensing.IdempotencyRenewEvery)
+			if !renew("holder-a") {
+				t.Fatal("renewal of a held claim failed")
+			}
+			if _, err := provision(w, idem("k3", "a"), "pro"); kind(err) != "idempotency_in_progress" {
+				t.Fatalf("while the first runs and renews: %v", err)
+			}
+		}
+		w.Clock.Advance(licensing.IdempotencyLeaseTimeout + time.Millisecond) // holder a stopped renewing
 		if _, err := provision(w, idem("k3", "a"), "pro"); err != nil {
-			t.Fatalf("after the lock timeout: %v", err)
+			t.Fatalf("after the lease lapsed: %v", err)
+		}
+		// holder a wakes up (it was paused): it holds nothing any more
+		if renew("holder-a") {
+			t.Fatal("a paused holder renewed a claim that was taken over")
+		}
+		err := ms.Tx(w.Ctx, licensing.BrandScope(w.P.BrandID), func(tx licensing.Tx) error {
+			return tx.CompleteIdempotency(w.Ctx, w.P.BrandID, "k3", "holder-a", licensing.StoredOutcome{Kind: licensing.OutcomeOK, Body: []byte("{}")})
+		})
+		if kind(err) != "idempotency_in_progress" {
+			t.Fatalf("a paused holder completed a claim that was taken over: %v", err)
+		}
+		if n := len(ms.Outbox()); n != 1 {
+			t.Fatalf("%d keys created", n)
 		}
 	})
 	t.Run("internal-error-releases-the-claim", func(t *testing.T) {

@@ -813,32 +813,46 @@ func (t *Tx) ClaimIdempotency(_ context.Context, r licensing.IdemRow, expiredBef
 	if ex, ok := t.d.idem[id]; ok && !ex.CreatedAt.Before(expiredBefore) {
 		return ex, false, nil
 	}
-	r.State, r.LockedAt, r.Outcome = licensing.IdemRunning, r.CreatedAt, licensing.StoredOutcome{}
+	r.State, r.Outcome = licensing.IdemRunning, licensing.StoredOutcome{}
 	t.d.idem[id] = r
 	return r, true, nil
 }
 
-func (t *Tx) TakeOverIdempotency(_ context.Context, brandID, key string, fp []byte, staleBefore, now time.Time) (bool, error) {
+func (t *Tx) TakeOverIdempotency(_ context.Context, brandID, key string, fp []byte, staleBefore, now time.Time, token string) (bool, error) {
 	if err := t.write(); err != nil {
 		return false, err
 	}
 	id := [2]string{brandID, key}
 	ex, ok := t.d.idem[id]
-	if !ok || string(ex.Fingerprint) != string(fp) || ex.State != licensing.IdemRunning || !ex.LockedAt.Before(staleBefore) {
+	if !ok || string(ex.Fingerprint) != string(fp) || ex.State != licensing.IdemRunning || !ex.RenewedAt.Before(staleBefore) {
 		return false, nil
 	}
-	ex.LockedAt = now
+	ex.Token, ex.RenewedAt = token, now
 	t.d.idem[id] = ex
 	return true, nil
 }
 
-func (t *Tx) CompleteIdempotency(_ context.Context, brandID, key string, claimedAt time.Time, o licensing.StoredOutcome) error {
+func (t *Tx) RenewIdempotency(_ context.Context, brandID, key, token string, now time.Time) (bool, error) {
+	if err := t.write(); err != nil {
+		return false, err
+	}
+	id := [2]string{brandID, key}
+	ex, ok := t.d.idem[id]
+	if !ok || ex.State != licensing.IdemRunning || ex.Token != token {
+		return false, nil
+	}
+	ex.RenewedAt = now
+	t.d.idem[id] = ex
+	return true, nil
+}
+
+func (t *Tx) CompleteIdempotency(_ context.Context, brandID, key, token string, o licensing.StoredOutcome) error {
 	if err := t.write(); err != nil {
 		return err
 	}
 	id := [2]string{brandID, key}
 	ex, ok := t.d.idem[id]
-	if !ok || ex.State != licensing.IdemRunning || !ex.LockedAt.Equal(claimedAt) {
+	if !ok || ex.State != licensing.IdemRunning || ex.Token != token {
 		return problem.New(problem.IdempotencyInProgress, "this request's Idempotency-Key was taken over by a retry")
 	}
 	ex.State, ex.Outcome = licensing.IdemDone, o
@@ -846,12 +860,12 @@ func (t *Tx) CompleteIdempotency(_ context.Context, brandID, key string, claimed
 	return nil
 }
 
-func (t *Tx) ReleaseIdempotency(_ context.Context, brandID, key string, claimedAt time.Time) error {
+func (t *Tx) ReleaseIdempotency(_ context.Context, brandID, key, token string) error {
 	if err := t.write(); err != nil {
 		return err
 	}
 	id := [2]string{brandID, key}
-	if ex, ok := t.d.idem[id]; ok && ex.State == licensing.IdemRunning && ex.LockedAt.Equal(claimedAt) {
+	if ex, ok := t.d.idem[id]; ok && ex.State == licensing.IdemRunning && ex.Token == token {
 		delete(t.d.idem, id)
 	}
 	return nil

@@ -32,12 +32,13 @@ func TestIdempotencyClaimIsFenced(t *testing.T) {
 	}
 	scope := licensing.BrandScope(brandID)
 	fp := []byte("fingerprint")
+	tokA, tokB := "01900000-0000-7000-8000-00000000000a", "01900000-0000-7000-8000-00000000000b"
 	t0 := time.Now().Add(-2 * time.Minute).Truncate(time.Microsecond)
 	t1 := time.Now().Truncate(time.Microsecond)
 	run := func(fn func(tx licensing.Tx) error) error { return store.Tx(ctx, scope, fn) }
 
 	if err := run(func(tx licensing.Tx) error {
-		_, ok, err := tx.ClaimIdempotency(ctx, licensing.IdemRow{BrandID: brandID, Key: "k", Fingerprint: fp, CreatedAt: t0, LockedAt: t0}, t0.Add(-24*time.Hour))
+		_, ok, err := tx.ClaimIdempotency(ctx, licensing.IdemRow{BrandID: brandID, Key: "k", Fingerprint: fp, CreatedAt: t0, Token: tokA, RenewedAt: t0}, t0.Add(-24*time.Hour))
 		if !ok {
 			t.Fatal("first claim not taken")
 		}
@@ -46,7 +47,16 @@ func TestIdempotencyClaimIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := run(func(tx licensing.Tx) error {
-		taken, err := tx.TakeOverIdempotency(ctx, brandID, "k", fp, t1.Add(-time.Minute), t1)
+		held, err := tx.RenewIdempotency(ctx, brandID, "k", tokA, t0.Add(time.Second))
+		if !held {
+			t.Fatal("renewal of the held claim failed")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(func(tx licensing.Tx) error {
+		taken, err := tx.TakeOverIdempotency(ctx, brandID, "k", fp, t1.Add(-time.Minute), t1, tokB)
 		if !taken {
 			t.Fatal("stale claim not taken over")
 		}
@@ -55,20 +65,29 @@ func TestIdempotencyClaimIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = run(func(tx licensing.Tx) error {
-		return tx.CompleteIdempotency(ctx, brandID, "k", t0, licensing.StoredOutcome{Kind: licensing.OutcomeOK, Body: []byte(`{}`)})
+		return tx.CompleteIdempotency(ctx, brandID, "k", tokA, licensing.StoredOutcome{Kind: licensing.OutcomeOK, Body: []byte(`{}`)})
 	})
 	if !problem.Is(err, problem.IdempotencyInProgress) {
 		t.Fatalf("completing a claim that was taken over: %v, want idempotency_in_progress", err)
 	}
 	if err := run(func(tx licensing.Tx) error {
-		return tx.CompleteIdempotency(ctx, brandID, "k", t1, licensing.StoredOutcome{Kind: licensing.OutcomeOK, Body: []byte(`{"n":1}`)})
+		held, err := tx.RenewIdempotency(ctx, brandID, "k", tokA, t1)
+		if held {
+			t.Fatal("the old holder renewed a claim that was taken over")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(func(tx licensing.Tx) error {
+		return tx.CompleteIdempotency(ctx, brandID, "k", tokB, licensing.StoredOutcome{Kind: licensing.OutcomeOK, Body: []byte(`{"n":1}`)})
 	}); err != nil {
 		t.Fatalf("completing the current claim: %v", err)
 	}
 	// past the retention, the done record is claimed afresh (with another fingerprint)
 	later := t1.Add(25 * time.Hour)
 	if err := run(func(tx licensing.Tx) error {
-		_, ok, err := tx.ClaimIdempotency(ctx, licensing.IdemRow{BrandID: brandID, Key: "k", Fingerprint: []byte("other"), CreatedAt: later, LockedAt: later}, later.Add(-24*time.Hour))
+		_, ok, err := tx.ClaimIdempotency(ctx, licensing.IdemRow{BrandID: brandID, Key: "k", Fingerprint: []byte("other"), CreatedAt: later, Token: tokA, RenewedAt: later}, later.Add(-24*time.Hour))
 		if !ok {
 			t.Fatal("expired record was not claimed afresh")
 		}
@@ -78,7 +97,7 @@ func TestIdempotencyClaimIsFenced(t *testing.T) {
 	}
 	// within the retention it is not
 	if err := run(func(tx licensing.Tx) error {
-		ex, ok, err := tx.ClaimIdempotency(ctx, licensing.IdemRow{BrandID: brandID, Key: "k", Fingerprint: fp, CreatedAt: later, LockedAt: later}, later.Add(-24*time.Hour))
+		ex, ok, err := tx.ClaimIdempotency(ctx, licensing.IdemRow{BrandID: brandID, Key: "k", Fingerprint: fp, CreatedAt: later, Token: tokA, RenewedAt: later}, later.Add(-24*time.Hour))
 		if ok || string(ex.Fingerprint) != "other" {
 			t.Fatalf("live record replaced: ok=%v fingerprint=%q", ok, ex.Fingerprint)
 		}

@@ -682,11 +682,12 @@ func (t *txn) ListEvents(ctx context.Context, brandID, licenseID, after string, 
 // ---------------------------------------------------------------- idempotency
 
 func (t *txn) ClaimIdempotency(ctx context.Context, r licensing.IdemRow, expiredBefore time.Time) (licensing.IdemRow, bool, error) {
-	tag, err := t.exec(ctx, `INSERT INTO idempotency_keys (brand_id, key, fingerprint, state, created_at, locked_at)
-		VALUES ($1, $2, $3, 'running', $4, $4)
+	tag, err := t.exec(ctx, `INSERT INTO idempotency_keys (brand_id, key, fingerprint, state, created_at, locked_at, claim_token, renewed_at)
+		VALUES ($1, $2, $3, 'running', $4, $4, $5, $6)
 		ON CONFLICT (brand_id, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'running',
-			outcome_kind = NULL, outcome = NULL, created_at = EXCLUDED.created_at, locked_at = EXCLUDED.locked_at
-		WHERE idempotency_keys.created_at < $5`, r.BrandID, r.Key, r.Fingerprint, r.CreatedAt, expiredBefore)
+			outcome_kind = NULL, outcome = NULL, created_at = EXCLUDED.created_at, locked_at = EXCLUDED.locked_at,
+			claim_token = EXCLUDED.claim_token, renewed_at = EXCLUDED.renewed_at
+		WHERE idempotency_keys.created_at < $7`, r.BrandID, r.Key, r.Fingerprint, r.CreatedAt, r.Token, r.RenewedAt, expiredBefore)
 	if err != nil {
 		return licensing.IdemRow{}, false, mapErr("claim idempotency key", err)
 	}
@@ -695,27 +696,37 @@ func (t *txn) ClaimIdempotency(ctx context.Context, r licensing.IdemRow, expired
 	}
 	var ex licensing.IdemRow
 	var kind *string
-	err = t.row(ctx, `SELECT brand_id, key, fingerprint, state, outcome_kind, outcome, created_at, locked_at
+	err = t.row(ctx, `SELECT brand_id, key, fingerprint, state, outcome_kind, outcome, created_at, claim_token, renewed_at
 		FROM idempotency_keys WHERE brand_id = $1 AND key = $2`, r.BrandID, r.Key).
-		Scan(&ex.BrandID, &ex.Key, &ex.Fingerprint, &ex.State, &kind, &ex.Outcome.Body, &ex.CreatedAt, &ex.LockedAt)
+		Scan(&ex.BrandID, &ex.Key, &ex.Fingerprint, &ex.State, &kind, &ex.Outcome.Body, &ex.CreatedAt, &ex.Token, &ex.RenewedAt)
 	if kind != nil {
 		ex.Outcome.Kind = *kind
 	}
 	return ex, false, mapErr("read idempotency key", err)
 }
 
-func (t *txn) TakeOverIdempotency(ctx context.Context, brandID, key string, fp []byte, staleBefore, now time.Time) (bool, error) {
-	tag, err := t.exec(ctx, `UPDATE idempotency_keys SET locked_at = $5 WHERE brand_id = $1 AND key = $2
-		AND fingerprint = $3 AND state = 'running' AND locked_at < $4`, brandID, key, fp, staleBefore, now)
+func (t *txn) TakeOverIdempotency(ctx context.Context, brandID, key string, fp []byte, staleBefore, now time.Time, token string) (bool, error) {
+	tag, err := t.exec(ctx, `UPDATE idempotency_keys SET claim_token = $6, renewed_at = $5, locked_at = $5
+		WHERE brand_id = $1 AND key = $2 AND fingerprint = $3 AND state = 'running' AND renewed_at < $4`,
+		brandID, key, fp, staleBefore, now, token)
 	if err != nil {
 		return false, mapErr("take over idempotency key", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-func (t *txn) CompleteIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time, o licensing.StoredOutcome) error {
+func (t *txn) RenewIdempotency(ctx context.Context, brandID, key, token string, now time.Time) (bool, error) {
+	tag, err := t.exec(ctx, `UPDATE idempotency_keys SET renewed_at = $4
+		WHERE brand_id = $1 AND key = $2 AND state = 'running' AND claim_token = $3`, brandID, key, token, now)
+	if err != nil {
+		return false, mapErr("renew idempotency key", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (t *txn) CompleteIdempotency(ctx context.Context, brandID, key, token string, o licensing.StoredOutcome) error {
 	tag, err := t.exec(ctx, `UPDATE idempotency_keys SET state = 'done', outcome_kind = $4, outcome = $5
-		WHERE brand_id = $1 AND key = $2 AND state = 'running' AND locked_at = $3`, brandID, key, claimedAt, o.Kind, o.Body)
+		WHERE brand_id = $1 AND key = $2 AND state = 'running' AND claim_token = $3`, brandID, key, token, o.Kind, o.Body)
 	if err != nil {
 		return mapErr("complete idempotency key", err)
 	}
@@ -725,9 +736,9 @@ func (t *txn) CompleteIdempotency(ctx context.Context, brandID, key string, clai
 	return nil
 }
 
-func (t *txn) ReleaseIdempotency(ctx context.Context, brandID, key string, claimedAt time.Time) error {
+func (t *txn) ReleaseIdempotency(ctx context.Context, brandID, key, token string) error {
 	_, err := t.exec(ctx, `DELETE FROM idempotency_keys WHERE brand_id = $1 AND key = $2 AND state = 'running'
-		AND locked_at = $3`, brandID, key, claimedAt)
+		AND claim_token = $3`, brandID, key, token)
 	return mapErr("release idempotency key", err)
 }
 
