@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licensing/licensing/edge/app"
+	"github.com/licensing/licensing/shared/license"
 	writerapp "github.com/licensing/licensing/writer/app"
 )
 
@@ -66,5 +68,82 @@ func TestPostgresUnreachableIs503(t *testing.T) {
 	again := wr.must(201, "POST", "/v1/license-keys", apiKey, body, "Idempotency-Key", "during-outage")
 	if again.Header.Get("Idempotent-Replayed") != "true" || string(again.Body) != string(r.Body) {
 		t.Fatalf("replay: %s", again.Body)
+	}
+}
+
+// TestAcknowledgedKeyIsNeverAnswered404: right after the writer's 201 for a new key, both
+// edges answer 200 within a second and never 404 — with the outbox relay healthy, slow
+// (events and heartbeats late), and stopped (no event at all). A "no such key" from the
+// replica, which may not have replayed the key yet, is confirmed on the primary; an
+// unknown key is answered from memory only while the edge's stream is current (a recent
+// relay heartbeat), which the last part checks by counting Postgres reads.
+func TestAcknowledgedKeyIsNeverAnswered404(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  func(*writerapp.Config)
+	}{
+		{"relay-healthy", func(*writerapp.Config) {}},
+		{"relay-slow", func(c *writerapp.Config) { c.RelayDelay = 1500 * time.Millisecond }},
+		{"relay-stopped", func(c *writerapp.Config) { c.NoRelay = true }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t)
+			wr := w.writer(c.cfg)
+			apiKey := wr.brand("ryw", "pro")
+			// the edges read a replica that applies WAL 300 ms late: its "no such key" for a
+			// key just acknowledged is what must not become a 404
+			lagging := func(name string) app.Config {
+				cfg := w.edgeConfig(name, wr.base)
+				cfg.ReplicaURL = w.db.LaggingAppURL
+				return cfg
+			}
+			edges := []*edge{w.edge(lagging("edge-a")), w.edge(lagging("edge-b"))}
+			for _, e := range edges { // warm: the brand is known, the edge has served something
+				e.call("GET", "/v1/public/ryw/licenses/"+license.NewKey()+"/status", "", nil)
+				if c.name == "relay-healthy" {
+					eventually(t, 5*time.Second, "a heartbeat applied", func() (bool, string) { return e.node.Events.Current(), "" })
+				}
+			}
+			for i := range 3 {
+				k := wr.licenseKey(apiKey, map[string]any{"product": "pro"})
+				acked := time.Now()
+				ok := make([]time.Duration, len(edges))
+				for time.Since(acked) < 1200*time.Millisecond {
+					for j, e := range edges {
+						st, err := e.status("ryw", k.Key, "product=pro")
+						if err == nil && st.HTTP == 404 {
+							t.Fatalf("key %d: %s answered 404 %v after the writer's 201", i, e.cfg.NodeID, time.Since(acked))
+						}
+						if err == nil && st.HTTP == 200 && ok[j] == 0 {
+							ok[j] = time.Since(acked)
+						}
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				for j, d := range ok {
+					if d == 0 || d > time.Second {
+						t.Fatalf("key %d: %s answered 200 only after %v", i, edges[j].cfg.NodeID, d)
+					}
+				}
+			}
+			// an unknown key: remembered only while heartbeats arrive
+			e := edges[0]
+			unknown := license.NewKey()
+			e.call("GET", "/v1/public/ryw/licenses/"+unknown+"/status", "", nil)
+			before := e.node.L3.Reads()
+			for range 3 {
+				if r := e.call("GET", "/v1/public/ryw/licenses/"+unknown+"/status", "", nil); r.Status != 404 {
+					t.Fatalf("unknown key: %d", r.Status)
+				}
+			}
+			reads := e.node.L3.Reads() - before
+			current := e.node.Events.Current()
+			if c.name == "relay-stopped" && (current || reads < 3) {
+				t.Fatalf("without heartbeats: current %v, %d Postgres reads for 3 requests of an unknown key, want 3 or more", current, reads)
+			}
+			if c.name == "relay-healthy" && (!current || reads != 0) {
+				t.Fatalf("with heartbeats: current %v, %d Postgres reads for a remembered unknown key", current, reads)
+			}
+		})
 	}
 }

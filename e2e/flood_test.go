@@ -49,6 +49,8 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 
 	t.Run("repeated-unknown-keys-read-once", func(t *testing.T) {
 		e := w.edge(w.edgeConfig("edge-flood", wr.base))
+		// unknown keys are remembered only while the edge's stream is current
+		eventually(t, 5*time.Second, "a relay heartbeat applied", func() (bool, string) { return e.node.Events.Current(), "" })
 		keys := make([]string, 100)
 		for i := range keys {
 			keys[i] = license.NewKey()
@@ -60,7 +62,7 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 		t.Logf("l1 hit %v miss %v, l2 hit %v miss %v, l2 errors %v", e.metric("license_edge_cache_lookups_total", "tier", "l1", "result", "hit"),
 			e.metric("license_edge_cache_lookups_total", "tier", "l1", "result", "miss"), e.metric("license_edge_cache_lookups_total", "tier", "l2", "result", "hit"),
 			e.metric("license_edge_cache_lookups_total", "tier", "l2", "result", "miss"), e.metric("license_edge_backend_errors_total", "tier", "l2"))
-		if reads := e.node.L3.Reads(); reads > int64(len(keys)) {
+		if reads := e.node.L3.Reads(); reads > 2*int64(len(keys)) { // the replica, then the primary, once per key
 			t.Fatalf("%d Postgres reads for %d unknown keys requested 20 times each", reads, len(keys))
 		} else {
 			t.Logf("%d requests for %d unknown keys: %d Postgres reads", len(keys)*20, len(keys), reads)

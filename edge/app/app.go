@@ -48,23 +48,26 @@ type Config struct {
 	NATSURL    string `env:"NATS_URL" envDefault:"nats://127.0.0.1:14222" mask:"url" help:"NATS for change events (off: none; the revalidation ceiling still holds)"`
 	WriterURL  string `env:"WRITER_URL" envDefault:"http://127.0.0.1:8080" help:"the writer, for relayed activations and deactivations (off: writes answer 503)"`
 
-	L1Bytes         int64         `env:"L1_BYTES" envDefault:"268435456" help:"memory budget of the in-process cache in bytes (0: no L1)"`
-	Ceiling         time.Duration `env:"REVALIDATE_CEILING" envDefault:"30s" help:"hard revalidation ceiling of every cached entry"`
-	NegativeTTL     time.Duration `env:"NEGATIVE_TTL" envDefault:"5s" help:"how long an unknown key is remembered"`
-	StaleIfError    time.Duration `env:"STALE_IF_ERROR" envDefault:"10m" help:"how long past freshness a cached answer is served, marked stale, when every tier below fails"`
-	StatusMaxAge    time.Duration `env:"STATUS_MAX_AGE" envDefault:"60s" help:"Cache-Control max-age ceiling of status answers"`
-	DBMaxConns      int           `env:"DB_MAX_CONNS" envDefault:"16" help:"connections per Postgres pool"`
-	DBTimeout       time.Duration `env:"DB_TIMEOUT" envDefault:"1s" help:"bound of one Postgres read"`
-	BackendRate     int           `env:"BACKEND_RATE" envDefault:"2000" help:"Postgres reads per second (0: unlimited)"`
-	BackendBurst    int           `env:"BACKEND_BURST" envDefault:"500" help:"burst of Postgres reads"`
-	BackendConc     int           `env:"BACKEND_CONCURRENCY" envDefault:"32" help:"Postgres reads in flight"`
-	ClientRate      int           `env:"CLIENT_RATE" envDefault:"0" help:"public requests per second per client IP (0: off)"`
-	ClientBurst     int           `env:"CLIENT_BURST" envDefault:"100" help:"burst of the per-IP limit"`
-	WriterTimeout   time.Duration `env:"WRITER_TIMEOUT" envDefault:"10s" help:"bound of one relayed write"`
-	WriterMaxConns  int           `env:"WRITER_MAX_CONNS" envDefault:"256" help:"connections to the writer"`
-	VersionRetain   time.Duration `env:"VERSION_RETAIN" envDefault:"1h" help:"known versions of idle keys are forgotten after this"`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"graceful shutdown deadline"`
-	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	L1Bytes     int64         `env:"L1_BYTES" envDefault:"268435456" help:"memory budget of the in-process cache in bytes (0: no L1)"`
+	Ceiling     time.Duration `env:"REVALIDATE_CEILING" envDefault:"30s" help:"hard revalidation ceiling of every cached entry"`
+	NegativeTTL time.Duration `env:"NEGATIVE_TTL" envDefault:"5s" help:"how long an unknown key is remembered"`
+	// StreamCurrentWithin: an unknown key is answered from memory only while a relay
+	// heartbeat was applied this recently.
+	StreamCurrentWithin time.Duration `env:"STREAM_CURRENT_WITHIN" envDefault:"1s" help:"an unknown key is answered from memory only while a relay heartbeat was applied this recently; otherwise the primary is asked"`
+	StaleIfError        time.Duration `env:"STALE_IF_ERROR" envDefault:"10m" help:"how long past freshness a cached answer is served, marked stale, when every tier below fails"`
+	StatusMaxAge        time.Duration `env:"STATUS_MAX_AGE" envDefault:"60s" help:"Cache-Control max-age ceiling of status answers"`
+	DBMaxConns          int           `env:"DB_MAX_CONNS" envDefault:"16" help:"connections per Postgres pool"`
+	DBTimeout           time.Duration `env:"DB_TIMEOUT" envDefault:"1s" help:"bound of one Postgres read"`
+	BackendRate         int           `env:"BACKEND_RATE" envDefault:"2000" help:"Postgres reads per second (0: unlimited)"`
+	BackendBurst        int           `env:"BACKEND_BURST" envDefault:"500" help:"burst of Postgres reads"`
+	BackendConc         int           `env:"BACKEND_CONCURRENCY" envDefault:"32" help:"Postgres reads in flight"`
+	ClientRate          int           `env:"CLIENT_RATE" envDefault:"0" help:"public requests per second per client IP (0: off)"`
+	ClientBurst         int           `env:"CLIENT_BURST" envDefault:"100" help:"burst of the per-IP limit"`
+	WriterTimeout       time.Duration `env:"WRITER_TIMEOUT" envDefault:"10s" help:"bound of one relayed write"`
+	WriterMaxConns      int           `env:"WRITER_MAX_CONNS" envDefault:"256" help:"connections to the writer"`
+	VersionRetain       time.Duration `env:"VERSION_RETAIN" envDefault:"1h" help:"known versions of idle keys are forgotten after this"`
+	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"graceful shutdown deadline"`
+	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time `json:"-"`
@@ -144,16 +147,27 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	node.L3 = replica.New(replicaPool, primaryPool, known, replica.Config{
 		Timeout: cfg.DBTimeout, MaxConcurrent: cfg.BackendConc, Rate: float64(cfg.BackendRate), Burst: cfg.BackendBurst,
 	}, now, log, m)
+	var stream source.Stream = source.NoStream{}
+	if enabled(cfg.NATSURL) {
+		node.Events = invalidate.New(invalidate.Config{URL: cfg.NATSURL, Name: cfg.NodeID, CurrentWithin: cfg.StreamCurrentWithin},
+			func(ctx context.Context, ch event.Change) { apply(ctx, node, ch, now) },
+			func() {
+				if node.L1 != nil {
+					node.L1.Clear()
+				}
+			}, now, log, m)
+		stream = node.Events
+	}
 	var src source.Source = node.L3
 	if enabled(cfg.RedisAddr) {
 		rdb := redis.Client(cfg.RedisAddr, cfg.RedisPass)
 		defer rdb.Close()
-		node.L2 = redis.New(rdb, src, known, redis.Config{TTL: cfg.Ceiling, NegativeTTL: cfg.NegativeTTL}, now, log, m)
+		node.L2 = redis.New(rdb, src, known, redis.Config{TTL: cfg.Ceiling, NegativeTTL: cfg.NegativeTTL, Stream: stream}, now, log, m)
 		src = node.L2
 	}
 	if cfg.L1Bytes > 0 {
 		node.L1, err = cache.New(src, known, cache.Config{MaxBytes: cfg.L1Bytes, Ceiling: cfg.Ceiling,
-			NegativeTTL: cfg.NegativeTTL, StaleFor: cfg.StaleIfError, FetchTimeout: 2*cfg.DBTimeout + time.Second}, now, log, m)
+			NegativeTTL: cfg.NegativeTTL, StaleFor: cfg.StaleIfError, FetchTimeout: 2*cfg.DBTimeout + time.Second, Stream: stream}, now, log, m)
 		if err != nil {
 			return err
 		}
@@ -162,16 +176,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	}
 	src = version.NewGuard(src, known, now, m)
 	node.Source = src
-
-	if enabled(cfg.NATSURL) {
-		node.Events = invalidate.New(invalidate.Config{URL: cfg.NATSURL, Name: cfg.NodeID},
-			func(ctx context.Context, ch event.Change) { apply(ctx, node, ch, now) },
-			func() {
-				if node.L1 != nil {
-					node.L1.Clear()
-				}
-			}, now, log, m)
-	}
 
 	var rel server.Relayer
 	if enabled(cfg.WriterURL) {

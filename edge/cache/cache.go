@@ -40,6 +40,8 @@ type Config struct {
 	// FetchTimeout bounds a fill from the next tier (default 2s); the fill is shared by
 	// every request waiting for that key, so it does not use any one request's context.
 	FetchTimeout time.Duration
+	// Stream says whether negative entries may be trusted (default: never).
+	Stream source.Stream
 }
 
 // Cache is the L1 tier.
@@ -65,6 +67,9 @@ func New(next source.Source, known *version.Known, cfg Config, now func() time.T
 	}
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 2 * time.Second
+	}
+	if cfg.Stream == nil {
+		cfg.Stream = source.NoStream{}
 	}
 	// ~ one counter per 50 bytes of budget: 10x the number of entries we expect to hold
 	// (an entry is a few hundred bytes), as ristretto recommends.
@@ -132,7 +137,9 @@ func get[R source.Entry[R]](c *Cache, ctx context.Context, ck string, fetch func
 	v, _ := c.c.Get(ck)
 	e, ok := v.(R)
 	now := c.now()
-	if ok && e.Version() >= c.known.Get(ck) && now.Sub(e.ReadAt()) < c.freshFor(e.IsFound()) {
+	// a negative entry only while the change stream is current: else a key created since
+	// (and acknowledged by the writer) could be answered 404
+	if ok && e.Version() >= c.known.Get(ck) && now.Sub(e.ReadAt()) < c.freshFor(e.IsFound()) && (e.IsFound() || c.cfg.Stream.Current()) {
 		c.hits.Inc()
 		return e.Served("l1", false), nil
 	}
@@ -151,7 +158,7 @@ func get[R source.Entry[R]](c *Cache, ctx context.Context, ck string, fetch func
 	if err == nil {
 		return got.(R), nil
 	}
-	if ok && c.now().Sub(e.ReadAt()) < c.freshFor(e.IsFound())+c.cfg.StaleFor {
+	if ok && e.IsFound() && c.now().Sub(e.ReadAt()) < c.freshFor(e.IsFound())+c.cfg.StaleFor {
 		c.m.StaleServed.Inc()
 		return e.Served("l1", true), nil
 	}
@@ -169,6 +176,9 @@ func storeFill[R source.Entry[R]](c *Cache, ck string, r R, want int64) {
 	if r.Version() < want {
 		c.m.FillsRefused.WithLabelValues("l1").Inc()
 		return
+	}
+	if !r.IsFound() && !c.cfg.Stream.Current() {
+		return // a 404 given while the stream is not current is not remembered
 	}
 	store(c, ck, r)
 }

@@ -76,12 +76,18 @@ func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 type fixture struct {
-	c     *Cache
-	next  *next
-	known *version.Known
-	clock *clock
-	m     *metrics.Metrics
+	c      *Cache
+	next   *next
+	known  *version.Known
+	clock  *clock
+	m      *metrics.Metrics
+	stream *stream
 }
+
+// stream is the change stream's currency, set by the test.
+type stream struct{ current atomic.Bool }
+
+func (s *stream) Current() bool { return s.current.Load() }
 
 func newFixture(t *testing.T, maxBytes int64) *fixture {
 	t.Helper()
@@ -90,13 +96,15 @@ func newFixture(t *testing.T, maxBytes int64) *fixture {
 	n := &next{ver: 1, found: true, clock: clk}
 	known := version.New()
 	m := metrics.New(prometheus.NewRegistry())
+	st := &stream{}
+	st.current.Store(true)
 	c, err := New(n, known, Config{MaxBytes: maxBytes, Ceiling: 30 * time.Second, NegativeTTL: 5 * time.Second,
-		StaleFor: time.Minute}, clk.Now, slog.New(slog.DiscardHandler), m)
+		StaleFor: time.Minute, Stream: st}, clk.Now, slog.New(slog.DiscardHandler), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return &fixture{c: c, next: n, known: known, clock: clk, m: m}
+	return &fixture{c: c, next: n, known: known, clock: clk, m: m, stream: st}
 }
 
 const key = "ABCDE-FGHJK-MNPQR-STUVW-XYZ23"
@@ -334,4 +342,33 @@ func TestAdvanceAppliesTheNextVersionOnly(t *testing.T) {
 	if testutil.ToFloat64(f.m.Advanced) != 1 {
 		t.Fatalf("advanced %v", testutil.ToFloat64(f.m.Advanced))
 	}
+}
+
+// While the change stream is not current, a negative entry is neither served nor stored:
+// every "unknown key" is asked below (where the primary decides), so a key created since
+// is never answered 404 from memory.
+func TestNegativeEntriesOnlyWhileTheStreamIsCurrent(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	f.next.set(0, false, nil)
+	for range 20 {
+		if f.get(t).Tier == "l1" {
+			break
+		}
+	}
+	if r := f.get(t); r.Found || r.Tier != "l1" {
+		t.Fatalf("negative entry with a current stream: tier %s", r.Tier)
+	}
+	f.stream.current.Store(false)
+	calls := f.next.calls.Load()
+	for range 3 {
+		if r := f.get(t); r.Tier == "l1" {
+			t.Fatal("negative entry served while the stream is not current")
+		}
+	}
+	if n := f.next.calls.Load() - calls; n != 3 {
+		t.Fatalf("%d reads below for 3 requests: a negative answer was stored while the stream was not current", n)
+	}
+	// the key is created: a positive answer is cached whatever the stream
+	f.next.set(1, true, nil)
+	f.warm(t)
 }

@@ -32,6 +32,9 @@ type Config struct {
 	// Heartbeat is the pull heartbeat; a silent consumer is recreated after two missed
 	// heartbeats (default 1s, at least 500ms: JetStream's lower bound).
 	Heartbeat time.Duration
+	// CurrentWithin is how recent the last relay heartbeat must be for the stream to count
+	// as current (default 1s).
+	CurrentWithin time.Duration
 }
 
 // Consumer applies change events.
@@ -43,9 +46,18 @@ type Consumer struct {
 	apply func(context.Context, event.Change)
 	reset func()
 
-	nc         atomic.Pointer[nats.Conn]
-	lastSeq    atomic.Uint64
-	subscribed atomic.Bool
+	nc            atomic.Pointer[nats.Conn]
+	lastSeq       atomic.Uint64
+	subscribed    atomic.Bool
+	lastHeartbeat atomic.Int64 // unix nanos when the last relay heartbeat was applied
+}
+
+// Current reports whether the edge has applied a relay heartbeat within the configured
+// window (Config.CurrentWithin): it has then applied every change committed up to
+// shortly before, and may answer "no such key" from its own knowledge.
+func (c *Consumer) Current() bool {
+	hb := c.lastHeartbeat.Load()
+	return hb != 0 && c.now().Sub(time.Unix(0, hb)) < c.cfg.CurrentWithin
 }
 
 // New returns a consumer calling apply for every change and reset when the edge's cached
@@ -55,6 +67,9 @@ func New(cfg Config, apply func(context.Context, event.Change), reset func(), no
 		cfg.Heartbeat = time.Second
 	}
 	cfg.Heartbeat = max(cfg.Heartbeat, 500*time.Millisecond)
+	if cfg.CurrentWithin <= 0 {
+		cfg.CurrentWithin = time.Second
+	}
 	return &Consumer{cfg: cfg, apply: apply, reset: reset, now: now, log: log, m: m}
 }
 
@@ -151,6 +166,12 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		if md.Sequence.Stream > last {
 			c.lastSeq.Store(md.Sequence.Stream)
 		}
+	}
+	if msg.Subject() == event.HeartbeatSubject {
+		// every change committed before the heartbeat's certification came before it
+		c.lastHeartbeat.Store(c.now().UnixNano())
+		c.m.Heartbeats.Inc()
+		return
 	}
 	var ch event.Change
 	if err := json.Unmarshal(msg.Data(), &ch); err != nil {

@@ -15,6 +15,8 @@ type Metrics struct {
 	BackendErrors *prometheus.CounterVec
 	// Invalidations counts change events applied.
 	Invalidations prometheus.Counter
+	// Heartbeats counts relay heartbeats applied.
+	Heartbeats prometheus.Counter
 	// InvalidationLag observes event commit time to applied at this edge.
 	InvalidationLag prometheus.Histogram
 	// Resets counts times the edge dropped its memory cache because it could not trust it.
@@ -43,6 +45,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Failed calls to a dependency, by tier."}, []string{"tier"}),
 		Invalidations: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_invalidations_applied_total",
 			Help: "Change events applied by this edge."}),
+		Heartbeats: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_heartbeats_applied_total",
+			Help: "Relay heartbeats applied by this edge (each certifies that every earlier change is in the stream)."}),
 		InvalidationLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "license_edge_invalidation_lag_seconds",
 			Help:    "From the change's commit at the writer to the event applied at this edge.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 30}}),
@@ -61,7 +65,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Relayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_relayed_total",
 			Help: "Public writes relayed to the writer, by route and HTTP status."}, []string{"route", "status"}),
 	}
-	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.Invalidations, m.InvalidationLag,
+	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.Invalidations, m.Heartbeats, m.InvalidationLag,
 		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed)
 	for _, t := range []string{"l1", "l2", "replica", "primary"} {
 		m.Lookups.WithLabelValues(t, "hit")

@@ -41,6 +41,8 @@ type Config struct {
 	TombstoneTTL time.Duration
 	// Backoff is how long the tier is skipped after Redis failed (default 1s).
 	Backoff time.Duration
+	// Stream says whether negative entries may be trusted (default: never).
+	Stream source.Stream
 }
 
 // Store is the Redis tier.
@@ -81,6 +83,9 @@ func New(rdb goredis.UniversalClient, next source.Source, known *version.Known, 
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = time.Second
+	}
+	if cfg.Stream == nil {
+		cfg.Stream = source.NoStream{}
 	}
 	return &Store{rdb: rdb, next: next, known: known, cfg: cfg, now: now, log: log, m: m}
 }
@@ -230,7 +235,7 @@ func lookup[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, c c
 		return zero, false, nil
 	}
 	if v == 0 || d == "" {
-		if age >= s.cfg.NegativeTTL {
+		if age >= s.cfg.NegativeTTL || !s.cfg.Stream.Current() {
 			return zero, false, nil
 		}
 		return c.negative(origin), true, nil
@@ -261,6 +266,9 @@ func store[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, r R,
 		}
 		data = string(b)
 	} else {
+		if !s.cfg.Stream.Current() {
+			return // a 404 given while the stream is not current is not remembered
+		}
 		ttl = s.cfg.NegativeTTL - s.now().Sub(r.ReadAt())
 	}
 	if ttl < time.Millisecond {

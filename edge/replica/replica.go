@@ -166,6 +166,10 @@ func load[R source.Entry[R]](s *Store, ctx context.Context, ck string, read func
 				s.m.Lookups.WithLabelValues(t.name, result).Inc()
 			}
 			switch {
+			case err == nil && !r.IsFound() && t.name == "replica" && s.primary != nil:
+				// "no such key" from a replica may be a key committed since (the writer
+				// acknowledged it): only the primary may say so
+				errs = append(errs, errors.New("replica: not found, confirming on the primary"))
 			case err == nil && r.Version() >= known:
 				s.known.Observe(ck, r.Version(), s.now())
 				return r.Served(t.name, false), nil

@@ -121,3 +121,17 @@ func (r InstanceResult) Served(tier string, stale bool) InstanceResult {
 	r.Tier, r.Stale = tier, stale
 	return r
 }
+
+// Stream says whether the edge's change stream is current: it has recently applied a
+// relay heartbeat, so every change committed up to shortly before is applied. Only then
+// may a tier answer "no such key" from what it holds (a negative entry); otherwise the
+// primary is asked (invariant 7: a key the writer acknowledged is never answered 404).
+type Stream interface {
+	Current() bool
+}
+
+// NoStream is the stream of an edge without NATS: never current.
+type NoStream struct{}
+
+// Current implements Stream.
+func (NoStream) Current() bool { return false }

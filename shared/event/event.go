@@ -22,8 +22,22 @@ func Subject(brandID, keyID string) string {
 	return fmt.Sprintf("%s.%s.%s", SubjectPrefix, brandID, keyID)
 }
 
-// SubjectAll matches every event.
+// SubjectAll matches every event, heartbeats included.
 const SubjectAll = SubjectPrefix + ".>"
+
+// HeartbeatSubject carries the relay's heartbeats, in the same stream as the changes.
+const HeartbeatSubject = SubjectPrefix + ".heartbeat"
+
+// HeartbeatType is the type of a heartbeat message.
+const HeartbeatType = "heartbeat"
+
+// Heartbeat certifies that every outbox row committed before CertifiedAt has been
+// published before it in the stream: a consumer that applied it has applied them.
+type Heartbeat struct {
+	Type        string    `json:"type"`
+	CertifiedAt time.Time `json:"certified_at"`
+	Holder      string    `json:"holder"`
+}
 
 // Types of change: exactly the event types of API.md's webhooks.
 const (

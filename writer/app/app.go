@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,6 +46,10 @@ type Config struct {
 	IdempotencyCleanup time.Duration `env:"IDEMPOTENCY_CLEANUP_INTERVAL" envDefault:"1h" help:"how often idempotency records older than 24 h are deleted"`
 	// StreamReplicas is the JetStream stream's replica count (3 on a NATS cluster).
 	StreamReplicas int `env:"STREAM_REPLICAS" envDefault:"1" help:"replicas of the JetStream stream (3 on a NATS cluster)"`
+
+	// Tests only (no variable): NoRelay runs no outbox relay, RelayDelay slows it down.
+	NoRelay    bool          `json:"-"`
+	RelayDelay time.Duration `json:"-"`
 }
 
 // EnvPrefix prefixes every variable of the writer's configuration.
@@ -79,10 +84,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	}
 	defer pool.Close()
 
+	var relayRef atomic.Pointer[outbox.Relay]
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("license-writer"), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))
+		nats.ReconnectHandler(func(*nats.Conn) {
+			log.Info("nats reconnected")
+			if r := relayRef.Load(); r != nil {
+				r.Wake() // publish what waited at once, not after the backoff
+			}
+		}))
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}
@@ -134,11 +145,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		ready <- ln.Addr().String()
 	}
 
-	relay := outbox.New(pool, js, outbox.Config{PollInterval: cfg.OutboxPoll}, log, outbox.Metrics{
+	relay := outbox.New(pool, js, outbox.Config{PollInterval: cfg.OutboxPoll, Delay: cfg.RelayDelay}, log, outbox.Metrics{
 		Published: func(n int) { m.outboxPublished.Add(float64(n)) },
 		Failed:    func() { m.outboxFailures.Inc() },
 		Lag:       func(d time.Duration) { m.outboxLag.Observe(d.Seconds()) },
+		Leading: func(v bool) {
+			if v {
+				m.relayLeading.Set(1)
+			} else {
+				m.relayLeading.Set(0)
+			}
+		},
+		Heartbeat: func() { m.heartbeats.Inc() },
 	})
+	relayRef.Store(relay)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -163,6 +183,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 			})
 		if err != nil {
 			return nil // ctx ended
+		}
+		if cfg.NoRelay {
+			<-gctx.Done()
+			return nil
 		}
 		return relay.Run(gctx)
 	})
@@ -213,6 +237,8 @@ func degraded(nc *nats.Conn) func() error {
 }
 
 type metrics struct {
+	relayLeading    prometheus.Gauge
+	heartbeats      prometheus.Counter
 	dbUnavailable   prometheus.Counter
 	activations     *prometheus.CounterVec
 	outboxPublished prometheus.Counter
@@ -222,6 +248,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		relayLeading: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_outbox_relay_leading",
+			Help: "1 while this writer holds the outbox relay's lease."}),
+		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_outbox_heartbeats_total",
+			Help: "Heartbeats published: certifications that every outbox row committed before them is in the stream."}),
 		dbUnavailable: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_writer_db_unavailable_total",
 			Help: "Operations that failed because Postgres could not be reached or would not serve (answered 503)."}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_activations_total",
@@ -234,7 +264,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "From outbox row insert to JetStream acknowledgement.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
 	}
-	reg.MustRegister(m.dbUnavailable, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
+	reg.MustRegister(m.relayLeading, m.heartbeats, m.dbUnavailable, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
 	// export the common outcomes at zero from the start
 	for _, r := range []string{licensing.ResultActivated, licensing.ResultExisting, "seat_limit_reached",
 		"license_not_found", "license_suspended", "license_cancelled", "license_expired", "invalid_request"} {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +48,9 @@ func streamEvents(t *testing.T, url string, want int) []event.Change {
 			t.Fatalf("fetch: %v", err)
 		}
 		for m := range batch.Messages() {
+			if m.Subject() == event.HeartbeatSubject {
+				continue // the relay's certifications, between the changes
+			}
 			var c event.Change
 			if err := json.Unmarshal(m.Data(), &c); err != nil {
 				t.Fatalf("event %s: %v", m.Data(), err)
@@ -157,4 +162,90 @@ func TestOutboxSurvivesNATSAndWriterRestarts(t *testing.T) {
 	// read again after the re-publication: still exactly one message per row
 	evs := streamEvents(t, e2.nats.URL(), total)
 	checkEvents(t, evs, total)
+}
+
+// metricValue reads one sample of the writer's /metrics.
+func metricValue(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	r := e.must(200, "GET", "/metrics", "", nil, "X-Test-Undocumented", "true")
+	for _, line := range strings.Split(string(r.Body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s not in /metrics", name)
+	return 0
+}
+
+// TestRelayLeadershipIsOneLeaseAcrossWriters: of two writers on one database exactly one
+// relays; when it stops the other takes over, and every change reaches the stream once.
+func TestRelayLeadershipIsOneLeaseAcrossWriters(t *testing.T) {
+	a := start(t)
+	b := startWith(t, a.db, a.nats)
+	leaders := func() (float64, float64) {
+		return metricValue(t, a, "license_outbox_relay_leading"), metricValue(t, b, "license_outbox_relay_leading")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		la, lb := leaders()
+		if la+lb == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leaders: a %v, b %v", la, lb)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	leader, follower := a, b
+	if la, _ := leaders(); la == 0 {
+		leader, follower = b, a
+	}
+	key := leader.brand("events", "plugin")
+	keys := []resource.LicenseKey{leader.provision(key, "plugin", nil)}
+	churn(follower, key, keys, 3)
+	leader.stop() // hands the lease over
+	stopped := time.Now()
+	churn(follower, key, keys, 3)
+	for metricValue(t, follower, "license_outbox_relay_leading") != 1 {
+		if time.Since(stopped) > 5*time.Second {
+			t.Fatal("the follower did not take the relay over")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("takeover %v after the leader stopped", time.Since(stopped).Round(time.Millisecond))
+	total := follower.count("SELECT count(*) FROM outbox")
+	checkEvents(t, streamEvents(t, follower.nats.URL(), total), total)
+}
+
+// TestRelayResumesAtOnceAfterNATSReturns: after an outage long enough to grow the relay's
+// backoff to its maximum, the events written meanwhile go out as soon as NATS is back (the
+// reconnect wakes the relay), not after the backoff.
+func TestRelayResumesAtOnceAfterNATSReturns(t *testing.T) {
+	e := start(t)
+	key := e.brand("events", "plugin")
+	keys := []resource.LicenseKey{e.provision(key, "plugin", nil)}
+	e.nats.Stop()
+	// ~7 s: the backoff (0.1 s doubling, jittered, at most 5 s) reaches its maximum
+	for start := time.Now(); time.Since(start) < 7*time.Second; {
+		churn(e, key, keys, 1)
+		time.Sleep(200 * time.Millisecond)
+	}
+	for round := range 2 { // and again after a short blip
+		e.nats.Restart()
+		back := time.Now()
+		for e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
+			if time.Since(back) > 3*time.Second {
+				t.Fatalf("round %d: events still unsent %v after NATS returned", round, time.Since(back))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("round %d: backlog sent %v after NATS returned", round, time.Since(back).Round(time.Millisecond))
+		e.nats.Stop()
+		churn(e, key, keys, 1)
+		time.Sleep(1500 * time.Millisecond)
+	}
 }

@@ -1,20 +1,38 @@
 // Package outbox relays the transactional outbox to NATS JetStream. Every committed change
 // wrote an outbox row in its own transaction; the relay publishes unsent rows in id order
 // with the row id as JetStream message id (so a re-publish after a crash is deduplicated),
-// then marks them sent. One relay is active at a time across writer replicas (a Postgres
-// advisory lock), which keeps per-key order. It wakes on LISTEN/NOTIFY and also polls, and
-// resumes without loss after the writer or NATS restarts: a row is marked sent only after
-// JetStream acknowledged it.
+// then marks them sent. It resumes without loss after the writer or NATS restarts: a row is
+// marked sent only after JetStream acknowledged it.
+//
+// One relay leads at a time across writer replicas, which keeps per-key order. Leadership
+// is a lease in Postgres (table leases): the leader renews it every RenewEvery, another
+// writer takes it over once it has gone LeaseTimeout without renewal, and everything the
+// leader writes as leader is fenced by its lease token. A leader that was paused (SIGSTOP,
+// a long GC, a stalled VM) checks its lease before each round when it wakes up and stops;
+// rows it may still publish from before the pause are deduplicated by JetStream's message
+// ids.
+//
+// Heartbeats: after every round that left nothing unsent, and at least every
+// HeartbeatEvery while idle, the leader publishes a heartbeat into the same stream (subject
+// event.HeartbeatSubject) certifying that every outbox row committed before the round
+// began has been published. An edge that applied a recent heartbeat has therefore applied
+// every change committed up to shortly before it (the stream is ordered), which is what
+// lets it answer 404 from its own knowledge.
+//
+// After a failure the relay retries with the project's backoff policy, reset after a
+// session that published; a reconnect to NATS (Wake) ends the wait at once.
 package outbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/licensing/licensing/shared/event"
@@ -22,15 +40,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// advisoryLockID identifies the relay's leader lock.
-const advisoryLockID = 0x6c6963656e7365 // "license"
+// LeaseName is the relay's row in table leases.
+const LeaseName = "outbox-relay"
 
 // Config tunes the relay.
 type Config struct {
-	BatchSize    int           // rows per round, default 500
-	PollInterval time.Duration // fallback when no notification arrives, default 1s
-	Retention    time.Duration // sent rows are deleted after this, default 1h
-	AckTimeout   time.Duration // wait for JetStream acks, default 5s
+	BatchSize      int           // rows per round, default 500
+	PollInterval   time.Duration // fallback when no notification arrives, default 1s
+	Retention      time.Duration // sent rows are deleted after this, default 1h
+	AckTimeout     time.Duration // wait for JetStream acks, default 5s
+	HeartbeatEvery time.Duration // default 250ms
+	RenewEvery     time.Duration // lease renewal, default 1s
+	LeaseTimeout   time.Duration // takeover after this without renewal, default 3s
+	// Delay, when set, holds every round back this long (tests: a slow relay).
+	Delay time.Duration
 }
 
 // Metrics receives the relay's observations; any field may be nil.
@@ -38,17 +61,22 @@ type Metrics struct {
 	Published func(n int)
 	Failed    func()
 	Lag       func(d time.Duration) // commit of the row to its acknowledgement
+	Leading   func(bool)            // leadership gained or lost
+	Heartbeat func()
 }
 
 // Relay publishes the outbox.
 type Relay struct {
-	pool *pgxpool.Pool
-	js   jetstream.JetStream
-	cfg  Config
-	log  *slog.Logger
-	m    Metrics
-	// published counts rows acknowledged, across leadership sessions
+	pool   *pgxpool.Pool
+	js     jetstream.JetStream
+	cfg    Config
+	log    *slog.Logger
+	m      Metrics
+	holder string // this relay's identity in the lease
+
+	wake      chan struct{}
 	published atomic.Int64
+	leading   atomic.Bool
 }
 
 // New returns a relay.
@@ -65,7 +93,27 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, cfg Config, log *slog.Logge
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 5 * time.Second
 	}
-	return &Relay{pool: pool, js: js, cfg: cfg, log: log, m: m}
+	if cfg.HeartbeatEvery <= 0 {
+		cfg.HeartbeatEvery = 250 * time.Millisecond
+	}
+	if cfg.RenewEvery <= 0 {
+		cfg.RenewEvery = time.Second
+	}
+	if cfg.LeaseTimeout <= 0 {
+		cfg.LeaseTimeout = 3 * time.Second
+	}
+	return &Relay{pool: pool, js: js, cfg: cfg, log: log, m: m, holder: uuid.NewString(), wake: make(chan struct{}, 1)}
+}
+
+// Leading reports whether this relay holds the lease.
+func (r *Relay) Leading() bool { return r.leading.Load() }
+
+// Wake ends a backoff wait at once (NATS reconnected): the relay retries now.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // StreamConfig is the JetStream stream the events go to, with replicas copies (3 on a
@@ -89,28 +137,53 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) err
 	return nil
 }
 
-// Run relays until ctx ends. Errors (Postgres or NATS unavailable) are logged and retried
-// with the project's backoff policy, which starts afresh after a session that published;
+// Run relays until ctx ends. Errors (Postgres or NATS unavailable) are logged and retried;
 // Run returns only when ctx is done.
 func (r *Relay) Run(ctx context.Context) error {
 	b := retry.Default.Backoff()
 	for ctx.Err() == nil {
 		published := r.published.Load()
 		err := r.lead(ctx)
+		r.setLeading(false)
 		if ctx.Err() != nil {
 			break
 		}
-		if r.published.Load() != published {
+		if r.published.Load() != published || errors.Is(err, errNotLeader) {
 			b.Reset()
 		}
 		wait := b.NextBackOff()
-		r.log.Warn("outbox relay restarting", "err", err, "backoff", wait)
-		retry.Sleep(ctx, wait)
+		if errors.Is(err, errNotLeader) {
+			wait = r.cfg.RenewEvery // a follower: try the lease again soon, quietly
+		} else {
+			r.log.Warn("outbox relay restarting", "err", err, "backoff", wait)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		case <-r.wake:
+			b.Reset()
+		}
 	}
 	return nil
 }
 
-// lead holds a dedicated connection with the leader lock and LISTEN, and relays.
+var errNotLeader = errors.New("another writer leads the outbox relay")
+
+func (r *Relay) setLeading(v bool) {
+	if r.leading.Swap(v) != v {
+		if v {
+			r.log.Info("outbox relay leading", "holder", r.holder)
+		} else {
+			r.log.Info("outbox relay not leading", "holder", r.holder)
+		}
+		if r.m.Leading != nil {
+			r.m.Leading(v)
+		}
+	}
+}
+
+// lead takes the lease (or returns errNotLeader), then relays on a dedicated connection
+// that LISTENs for new rows, renewing the lease as it goes.
 func (r *Relay) lead(ctx context.Context) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
@@ -119,35 +192,52 @@ func (r *Relay) lead(ctx context.Context) error {
 	defer conn.Release()
 	c := conn.Conn()
 	if _, err := c.Exec(ctx, "SELECT set_config('app.brand_id', 'all', false)"); err != nil {
-		conn.Conn().Close(ctx) //nolint:errcheck
 		return err
 	}
-	for {
-		var got bool
-		if err := c.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", advisoryLockID).Scan(&got); err != nil {
-			c.Close(ctx) //nolint:errcheck
-			return err
-		}
-		if got {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(r.cfg.PollInterval):
-		}
+	token, err := r.acquire(ctx, c)
+	if err != nil {
+		return err
 	}
-	// the session holds the lock: never return this connection to the pool
-	defer c.Close(context.Background()) //nolint:errcheck
 	if _, err := c.Exec(ctx, "LISTEN outbox"); err != nil {
 		return err
 	}
-	r.log.Info("outbox relay leading")
-	lastCleanup := time.Time{}
+	defer c.Exec(context.WithoutCancel(ctx), "UNLISTEN outbox") //nolint:errcheck // the connection goes back to the pool
+	defer func() {
+		if ctx.Err() != nil {
+			// shutting down: hand the lease over now instead of after its timeout (on a
+			// connection of its own: the cancelled wait closed this one)
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_, _ = r.pool.Exec(rctx, `UPDATE leases SET renewed_at = '-infinity' WHERE name = $1 AND token = $2`, LeaseName, token)
+		}
+	}()
+	r.setLeading(true)
+	lastRenew, lastHeartbeat, lastCleanup := time.Now(), time.Time{}, time.Time{}
 	for {
-		n, err := r.round(ctx, c)
+		if time.Since(lastRenew) >= r.cfg.RenewEvery {
+			if err := r.renew(ctx, c, token); err != nil {
+				return err
+			}
+			lastRenew = time.Now()
+		}
+		if r.cfg.Delay > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(r.cfg.Delay):
+			}
+		}
+		start := time.Now()
+		n, err := r.round(ctx, c, token)
 		if err != nil {
 			return err
+		}
+		if n < r.cfg.BatchSize && time.Since(lastHeartbeat) >= r.cfg.HeartbeatEvery {
+			// every row committed before start was visible to the round and is published
+			if err := r.heartbeat(ctx, start); err != nil {
+				return err
+			}
+			lastHeartbeat = time.Now()
 		}
 		if time.Since(lastCleanup) > time.Minute {
 			if _, err := c.Exec(ctx, "DELETE FROM outbox WHERE sent_at < now() - $1::interval", r.cfg.Retention.String()); err != nil {
@@ -158,7 +248,8 @@ func (r *Relay) lead(ctx context.Context) error {
 		if n == r.cfg.BatchSize {
 			continue // more waiting
 		}
-		wctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
+		wait := min(r.cfg.PollInterval, r.cfg.HeartbeatEvery, r.cfg.RenewEvery)
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		_, err = c.WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -170,6 +261,32 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 }
 
+// acquire takes the lease when it is free (never held, lapsed, or held by this relay
+// before a reconnect) and returns its new token.
+func (r *Relay) acquire(ctx context.Context, c *pgx.Conn) (string, error) {
+	var token string
+	err := c.QueryRow(ctx, `UPDATE leases SET holder = $2, token = gen_random_uuid(), renewed_at = now()
+		WHERE name = $1 AND (renewed_at < now() - $3::interval OR holder = $2) RETURNING token`,
+		LeaseName, r.holder, r.cfg.LeaseTimeout.String()).Scan(&token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", errNotLeader
+	}
+	return token, err
+}
+
+// renew extends the lease; a lease taken over meanwhile ends this relay's leadership.
+func (r *Relay) renew(ctx context.Context, c *pgx.Conn, token string) error {
+	tag, err := c.Exec(ctx, `UPDATE leases SET renewed_at = now() WHERE name = $1 AND token = $2`, LeaseName, token)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != 1 {
+		r.log.Warn("outbox relay lease lost (taken over while this writer stalled)", "holder", r.holder)
+		return errNotLeader
+	}
+	return nil
+}
+
 type row struct {
 	id      int64
 	subject string
@@ -177,32 +294,54 @@ type row struct {
 	created time.Time
 }
 
-// round publishes one batch and returns how many rows it read.
-func (r *Relay) round(ctx context.Context, c *pgx.Conn) (int, error) {
-	rows, err := c.Query(ctx, `SELECT id, subject, payload || jsonb_build_object('id', id), created_at FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1`, r.cfg.BatchSize)
+// round checks the lease, publishes one batch and returns how many rows it read. A lease
+// taken over meanwhile (this writer stalled past it) ends the round with errNotLeader
+// before anything is read or published.
+func (r *Relay) round(ctx context.Context, c *pgx.Conn, token string) (int, error) {
+	// the lease check and the read in one statement
+	rows, err := c.Query(ctx, `SELECT l.held, o.id, o.subject, o.payload || jsonb_build_object('id', o.id), o.created_at
+		FROM (SELECT EXISTS (SELECT 1 FROM leases WHERE name = $2 AND token = $3) AS held) l
+		LEFT JOIN LATERAL (SELECT id, subject, payload, created_at FROM outbox WHERE l.held AND sent_at IS NULL
+			ORDER BY id LIMIT $1) o ON true`, r.cfg.BatchSize, LeaseName, token)
 	if err != nil {
 		return 0, err
 	}
 	var batch []row
+	held := false
 	for rows.Next() {
 		var x row
-		if err := rows.Scan(&x.id, &x.subject, &x.payload, &x.created); err != nil {
+		var id *int64
+		var subject *string
+		var created *time.Time
+		if err := rows.Scan(&held, &id, &subject, &x.payload, &created); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		batch = append(batch, x)
+		if id != nil {
+			x.id, x.subject, x.created = *id, *subject, *created
+			batch = append(batch, x)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, err
+	}
+	if !held {
+		r.log.Warn("outbox relay lease lost (taken over while this writer stalled)", "holder", r.holder)
+		return 0, errNotLeader
 	}
 	if len(batch) == 0 {
 		return 0, nil
 	}
 	acked, perr := r.publish(ctx, batch)
 	if len(acked) > 0 {
-		if _, err := c.Exec(ctx, `UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1)`, acked); err != nil {
+		tag, err := c.Exec(ctx, `UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1)
+			AND EXISTS (SELECT 1 FROM leases WHERE name = $2 AND token = $3)`, acked, LeaseName, token)
+		if err != nil {
 			return 0, err
+		}
+		if tag.RowsAffected() == 0 {
+			return 0, errNotLeader
 		}
 		r.published.Add(int64(len(acked)))
 		if r.m.Published != nil {
@@ -251,4 +390,22 @@ func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
 		}
 	}
 	return acked, sendErr
+}
+
+// heartbeat publishes the certification that every row committed before certified has
+// been published (and acknowledged).
+func (r *Relay) heartbeat(ctx context.Context, certified time.Time) error {
+	b, err := json.Marshal(event.Heartbeat{Type: event.HeartbeatType, CertifiedAt: certified.UTC(), Holder: r.holder})
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
+	defer cancel()
+	if _, err := r.js.Publish(pctx, event.HeartbeatSubject, b, jetstream.WithExpectStream(event.Stream)); err != nil {
+		return fmt.Errorf("publish heartbeat: %w", err)
+	}
+	if r.m.Heartbeat != nil {
+		r.m.Heartbeat()
+	}
+	return nil
 }
