@@ -61,6 +61,7 @@ type Config struct {
 	BackendRate         int           `env:"BACKEND_RATE" envDefault:"2000" help:"Postgres reads per second (0: unlimited)"`
 	BackendBurst        int           `env:"BACKEND_BURST" envDefault:"500" help:"burst of Postgres reads"`
 	BackendConc         int           `env:"BACKEND_CONCURRENCY" envDefault:"32" help:"Postgres reads in flight"`
+	TierProbeEvery      time.Duration `env:"TIER_PROBE_EVERY" envDefault:"1s" help:"a tier (Redis, replica, primary) that failed is skipped this long, then one request probes it"`
 	ClientRate          int           `env:"CLIENT_RATE" envDefault:"0" help:"public requests per second per client IP (0: off)"`
 	ClientBurst         int           `env:"CLIENT_BURST" envDefault:"100" help:"burst of the per-IP limit"`
 	WriterTimeout       time.Duration `env:"WRITER_TIMEOUT" envDefault:"10s" help:"bound of one relayed write"`
@@ -146,6 +147,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	}
 	node.L3 = replica.New(replicaPool, primaryPool, known, replica.Config{
 		Timeout: cfg.DBTimeout, MaxConcurrent: cfg.BackendConc, Rate: float64(cfg.BackendRate), Burst: cfg.BackendBurst,
+		Backoff: cfg.TierProbeEvery,
 	}, now, log, m)
 	var stream source.Stream = source.NoStream{}
 	if enabled(cfg.NATSURL) {
@@ -160,9 +162,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	}
 	var src source.Source = node.L3
 	if enabled(cfg.RedisAddr) {
+		redis.DriverLog(log)
 		rdb := redis.Client(cfg.RedisAddr, cfg.RedisPass)
 		defer rdb.Close()
-		node.L2 = redis.New(rdb, src, known, redis.Config{TTL: cfg.Ceiling, NegativeTTL: cfg.NegativeTTL, Stream: stream}, now, log, m)
+		node.L2 = redis.New(rdb, src, known, redis.Config{TTL: cfg.Ceiling, NegativeTTL: cfg.NegativeTTL, Stream: stream, Backoff: cfg.TierProbeEvery}, now, log, m)
 		src = node.L2
 	}
 	if cfg.L1Bytes > 0 {

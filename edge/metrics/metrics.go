@@ -13,6 +13,8 @@ type Metrics struct {
 	FillsRefused *prometheus.CounterVec
 	// BackendErrors counts failed calls to a dependency, by tier.
 	BackendErrors *prometheus.CounterVec
+	// TierOpen is 1 while a tier's circuit breaker skips it (edge/breaker).
+	TierOpen *prometheus.GaugeVec
 	// Invalidations counts change events applied.
 	Invalidations prometheus.Counter
 	// Heartbeats counts relay heartbeats applied.
@@ -43,6 +45,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Fills refused because they were older than a version this edge already knew."}, []string{"tier"}),
 		BackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_backend_errors_total",
 			Help: "Failed calls to a dependency, by tier."}, []string{"tier"}),
+		TierOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "license_edge_tier_open",
+			Help: "1 while a tier is skipped after failing (one caller probes it per interval)."}, []string{"tier"}),
 		Invalidations: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_invalidations_applied_total",
 			Help: "Change events applied by this edge."}),
 		Heartbeats: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_heartbeats_applied_total",
@@ -65,7 +69,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Relayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_relayed_total",
 			Help: "Public writes relayed to the writer, by route and HTTP status."}, []string{"route", "status"}),
 	}
-	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.Invalidations, m.Heartbeats, m.InvalidationLag,
+	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.TierOpen, m.Invalidations, m.Heartbeats, m.InvalidationLag,
 		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed)
 	for _, t := range []string{"l1", "l2", "replica", "primary"} {
 		m.Lookups.WithLabelValues(t, "hit")

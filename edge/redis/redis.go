@@ -4,8 +4,10 @@
 // version with an older one; a change event leaves a tombstone carrying its version (on
 // the key's state and, for an activation change, on that instance's entry), so a late fill
 // from a lagging replica cannot land after it. Entries live for the revalidation ceiling.
-// When Redis is unreachable the tier steps aside for a short while and the next tier
-// answers.
+// Every Redis call is bounded by its own 250 ms deadline with no hidden retries, and a
+// circuit breaker (edge/breaker) guards the tier: after a failure Redis is skipped for
+// Config.Backoff, then exactly one caller probes it while the others go straight to the
+// next tier, so a dead Redis costs one failed call per interval, not a stall per miss.
 //
 // Keys carry a format version (FormatVersion): "lic:v2:s:<brand>/<key>" for a key's state
 // and "lic:v2:i:<brand>/<key>#<instance>" for an instance entry, so edges of two
@@ -20,9 +22,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
+	"github.com/licensing/licensing/edge/breaker"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
@@ -39,7 +41,8 @@ type Config struct {
 	NegativeTTL time.Duration
 	// TombstoneTTL is how long a change's version is remembered (default 5m).
 	TombstoneTTL time.Duration
-	// Backoff is how long the tier is skipped after Redis failed (default 1s).
+	// Backoff is how long the tier is skipped after Redis failed before one caller probes
+	// it again (default 1s).
 	Backoff time.Duration
 	// Stream says whether negative entries may be trusted (default: never).
 	Stream source.Stream
@@ -47,27 +50,35 @@ type Config struct {
 
 // Store is the Redis tier.
 type Store struct {
-	rdb       goredis.UniversalClient
-	next      source.Source
-	known     *version.Known
-	cfg       Config
-	now       func() time.Time
-	log       *slog.Logger
-	m         *metrics.Metrics
-	downUntil atomic.Int64
+	rdb   goredis.UniversalClient
+	next  source.Source
+	known *version.Known
+	cfg   Config
+	now   func() time.Time
+	log   *slog.Logger
+	m     *metrics.Metrics
+	br    *breaker.Breaker
 }
 
 var _ source.Source = (*Store)(nil)
 
-// Client returns a go-redis client with short timeouts: a slow Redis must not hold up a
-// status check that the next tier can answer.
-func Client(addr, password string) *goredis.Client {
-	return goredis.NewClient(&goredis.Options{
+// CallTimeout bounds every Redis call (dial, pool wait, read, write).
+const CallTimeout = 250 * time.Millisecond
+
+// Client returns a go-redis client whose every call is bounded by CallTimeout with no
+// hidden retries (go-redis otherwise retries a command and redials a refused connection
+// several times): a slow or dead Redis must not hold up a status check that the next tier
+// can answer, and the breaker decides when to try again.
+func Client(addr, password string) *goredis.Client { return goredis.NewClient(Options(addr, password)) }
+
+// Options are Client's options.
+func Options(addr, password string) *goredis.Options {
+	return &goredis.Options{
 		Addr: addr, Password: password,
-		DialTimeout: 250 * time.Millisecond, ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond,
-		PoolTimeout: 250 * time.Millisecond, MaxRetries: 1, PoolSize: 64,
+		DialTimeout: CallTimeout, ReadTimeout: CallTimeout, WriteTimeout: CallTimeout,
+		PoolTimeout: CallTimeout, MaxRetries: -1, DialerRetries: 1, PoolSize: 64,
 		ContextTimeoutEnabled: true,
-	})
+	}
 }
 
 // New returns the tier in front of next.
@@ -87,7 +98,8 @@ func New(rdb goredis.UniversalClient, next source.Source, known *version.Known, 
 	if cfg.Stream == nil {
 		cfg.Stream = source.NoStream{}
 	}
-	return &Store{rdb: rdb, next: next, known: known, cfg: cfg, now: now, log: log, m: m}
+	return &Store{rdb: rdb, next: next, known: known, cfg: cfg, now: now, log: log, m: m,
+		br: breaker.New("l2", cfg.Backoff, nil, log, m)}
 }
 
 // FormatVersion is the version of the entry encoding, part of every key.
@@ -126,14 +138,22 @@ end
 return n
 `)
 
-func (s *Store) up() bool { return s.now().UnixNano() >= s.downUntil.Load() }
-
-func (s *Store) failed(op string, err error) {
-	s.m.BackendErrors.WithLabelValues("l2").Inc()
-	if s.downUntil.Load() < s.now().UnixNano() {
-		s.log.Warn("redis unavailable, skipping it", "op", op, "err", err, "for", s.cfg.Backoff)
+// call runs one Redis call through the breaker; it reports false without calling when the
+// tier is being skipped. goredis.Nil (no such key) is an answer, not a failure.
+func (s *Store) call(op string, f func() error) (ran bool, err error) {
+	done, ok := s.br.Allow()
+	if !ok {
+		return false, nil
 	}
-	s.downUntil.Store(s.now().Add(s.cfg.Backoff).UnixNano())
+	err = f()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		s.m.BackendErrors.WithLabelValues("l2").Inc()
+		s.log.Debug("redis call failed", "op", op, "err", err)
+		done(err)
+		return true, err
+	}
+	done(nil)
+	return true, nil
 }
 
 // Get answers from Redis when it holds a fresh state at least as new as the newest known
@@ -188,11 +208,10 @@ func instanceCodec(instance string) codec[source.InstanceResult] {
 
 // get is Get and Instance: rk is the Redis key.
 func get[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, next func(context.Context) (R, error), c codec[R]) (R, error) {
-	if s.up() {
-		r, ok, err := lookup(s, ctx, ck, rk, c)
-		if err != nil {
-			s.failed("get", err)
-		} else if ok {
+	var r R
+	var hit bool
+	if ran, err := s.call("get", func() (err error) { r, hit, err = lookup(s, ctx, ck, rk, c); return err }); ran && err == nil {
+		if hit {
 			s.m.Lookups.WithLabelValues("l2", "hit").Inc()
 			if r.IsFound() {
 				s.known.Observe(ck, r.Version(), s.now())
@@ -250,7 +269,7 @@ func lookup[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, c c
 // store writes r, read after this edge knew version want, unless it is older than that
 // (the script guards against newer versions in Redis, which other edges wrote).
 func store[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, r R, c codec[R], want int64) {
-	if !s.up() {
+	if s.br.Open() {
 		return
 	}
 	if r.Version() < want {
@@ -274,9 +293,11 @@ func store[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, r R,
 	if ttl < time.Millisecond {
 		return
 	}
-	n, err := fillScript.Run(ctx, s.rdb, []string{rk}, r.Version(), r.ReadAt().UnixMilli(), data, ttl.Milliseconds()).Int()
-	if err != nil {
-		s.failed("fill", err)
+	var n int
+	if ran, err := s.call("fill", func() (err error) {
+		n, err = fillScript.Run(ctx, s.rdb, []string{rk}, r.Version(), r.ReadAt().UnixMilli(), data, ttl.Milliseconds()).Int()
+		return err
+	}); !ran || err != nil {
 		return
 	}
 	if n == 0 {
@@ -288,16 +309,17 @@ func store[R source.Entry[R]](s *Store, ctx context.Context, ck, rk string, r R,
 // that the change touched that instance: older entries are replaced by tombstones that
 // refuse older fills.
 func (s *Store) Invalidate(ctx context.Context, brand, key, instance string, v int64) error {
-	if !s.up() {
-		return errors.New("redis skipped after a recent failure")
-	}
 	keys := []string{statePrefix + source.CacheKey(brand, key)}
 	if instance != "" {
 		keys = append(keys, instancePrefix+source.InstanceKey(brand, key, instance))
 	}
-	err := tombScript.Run(ctx, s.rdb, keys, v, s.cfg.TombstoneTTL.Milliseconds()).Err()
-	if err != nil && !errors.Is(err, goredis.Nil) {
-		s.failed("invalidate", err)
+	ran, err := s.call("invalidate", func() error {
+		return tombScript.Run(ctx, s.rdb, keys, v, s.cfg.TombstoneTTL.Milliseconds()).Err()
+	})
+	if !ran {
+		return errors.New("redis skipped after a recent failure")
+	}
+	if err != nil {
 		return fmt.Errorf("redis invalidate: %w", err)
 	}
 	return nil
@@ -305,3 +327,14 @@ func (s *Store) Invalidate(ctx context.Context, brand, key, instance string, v i
 
 // Ping checks Redis.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// DriverLog sends go-redis' own log lines (one per failed dial, on stderr by default) to
+// log at debug level: the tier's breaker already says, once, when Redis goes away and
+// comes back. It sets a process-wide logger.
+func DriverLog(log *slog.Logger) { goredis.SetLogger(driverLog{log}) }
+
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Printf(ctx context.Context, format string, v ...any) {
+	d.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}

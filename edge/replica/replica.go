@@ -4,7 +4,9 @@
 // primary when the replica is unreachable or lags behind a version this edge already
 // knows (so a lagging replica can never move an edge back in time). Reads are coalesced
 // per entry, bounded in concurrency and rate-limited, so a flood of unknown keys reaches
-// Postgres a bounded number of times. It connects as license_app; every read sets
+// Postgres a bounded number of times. A circuit breaker per pool (edge/breaker) skips a
+// replica or primary that just failed to answer, and lets one caller probe it per
+// interval. It connects as license_app; every read sets
 // app.brand_id (row-level security) in the same implicit transaction as its query.
 package replica
 
@@ -20,9 +22,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/licensing/licensing/edge/breaker"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
+	"github.com/licensing/licensing/internal/pgfault"
 	"github.com/licensing/licensing/internal/statusread"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
@@ -38,6 +42,9 @@ type Config struct {
 	// the limit fails with source.ErrUnavailable instead of reaching Postgres.
 	Rate  float64
 	Burst int
+	// Backoff is how long a pool that failed to answer is skipped before one caller probes
+	// it again (default 1s).
+	Backoff time.Duration
 }
 
 // ErrLimited is returned (wrapping source.ErrUnavailable) when the read limit is hit.
@@ -45,7 +52,7 @@ var ErrLimited = fmt.Errorf("backend read limit reached: %w", source.ErrUnavaila
 
 // Store reads snapshots from Postgres. Either pool may be nil.
 type Store struct {
-	replica, primary *pgxpool.Pool
+	replica, primary pool
 	known            *version.Known
 	cfg              Config
 	now              func() time.Time
@@ -60,6 +67,19 @@ type Store struct {
 }
 
 var _ source.Source = (*Store)(nil)
+
+// pool is one Postgres tier with its breaker.
+type pool struct {
+	name string
+	*pgxpool.Pool
+	br *breaker.Breaker
+}
+
+// errNoSlot: every read slot stayed busy for the read's timeout (the edge's own
+// congestion, which says nothing about the tier).
+var errNoSlot = errors.New("wait for a read slot")
+
+func fault(err error) bool { return !errors.Is(err, errNoSlot) && pgfault.Unavailable(err) }
 
 // Connect returns a lazily connecting pool for url ("" gives nil): the edge starts even
 // when Postgres is down.
@@ -101,7 +121,13 @@ func New(replica, primary *pgxpool.Pool, known *version.Known, cfg Config, now f
 	if cfg.Rate > 0 {
 		lim = rate.NewLimiter(rate.Limit(cfg.Rate), max(cfg.Burst, 1))
 	}
-	return &Store{replica: replica, primary: primary, known: known, cfg: cfg, now: now, log: log, m: m,
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Second
+	}
+	return &Store{
+		replica: pool{"replica", replica, breaker.New("replica", cfg.Backoff, fault, log, m)},
+		primary: pool{"primary", primary, breaker.New("primary", cfg.Backoff, fault, log, m)},
+		known:   known, cfg: cfg, now: now, log: log, m: m,
 		sem: make(chan struct{}, cfg.MaxConcurrent), lim: lim}
 }
 
@@ -111,9 +137,9 @@ func (s *Store) Reads() int64 { return s.reads.Load() }
 // Get reads the key's state, coalescing concurrent calls for one key.
 func (s *Store) Get(ctx context.Context, brand, key string) (source.Result, error) {
 	ck := source.CacheKey(brand, key)
-	return load(s, ctx, ck, func(ctx context.Context, pool *pgxpool.Pool, tier string) (source.Result, error) {
+	return load(s, ctx, ck, func(ctx context.Context, p pool) (source.Result, error) {
 		var r source.Result
-		err := s.read(ctx, pool, tier, brand, statusread.StateQuery, []any{brand, key}, func(br pgx.BatchResults) error {
+		err := s.read(ctx, p, brand, statusread.StateQuery, []any{brand, key}, func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
 				return err
@@ -132,9 +158,9 @@ func (s *Store) Get(ctx context.Context, brand, key string) (source.Result, erro
 // Instance reads the instance's activations on the key, coalescing concurrent calls.
 func (s *Store) Instance(ctx context.Context, brand, key, instance string) (source.InstanceResult, error) {
 	ck := source.InstanceKey(brand, key, instance)
-	return load(s, ctx, ck, func(ctx context.Context, pool *pgxpool.Pool, tier string) (source.InstanceResult, error) {
+	return load(s, ctx, ck, func(ctx context.Context, p pool) (source.InstanceResult, error) {
 		var r source.InstanceResult
-		err := s.read(ctx, pool, tier, brand, statusread.InstanceQuery, []any{brand, key, instance}, func(br pgx.BatchResults) error {
+		err := s.read(ctx, p, brand, statusread.InstanceQuery, []any{brand, key, instance}, func(br pgx.BatchResults) error {
 			var err error
 			r.Instance, r.Found, err = statusread.ScanInstance(br.QueryRow(), instance)
 			return err
@@ -146,18 +172,15 @@ func (s *Store) Instance(ctx context.Context, brand, key, instance string) (sour
 
 // load reads from the replica, or from the primary when the replica fails or lags behind
 // the version this edge knows for ck.
-func load[R source.Entry[R]](s *Store, ctx context.Context, ck string, read func(context.Context, *pgxpool.Pool, string) (R, error)) (R, error) {
+func load[R source.Entry[R]](s *Store, ctx context.Context, ck string, read func(context.Context, pool) (R, error)) (R, error) {
 	v, err, _ := s.sf.Do(ck, func() (any, error) {
 		known := s.known.Get(ck)
 		var errs []error
-		for _, t := range []struct {
-			name string
-			pool *pgxpool.Pool
-		}{{"replica", s.replica}, {"primary", s.primary}} {
-			if t.pool == nil {
+		for _, t := range []pool{s.replica, s.primary} {
+			if t.Pool == nil {
 				continue
 			}
-			r, err := read(ctx, t.pool, t.name)
+			r, err := read(ctx, t)
 			if err == nil {
 				result := "miss"
 				if r.IsFound() {
@@ -166,7 +189,7 @@ func load[R source.Entry[R]](s *Store, ctx context.Context, ck string, read func
 				s.m.Lookups.WithLabelValues(t.name, result).Inc()
 			}
 			switch {
-			case err == nil && !r.IsFound() && t.name == "replica" && s.primary != nil:
+			case err == nil && !r.IsFound() && t.name == "replica" && s.primary.Pool != nil:
 				// "no such key" from a replica may be a key committed since (the writer
 				// acknowledged it): only the primary may say so
 				errs = append(errs, errors.New("replica: not found, confirming on the primary"))
@@ -198,7 +221,7 @@ func load[R source.Entry[R]](s *Store, ctx context.Context, ck string, read func
 // read runs one query: set_config and the query are sent as one batch, which Postgres
 // runs in one implicit transaction, so the brand scope holds for the query and nothing
 // more (one round trip).
-func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, query string, args []any, scan func(pgx.BatchResults) error) error {
+func (s *Store) read(ctx context.Context, p pool, brand, query string, args []any, scan func(pgx.BatchResults) error) error {
 	if !s.lim.Allow() {
 		s.m.RateLimited.WithLabelValues("backend").Inc()
 		return ErrLimited
@@ -209,9 +232,13 @@ func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, query
 		cancelWait()
 	case <-wait.Done():
 		cancelWait()
-		return fmt.Errorf("%s: wait for a read slot: %w", tier, wait.Err())
+		return fmt.Errorf("%s: %w: %w", p.name, errNoSlot, wait.Err())
 	}
 	defer func() { <-s.sem }()
+	done, ok := p.br.Allow()
+	if !ok {
+		return fmt.Errorf("%s: skipped after failing to answer (one caller probes it every %s)", p.name, s.cfg.Backoff)
+	}
 	// Postgres cancels a slow statement itself (statement_timeout = Timeout, set by
 	// Connect) and the connection stays usable; the client deadline, a little later, only
 	// fires when the server is unreachable. A client-side cancel closes the connection,
@@ -227,7 +254,7 @@ func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, query
 		b.Queue(`SELECT set_config('app.brand_id', coalesce((SELECT id::text FROM brands WHERE slug = $1), ''), true)`, brand)
 	}
 	b.Queue(query, args...)
-	br := pool.SendBatch(ctx, b)
+	br := p.SendBatch(ctx, b)
 	_, err := br.Exec()
 	if err == nil {
 		err = scan(br)
@@ -235,10 +262,14 @@ func (s *Store) read(ctx context.Context, pool *pgxpool.Pool, tier, brand, query
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
+	done(err)
 	if err != nil {
-		s.m.BackendErrors.WithLabelValues(tier).Inc()
-		s.log.Warn("postgres read failed", "tier", tier, "err", err)
-		return fmt.Errorf("%s: %w", tier, err)
+		s.m.BackendErrors.WithLabelValues(p.name).Inc()
+		if !fault(err) {
+			// the tier answered with an error (the breaker logs tier failures once)
+			s.log.Warn("postgres read failed", "tier", p.name, "err", err)
+		}
+		return fmt.Errorf("%s: %w", p.name, err)
 	}
 	return nil
 }

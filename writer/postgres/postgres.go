@@ -10,17 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/puddle/v2"
+	"github.com/licensing/licensing/internal/pgfault"
 	"github.com/licensing/licensing/internal/statusread"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
@@ -219,31 +215,11 @@ func mapErr(op string, err error) error {
 	if errors.As(err, &pg) && pg.Code == "23505" {
 		return &problem.Error{Kind: problem.Conflict, Detail: "already exists"}
 	}
-	if Unavailable(err) {
+	if pgfault.Unavailable(err) {
 		return &problem.Error{Kind: problem.Unavailable, Detail: "the database is temporarily unavailable; retry later",
 			Cause: fmt.Errorf("%s: %w", op, err)}
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// Unavailable reports whether err means Postgres could not be reached or would not serve
-// (rather than a query that is wrong): a failed connection or a connection lost mid-way
-// (class 08, pgconn's connect and safe-to-retry errors, network errors, a timeout), a
-// server shutting down or starting up (57P01–57P03), too many connections (53300) or
-// another lack of resources (class 53), a pool that could not hand out a connection in
-// time.
-func Unavailable(err error) bool {
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
-		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "53") ||
-			pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03"
-	}
-	var ce *pgconn.ConnectError
-	var ne net.Error
-	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.As(err, &ne) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, puddle.ErrClosedPool) || strings.Contains(err.Error(), "conn closed")
 }
 
 func jsonOrNil(v any) ([]byte, error) {

@@ -1,0 +1,70 @@
+// Package breaker guards a tier of the edge (Redis, the replica, the primary) with a
+// circuit breaker (github.com/sony/gobreaker): after a failure the tier is skipped for a
+// while (every caller goes on at once to the next tier), then exactly one caller probes it
+// while the others keep skipping it, and one success closes it again. A dead dependency
+// thus costs one failed call per probe interval, not one per request, and nobody waits
+// for a dependency another caller is already finding out about. State changes are logged
+// once and exported as license_edge_tier_open{tier}.
+package breaker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/licensing/licensing/edge/metrics"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Breaker guards one tier.
+type Breaker struct {
+	tier string
+	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+}
+
+// New returns a closed breaker for tier that stays open for open after a failure. fault
+// says whether an error is the tier's failure (nil: every error is); any other error is
+// an answer, as is any error when the caller gave up (context.Canceled).
+func New(tier string, open time.Duration, fault func(error) bool, log *slog.Logger, m *metrics.Metrics) *Breaker {
+	if fault == nil {
+		fault = func(error) bool { return true }
+	}
+	b := &Breaker{tier: tier}
+	m.TierOpen.WithLabelValues(tier).Set(0)
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        tier,
+		MaxRequests: 1, // half-open: one probe
+		Timeout:     open,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 1 },
+		// a caller giving up (its own deadline or cancellation) says nothing about the tier
+		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
+		IsSuccessful: func(err error) bool { return err == nil || !fault(err) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			switch to {
+			case gobreaker.StateOpen:
+				m.TierOpen.WithLabelValues(tier).Set(1)
+				if from == gobreaker.StateClosed {
+					log.Warn("tier unavailable: skipping it, one caller probes it every interval", "tier", tier, "interval", open)
+				}
+			case gobreaker.StateClosed:
+				m.TierOpen.WithLabelValues(tier).Set(0)
+				log.Info("tier available again", "tier", tier)
+			}
+		},
+	})
+	return b
+}
+
+// Allow says whether to call the tier now; when ok, done must be called with the call's
+// error (nil for success).
+func (b *Breaker) Allow() (done func(error), ok bool) {
+	d, err := b.cb.Allow()
+	if err != nil {
+		return nil, false
+	}
+	return d, true
+}
+
+// Open reports whether the tier is being skipped.
+func (b *Breaker) Open() bool { return b.cb.State() != gobreaker.StateClosed }
