@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make up`: the whole local topology on loopback.
 #   Postgres primary :15432 + streaming replica :15433, Redis :16379, NATS :14222,
-#   writer :8080, edges :8081 and :8082 (when edge/cmd/edge exists),
+#   writers :8080 and :8083 (one Postgres; the outbox relay runs on whichever holds
+#   its lease), edges :8081 and :8082 relaying writes to both writers,
 #   plus demo brands, products and a license key (first run only).
 # Idempotent: with everything running it only prints the summary again.
 set -euo pipefail
@@ -14,12 +15,15 @@ PG_REPLICA_PORT=${PG_REPLICA_PORT:-15433}
 REDIS_PORT=${REDIS_PORT:-16379}
 NATS_PORT=${NATS_PORT:-14222}
 WRITER_PORT=${WRITER_PORT:-8080}
+WRITER2_PORT=${WRITER2_PORT:-8083}
+WRITER_PORTS=("$WRITER_PORT" "$WRITER2_PORT")
 EDGE_PORTS=("${EDGE1_PORT:-8081}" "${EDGE2_PORT:-8082}")
 export PG_PORT PG_REPLICA_PORT REDIS_PORT NATS_PORT
 
 DATA="$REPO_ROOT/.data/local"
 LOGS="$DATA/logs"
 WRITER_URL="http://127.0.0.1:$WRITER_PORT"
+WRITER2_URL="http://127.0.0.1:$WRITER2_PORT"
 PRIMARY_APP_URL="postgres://license_app:license_app@127.0.0.1:$PG_PORT/licensing?sslmode=disable"
 REPLICA_APP_URL="postgres://license_app:license_app@127.0.0.1:$PG_REPLICA_PORT/licensing?sslmode=disable"
 MIGRATE_URL="postgres://postgres@127.0.0.1:$PG_PORT/licensing?sslmode=disable"
@@ -51,7 +55,6 @@ fi
 OPERATOR_TOKEN=$(cat "$TOKEN_FILE")
 
 WRITER_ENV=(
-	"WRITER_ADDR=127.0.0.1:$WRITER_PORT"
 	"WRITER_DATABASE_URL=$PRIMARY_APP_URL"
 	"WRITER_MIGRATE_DATABASE_URL=$MIGRATE_URL"
 	"WRITER_NATS_URL=$NATS_URL"
@@ -93,17 +96,28 @@ wait_ready() {
 	log "$name ready at $url"
 }
 
-# --- writer --------------------------------------------------------------------
-WRITER_PID="$DATA/writer.pid"
-WRITER_LOG="$LOGS/writer.log"
-if pid_alive "$WRITER_PID" writer; then
-	log "writer already running (pid $(cat "$WRITER_PID")); 'make down && make up' restarts it with new code"
-else
-	log "running migrations"
-	env "${WRITER_ENV[@]}" bin/writer migrate
-	start_bg writer "$WRITER_PID" "$WRITER_LOG" bin/writer -- "${WRITER_ENV[@]}"
-fi
-wait_ready writer "$WRITER_PID" "$WRITER_LOG" "$WRITER_URL"
+# --- writers -------------------------------------------------------------------
+# a writer started by an earlier version of this script (one writer, writer.pid)
+stop_pidfile "$DATA/writer.pid" writer 30
+MIGRATED=0
+for i in 1 2; do
+	port=${WRITER_PORTS[$((i - 1))]}
+	if pid_alive "$DATA/writer-$i.pid" writer; then
+		log "writer-$i already running (pid $(cat "$DATA/writer-$i.pid")); 'make down && make up' restarts it with new code"
+		continue
+	fi
+	if ((!MIGRATED)); then
+		log "running migrations"
+		env "${WRITER_ENV[@]}" bin/writer migrate
+		MIGRATED=1
+	fi
+	start_bg "writer-$i" "$DATA/writer-$i.pid" "$LOGS/writer-$i.log" bin/writer -- "${WRITER_ENV[@]}" \
+		"WRITER_ADDR=127.0.0.1:$port"
+done
+for i in 1 2; do
+	port=${WRITER_PORTS[$((i - 1))]}
+	wait_ready "writer-$i" "$DATA/writer-$i.pid" "$LOGS/writer-$i.log" "http://127.0.0.1:$port"
+done
 
 # --- edges ----------------------------------------------------------------------
 EDGES_RUNNING=0
@@ -117,7 +131,7 @@ if [[ -x bin/edge ]]; then
 			"EDGE_PRIMARY_URL=$PRIMARY_APP_URL" \
 			"EDGE_REDIS_ADDR=127.0.0.1:$REDIS_PORT" \
 			"EDGE_NATS_URL=$NATS_URL" \
-			"EDGE_WRITER_URL=$WRITER_URL"
+			"EDGE_WRITER_URL=$WRITER_URL,$WRITER2_URL"
 	done
 	for i in 1 2; do
 		port=${EDGE_PORTS[$((i - 1))]}
@@ -220,7 +234,7 @@ K=$DEMO_LICENSE_KEY
 cat <<EOF
 
 ================ licensing: local topology is up ================
-writer      $W   (log .data/local/logs/writer.log)
+writers     $W  $WRITER2_URL   (logs .data/local/logs/writer-*.log; either serves every call)
 EOF
 if ((EDGES_RUNNING)); then
 	echo "edges       http://127.0.0.1:${EDGE_PORTS[0]}  http://127.0.0.1:${EDGE_PORTS[1]}   (logs .data/local/logs/edge-*.log)"

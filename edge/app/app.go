@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -46,7 +47,7 @@ type Config struct {
 	RedisAddr  string `env:"REDIS_ADDR" envDefault:"127.0.0.1:16379" help:"regional Redis, host:port (off: no L2)"`
 	RedisPass  string `env:"REDIS_PASSWORD" mask:"secret" help:"Redis password"`
 	NATSURL    string `env:"NATS_URL" envDefault:"nats://127.0.0.1:14222" mask:"url" help:"NATS for change events (off: none; the revalidation ceiling still holds)"`
-	WriterURL  string `env:"WRITER_URL" envDefault:"http://127.0.0.1:8080" help:"the writer, for relayed activations and deactivations (off: writes answer 503)"`
+	WriterURL  string `env:"WRITER_URL" envDefault:"http://127.0.0.1:8080" help:"the writers, comma-separated in order of preference, for relayed activations and deactivations; a writer that fails is skipped for TIER_PROBE_EVERY (off: writes answer 503)"`
 
 	L1Bytes     int64         `env:"L1_BYTES" envDefault:"268435456" help:"memory budget of the in-process cache in bytes (0: no L1)"`
 	Ceiling     time.Duration `env:"REVALIDATE_CEILING" envDefault:"30s" help:"hard revalidation ceiling of every cached entry"`
@@ -182,7 +183,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 
 	var rel server.Relayer
 	if enabled(cfg.WriterURL) {
-		c, err := relay.New(relay.Config{WriterURL: cfg.WriterURL, Timeout: cfg.WriterTimeout, MaxConns: cfg.WriterMaxConns})
+		c, err := relay.New(relay.Config{WriterURLs: strings.Split(cfg.WriterURL, ","), Timeout: cfg.WriterTimeout,
+			MaxConns: cfg.WriterMaxConns, ProbeEvery: cfg.TierProbeEvery}, log, m)
 		if err != nil {
 			return err
 		}

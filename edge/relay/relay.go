@@ -1,40 +1,62 @@
 // Package relay forwards the public writes an edge receives (activation, deactivation) to
-// the writer over a pooled fasthttp client with timeouts, passing on the request id and
+// the writers over pooled fasthttp clients with timeouts, passing on the request id and
 // the client's address, and returns the writer's status and body unchanged. The edge
 // never writes licensing data itself.
+//
+// With several writers (they share one Postgres primary), a request goes to the first
+// writer whose circuit breaker (edge/breaker) is closed; when the call fails without an
+// answer (refused, reset, timed out), it is sent to the next writer, once per writer.
+// Repeating a public write is safe: an activation is idempotent per instance (the repeat
+// answers 200 with the same body), and a deactivation repeated after the first one took
+// effect answers 404 activation_not_found, exactly as the plugin's own retry would. A
+// writer that failed is skipped for ProbeEvery, then one request probes it.
 package relay
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
+	"github.com/licensing/licensing/edge/breaker"
+	"github.com/licensing/licensing/edge/metrics"
 	"github.com/valyala/fasthttp"
 )
 
 // Config configures the client.
 type Config struct {
-	// WriterURL is the writer's base URL (http or https).
-	WriterURL string
+	// WriterURLs are the writers' base URLs (http or https), in order of preference.
+	WriterURLs []string
 	// Timeout bounds one relayed call, connect to last byte (default 10s).
 	Timeout time.Duration
-	// MaxConns bounds connections to the writer (default 256).
+	// MaxConns bounds connections to each writer (default 256).
 	MaxConns int
+	// ProbeEvery is how long a writer that failed is skipped (default 1s).
+	ProbeEvery time.Duration
 }
 
-// Client relays requests to the writer.
+// Client relays requests to the writers.
 type Client struct {
-	hc      *fasthttp.HostClient
-	host    string
+	writers []writer
 	timeout time.Duration
 }
 
-// New returns a client for the writer.
-func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.WriterURL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("writer url %q: must be http(s)://host[:port]", cfg.WriterURL)
+type writer struct {
+	hc   *fasthttp.HostClient
+	host string
+	br   *breaker.Breaker
+}
+
+// ErrNoWriter is returned when every writer was skipped or failed.
+var ErrNoWriter = errors.New("no writer answered")
+
+// New returns a client for the writers.
+func New(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Client, error) {
+	if len(cfg.WriterURLs) == 0 {
+		return nil, errors.New("no writer url")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -42,32 +64,44 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 256
 	}
-	addr := u.Host
-	if u.Port() == "" {
-		if u.Scheme == "https" {
-			addr = net.JoinHostPort(u.Hostname(), "443")
-		} else {
-			addr = net.JoinHostPort(u.Hostname(), "80")
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = time.Second
+	}
+	c := &Client{timeout: cfg.Timeout}
+	for _, raw := range cfg.WriterURLs {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("writer url %q: must be http(s)://host[:port]", raw)
 		}
+		addr := u.Host
+		if u.Port() == "" {
+			if u.Scheme == "https" {
+				addr = net.JoinHostPort(u.Hostname(), "443")
+			} else {
+				addr = net.JoinHostPort(u.Hostname(), "80")
+			}
+		}
+		hc := &fasthttp.HostClient{
+			Addr:                     addr,
+			Name:                     "license-edge",
+			IsTLS:                    u.Scheme == "https",
+			MaxConns:                 cfg.MaxConns,
+			ReadTimeout:              cfg.Timeout,
+			WriteTimeout:             cfg.Timeout,
+			MaxIdleConnDuration:      30 * time.Second,
+			MaxConnWaitTimeout:       cfg.Timeout,
+			NoDefaultUserAgentHeader: true,
+			// the client never retries on its own: Forward decides which writer is next
+			MaxIdemponentCallAttempts: 1,
+			RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+				return fasthttp.DialTimeout(addr, min(timeout, 2*time.Second))
+			},
+		}
+		c.writers = append(c.writers, writer{hc: hc, host: u.Host,
+			br: breaker.New("writer "+u.Host, cfg.ProbeEvery, nil, log, m)})
 	}
-	hc := &fasthttp.HostClient{
-		Addr:                     addr,
-		Name:                     "license-edge",
-		IsTLS:                    u.Scheme == "https",
-		MaxConns:                 cfg.MaxConns,
-		ReadTimeout:              cfg.Timeout,
-		WriteTimeout:             cfg.Timeout,
-		MaxIdleConnDuration:      30 * time.Second,
-		MaxConnWaitTimeout:       cfg.Timeout,
-		NoDefaultUserAgentHeader: true,
-		// a write is never retried by the client: the writer decides about replays
-		MaxIdemponentCallAttempts: 1,
-		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-			return fasthttp.DialTimeout(addr, min(timeout, 2*time.Second))
-		},
-	}
-	return &Client{hc: hc, host: u.Host, timeout: cfg.Timeout}, nil
+	return c, nil
 }
 
 // passed are the request headers relayed to the writer besides the ones set here.
@@ -76,7 +110,7 @@ var passed = []string{"Content-Type", "Idempotency-Key", "User-Agent", "Accept"}
 // returned are the response headers copied back to the client.
 var returned = []string{"Content-Type", "Retry-After", "Idempotent-Replayed", "Cache-Control", "Location"}
 
-// Forward sends ctx's request to the writer at the same path and query and writes the
+// Forward sends ctx's request to a writer at the same path and query and writes the
 // writer's answer into ctx's response. On error nothing has been written.
 func (c *Client) Forward(ctx *fasthttp.RequestCtx, requestID string) error {
 	req := fasthttp.AcquireRequest()
@@ -86,7 +120,6 @@ func (c *Client) Forward(ctx *fasthttp.RequestCtx, requestID string) error {
 
 	req.Header.SetMethodBytes(ctx.Method())
 	req.SetRequestURIBytes(ctx.Request.URI().RequestURI())
-	req.Header.SetHost(c.host)
 	for _, h := range passed {
 		if v := ctx.Request.Header.Peek(h); len(v) > 0 {
 			req.Header.SetBytesV(h, v)
@@ -100,21 +133,37 @@ func (c *Client) Forward(ctx *fasthttp.RequestCtx, requestID string) error {
 	req.Header.Set("X-Forwarded-For", ip)
 	req.SetBodyRaw(ctx.Request.Body())
 
-	if err := c.hc.DoTimeout(req, resp, c.timeout); err != nil {
-		return fmt.Errorf("relay to writer: %w", err)
-	}
-	ctx.Response.SetStatusCode(resp.StatusCode())
-	for _, h := range returned {
-		if v := resp.Header.Peek(h); len(v) > 0 {
-			ctx.Response.Header.SetBytesV(h, v)
+	var errs []error
+	for _, w := range c.writers {
+		done, ok := w.br.Allow()
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: skipped after failing", w.host))
+			continue
 		}
+		req.Header.SetHost(w.host)
+		err := w.hc.DoTimeout(req, resp, c.timeout)
+		done(err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", w.host, err))
+			resp.Reset()
+			continue
+		}
+		ctx.Response.SetStatusCode(resp.StatusCode())
+		for _, h := range returned {
+			if v := resp.Header.Peek(h); len(v) > 0 {
+				ctx.Response.Header.SetBytesV(h, v)
+			}
+		}
+		ctx.Response.SetBody(resp.Body())
+		return nil
 	}
-	ctx.Response.SetBody(resp.Body())
-	return nil
+	return fmt.Errorf("relay to writer: %w: %w", ErrNoWriter, errors.Join(errs...))
 }
 
-// SetDialer replaces how c connects to the writer (tests: in-memory listeners).
+// SetDialer replaces how c connects to the writers (tests: in-memory listeners).
 func SetDialer(c *Client, dial func(addr string) (net.Conn, error)) {
-	c.hc.DialTimeout = nil
-	c.hc.Dial = dial
+	for _, w := range c.writers {
+		w.hc.DialTimeout = nil
+		w.hc.Dial = dial
+	}
 }

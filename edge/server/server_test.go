@@ -217,7 +217,8 @@ func TestRelayPassesThrough(t *testing.T) {
 	go writer.Serve(ln) //nolint:errcheck
 	defer writer.Shutdown()
 
-	rel, err := relay.New(relay.Config{WriterURL: "http://writer.internal", Timeout: 2 * time.Second})
+	rel, err := relay.New(relay.Config{WriterURLs: []string{"http://writer.internal"}, Timeout: 2 * time.Second},
+		slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -102,7 +103,14 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, cfg Config, log *slog.Logge
 	if cfg.LeaseTimeout <= 0 {
 		cfg.LeaseTimeout = 3 * time.Second
 	}
-	return &Relay{pool: pool, js: js, cfg: cfg, log: log, m: m, holder: uuid.NewString(), wake: make(chan struct{}, 1)}
+	return &Relay{pool: pool, js: js, cfg: cfg, log: log, m: m, holder: holderName(), wake: make(chan struct{}, 1)}
+}
+
+// holderName names this relay in the lease row: host and pid for people reading the
+// table, a random suffix so that two relays never share a name.
+func holderName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8])
 }
 
 // Leading reports whether this relay holds the lease.
