@@ -8,9 +8,13 @@
 // is a lease in Postgres (table leases): the leader renews it every RenewEvery, another
 // writer takes it over once it has gone LeaseTimeout without renewal, and everything the
 // leader writes as leader is fenced by its lease token. A leader that was paused (SIGSTOP,
-// a long GC, a stalled VM) checks its lease before each round when it wakes up and stops;
-// rows it may still publish from before the pause are deduplicated by JetStream's message
-// ids.
+// a long GC, a stalled VM) checks its lease before each round when it wakes up and stops.
+// What it was about to publish when it was paused is fenced in JetStream itself: every
+// message the leader publishes (changes and heartbeats) expects the stream's last sequence
+// to be the one the leader last saw (read when it took the lease, advanced by its own
+// acknowledgements), so once the new leader has published anything, a stale leader's
+// publish is refused and nothing is stored twice, however long the pause (message-id
+// deduplication alone would only cover its two-minute window).
 //
 // Heartbeats: after every round that left nothing unsent, and at least every
 // HeartbeatEvery while idle, the leader publishes a heartbeat into the same stream (subject
@@ -177,6 +181,29 @@ func (r *Relay) Run(ctx context.Context) error {
 
 var errNotLeader = errors.New("another writer leads the outbox relay")
 
+// errSeqMoved: JetStream refused a publish because the stream's last sequence is not the
+// one this relay expected (another relay published, or a re-publish was deduplicated).
+var errSeqMoved = errors.New("stream sequence moved")
+
+func wrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// lastSeq reads the stream's last sequence.
+func (r *Relay) lastSeq(ctx context.Context) (uint64, error) {
+	s, err := r.js.Stream(ctx, event.Stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", event.Stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", event.Stream, err)
+	}
+	return info.State.LastSeq, nil
+}
+
 func (r *Relay) setLeading(v bool) {
 	if r.leading.Swap(v) != v {
 		if v {
@@ -203,6 +230,12 @@ func (r *Relay) lead(ctx context.Context) error {
 		return err
 	}
 	token, err := r.acquire(ctx, c)
+	if err != nil {
+		return err
+	}
+	// read after taking the lease: a stale leader's later publish cannot match it once
+	// this relay published
+	seq, err := r.lastSeq(ctx)
 	if err != nil {
 		return err
 	}
@@ -236,16 +269,23 @@ func (r *Relay) lead(ctx context.Context) error {
 			}
 		}
 		start := time.Now()
-		n, err := r.round(ctx, c, token)
-		if err != nil {
-			return err
-		}
-		if n < r.cfg.BatchSize && time.Since(lastHeartbeat) >= r.cfg.HeartbeatEvery {
+		n, err := r.round(ctx, c, token, &seq)
+		if err == nil && n < r.cfg.BatchSize && time.Since(lastHeartbeat) >= r.cfg.HeartbeatEvery {
 			// every row committed before start was visible to the round and is published
-			if err := r.heartbeat(ctx, start); err != nil {
+			if err = r.heartbeat(ctx, start, &seq); err == nil {
+				lastHeartbeat = time.Now()
+			}
+		}
+		if errors.Is(err, errSeqMoved) {
+			// re-read the sequence; the next round checks the lease before publishing
+			r.log.Debug("outbox relay: stream sequence moved, re-reading it", "holder", r.holder)
+			if seq, err = r.lastSeq(ctx); err != nil {
 				return err
 			}
-			lastHeartbeat = time.Now()
+			continue
+		}
+		if err != nil {
+			return err
 		}
 		if time.Since(lastCleanup) > time.Minute {
 			if _, err := c.Exec(ctx, "DELETE FROM outbox WHERE sent_at < now() - $1::interval", r.cfg.Retention.String()); err != nil {
@@ -305,7 +345,7 @@ type row struct {
 // round checks the lease, publishes one batch and returns how many rows it read. A lease
 // taken over meanwhile (this writer stalled past it) ends the round with errNotLeader
 // before anything is read or published.
-func (r *Relay) round(ctx context.Context, c *pgx.Conn, token string) (int, error) {
+func (r *Relay) round(ctx context.Context, c *pgx.Conn, token string, seq *uint64) (int, error) {
 	// the lease check and the read in one statement
 	rows, err := c.Query(ctx, `SELECT l.held, o.id, o.subject, o.payload || jsonb_build_object('id', o.id), o.created_at
 		FROM (SELECT EXISTS (SELECT 1 FROM leases WHERE name = $2 AND token = $3) AS held) l
@@ -341,7 +381,7 @@ func (r *Relay) round(ctx context.Context, c *pgx.Conn, token string) (int, erro
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	acked, perr := r.publish(ctx, batch)
+	acked, perr := r.publish(ctx, batch, seq)
 	if len(acked) > 0 {
 		tag, err := c.Exec(ctx, `UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1)
 			AND EXISTS (SELECT 1 FROM leases WHERE name = $2 AND token = $3)`, acked, LeaseName, token)
@@ -357,7 +397,7 @@ func (r *Relay) round(ctx context.Context, c *pgx.Conn, token string) (int, erro
 		}
 	}
 	if perr != nil {
-		if r.m.Failed != nil {
+		if r.m.Failed != nil && !errors.Is(perr, errSeqMoved) {
 			r.m.Failed()
 		}
 		return 0, perr
@@ -365,14 +405,15 @@ func (r *Relay) round(ctx context.Context, c *pgx.Conn, token string) (int, erro
 	return len(batch), nil
 }
 
-// publish sends the batch asynchronously and returns the ids of the longest prefix that
-// JetStream acknowledged (the rest is retried, in order, next round).
-func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
+// publish sends the batch asynchronously, message i expecting the stream's last sequence
+// to be *seq+i, and returns the ids of the longest prefix that JetStream acknowledged (the
+// rest is retried, in order, next round), advancing *seq past what it stored.
+func (r *Relay) publish(ctx context.Context, batch []row, seq *uint64) ([]int64, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	var sendErr error
-	for _, x := range batch {
+	for i, x := range batch {
 		f, err := r.js.PublishAsync(x.subject, x.payload, jetstream.WithMsgID(event.MsgID(x.id)),
-			jetstream.WithExpectStream(event.Stream))
+			jetstream.WithExpectStream(event.Stream), jetstream.WithExpectLastSequence(*seq+uint64(i)))
 		if err != nil {
 			sendErr = fmt.Errorf("publish outbox %d: %w", x.id, err)
 			break
@@ -384,12 +425,21 @@ func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
 	acked := make([]int64, 0, len(futures))
 	for i, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
 			acked = append(acked, batch[i].id)
+			if ack.Duplicate {
+				// stored before (a re-publish after a lost acknowledgement): the stream
+				// did not move, so the messages pipelined after this one will be refused
+				continue
+			}
+			*seq = ack.Sequence
 			if r.m.Lag != nil {
 				r.m.Lag(time.Since(batch[i].created))
 			}
 		case err := <-f.Err():
+			if wrongLastSeq(err) {
+				return acked, errSeqMoved
+			}
 			return acked, fmt.Errorf("publish outbox %d: %w", batch[i].id, err)
 		case <-timeout.C:
 			return acked, fmt.Errorf("publish outbox %d: ack timeout", batch[i].id)
@@ -402,16 +452,22 @@ func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
 
 // heartbeat publishes the certification that every row committed before certified has
 // been published (and acknowledged).
-func (r *Relay) heartbeat(ctx context.Context, certified time.Time) error {
+func (r *Relay) heartbeat(ctx context.Context, certified time.Time, seq *uint64) error {
 	b, err := json.Marshal(event.Heartbeat{Type: event.HeartbeatType, CertifiedAt: certified.UTC(), Holder: r.holder})
 	if err != nil {
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
 	defer cancel()
-	if _, err := r.js.Publish(pctx, event.HeartbeatSubject, b, jetstream.WithExpectStream(event.Stream)); err != nil {
+	ack, err := r.js.Publish(pctx, event.HeartbeatSubject, b, jetstream.WithExpectStream(event.Stream),
+		jetstream.WithExpectLastSequence(*seq))
+	if wrongLastSeq(err) {
+		return errSeqMoved
+	}
+	if err != nil {
 		return fmt.Errorf("publish heartbeat: %w", err)
 	}
+	*seq = ack.Sequence
 	if r.m.Heartbeat != nil {
 		r.m.Heartbeat()
 	}
