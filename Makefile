@@ -1,7 +1,7 @@
 # Local development and CI entry points. See deploy/local/*.sh.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load clean-data services-test-up services-test-down
+.PHONY: up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
 	@deploy/local/up.sh
@@ -46,6 +46,10 @@ seed: ## load-test data into the `make up` database (ACTIVATIONS=1000000 PREFIX=
 
 load: ## Go load harness against `make up` (SCENARIOS=status,activation_storm,mix)
 	go run ./loadtest/cmd/load run -scenario $(or $(SCENARIOS),status,activation_storm,mix) -manifest .data/loadtest/manifest.json
+
+chaos: ## fault-injection harness: its own topology under .data/chaos, every scenario (SCENARIOS=a,b), tables in .data/chaos/report.md
+	@deploy/local/deps.sh
+	go run ./loadtest/cmd/chaos -scenarios $(or $(SCENARIOS),all) -markdown .data/chaos/report.md
 
 bench: ## baselines side by side at 100k and 10M activations against `make up` (SIZES="100k 10m"), then the edge tiers
 	@loadtest/bench.sh

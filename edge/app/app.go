@@ -47,7 +47,7 @@ type Config struct {
 	RedisAddr  string `env:"REDIS_ADDR" envDefault:"127.0.0.1:16379" help:"regional Redis, host:port (off: no L2)"`
 	RedisPass  string `env:"REDIS_PASSWORD" mask:"secret" help:"Redis password"`
 	NATSURL    string `env:"NATS_URL" envDefault:"nats://127.0.0.1:14222" mask:"url" help:"NATS for change events (off: none; the revalidation ceiling still holds)"`
-	WriterURL  string `env:"WRITER_URL" envDefault:"http://127.0.0.1:8080" help:"the writers, comma-separated in order of preference, for relayed activations and deactivations; a writer that fails is skipped for TIER_PROBE_EVERY (off: writes answer 503)"`
+	WriterURL  string `env:"WRITER_URL" envDefault:"http://127.0.0.1:8080" help:"the writers, comma-separated, for relayed activations and deactivations (round robin; a writer that fails is skipped for TIER_PROBE_EVERY and the next one is tried) (off: writes answer 503)"`
 
 	L1Bytes     int64         `env:"L1_BYTES" envDefault:"268435456" help:"memory budget of the in-process cache in bytes (0: no L1)"`
 	Ceiling     time.Duration `env:"REVALIDATE_CEILING" envDefault:"30s" help:"hard revalidation ceiling of every cached entry"`
@@ -65,7 +65,7 @@ type Config struct {
 	TierProbeEvery      time.Duration `env:"TIER_PROBE_EVERY" envDefault:"1s" help:"a tier (Redis, replica, primary) that failed is skipped this long, then one request probes it"`
 	ClientRate          int           `env:"CLIENT_RATE" envDefault:"0" help:"public requests per second per client IP (0: off)"`
 	ClientBurst         int           `env:"CLIENT_BURST" envDefault:"100" help:"burst of the per-IP limit"`
-	WriterTimeout       time.Duration `env:"WRITER_TIMEOUT" envDefault:"10s" help:"bound of one relayed write"`
+	WriterTimeout       time.Duration `env:"WRITER_TIMEOUT" envDefault:"3s" help:"bound of one relayed write (then the next writer is tried)"`
 	WriterMaxConns      int           `env:"WRITER_MAX_CONNS" envDefault:"256" help:"connections to the writer"`
 	VersionRetain       time.Duration `env:"VERSION_RETAIN" envDefault:"1h" help:"known versions of idle keys are forgotten after this"`
 	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"graceful shutdown deadline"`

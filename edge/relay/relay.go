@@ -3,9 +3,10 @@
 // the client's address, and returns the writer's status and body unchanged. The edge
 // never writes licensing data itself.
 //
-// With several writers (they share one Postgres primary), a request goes to the first
-// writer whose circuit breaker (edge/breaker) is closed; when the call fails without an
-// answer (refused, reset, timed out), it is sent to the next writer, once per writer.
+// With several writers (they share one Postgres primary), requests go round robin to the
+// writers whose circuit breaker (edge/breaker) is closed; when a call fails without an
+// answer (refused, reset, timed out), the request is sent to the next writer, once per
+// writer.
 // Repeating a public write is safe: an activation is idempotent per instance (the repeat
 // answers 200 with the same body), and a deactivation repeated after the first one took
 // effect answers 404 activation_not_found, exactly as the plugin's own retry would. A
@@ -19,6 +20,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/licensing/licensing/edge/breaker"
@@ -28,9 +30,9 @@ import (
 
 // Config configures the client.
 type Config struct {
-	// WriterURLs are the writers' base URLs (http or https), in order of preference.
+	// WriterURLs are the writers' base URLs (http or https).
 	WriterURLs []string
-	// Timeout bounds one relayed call, connect to last byte (default 10s).
+	// Timeout bounds one relayed call, connect to last byte (default 3s).
 	Timeout time.Duration
 	// MaxConns bounds connections to each writer (default 256).
 	MaxConns int
@@ -42,6 +44,7 @@ type Config struct {
 type Client struct {
 	writers []writer
 	timeout time.Duration
+	next    atomic.Uint64
 }
 
 type writer struct {
@@ -59,7 +62,7 @@ func New(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Client, error) {
 		return nil, errors.New("no writer url")
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = 3 * time.Second
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 256
@@ -134,7 +137,9 @@ func (c *Client) Forward(ctx *fasthttp.RequestCtx, requestID string) error {
 	req.SetBodyRaw(ctx.Request.Body())
 
 	var errs []error
-	for _, w := range c.writers {
+	first := int(c.next.Add(1) % uint64(len(c.writers)))
+	for i := range c.writers {
+		w := c.writers[(first+i)%len(c.writers)]
 		done, ok := w.br.Allow()
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: skipped after failing", w.host))

@@ -1,0 +1,115 @@
+package chaos
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/licensing/licensing/internal/dbtest"
+)
+
+// TestShortChaos is the shortened harness of `make test`: writers, edges, Redis and NATS
+// of its own (on the test services' Postgres primary and replica, in a fresh database),
+// a kill -9 of a writer twice and a Redis outage under load, every invariant checked.
+func TestShortChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a topology of real processes and runs load for about a minute (-short)")
+	}
+	primary := dbtest.Env(t, dbtest.EnvPG)
+	replica := dbtest.Env(t, dbtest.EnvReplica)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	topo, err := Start(ctx, Config{Dir: t.TempDir(), BasePort: 29400, ExternalPG: &ExternalPG{primary, replica}, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer topo.Close()
+	var last *Report
+	for _, s := range Short() {
+		rep := RunScenario(ctx, topo, s, LoadConfig{}, t.Logf)
+		last = rep
+		t.Log("\n" + rep.Table())
+		if !rep.OK() {
+			t.Errorf("scenario %s failed (table above)", s.Name)
+		}
+		for _, p := range rep.Phases {
+			if p.Checks == 0 || p.Writes == 0 {
+				t.Errorf("%s %s: %d status checks, %d writes: the load did not run", s.Name, p.Phase, p.Checks, p.Writes)
+			}
+		}
+	}
+	t.Run("checker catches violations", func(t *testing.T) { checkerCatches(t, ctx, topo, last.ops) })
+}
+
+// checkerCatches corrupts what the scenario left behind, one way per check, through the
+// superuser (past every rule of the service), and asserts that the check fails.
+func checkerCatches(t *testing.T, ctx context.Context, topo *Topology, ops []*Op) {
+	db, err := pgx.Connect(ctx, topo.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	c := NewChecker(topo)
+	c.Converge = 2 * time.Second
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	var prov, act *Op
+	for _, o := range ops {
+		switch {
+		case prov == nil && o.Kind == "provision" && o.Acked():
+			prov = o
+		case act == nil && o.Kind == "activate" && o.Status == 201:
+			act = o
+		}
+	}
+	if prov == nil || act == nil {
+		t.Fatal("the load made no acknowledged provisioning or activation")
+	}
+	expectFail := func(what string, ch Check) {
+		t.Helper()
+		if ch.OK() {
+			t.Errorf("%s: check %q did not notice", what, ch.Name)
+		}
+	}
+	// a second key stored for one Idempotency-Key
+	exec(`INSERT INTO license_keys (id, brand_id, key, customer_email, version)
+		SELECT gen_random_uuid(), brand_id, key || 'X', customer_email, 1 FROM license_keys WHERE key = $1`, prov.Key)
+	expectFail("duplicate key", c.provisioning(ctx, db, ops))
+	expectFail("a key without licenses", c.orphans(ctx, db))
+	expectFail("a key without outbox rows", c.events(ctx, db)[0])
+	exec(`DELETE FROM license_keys WHERE key = $1`, prov.Key+"X")
+
+	// the last acknowledged answer on a pair changed behind the service's back
+	var last *Op
+	for _, o := range ops {
+		if (o.Kind == "activate" || o.Kind == "deactivate") && o.LicenseID == act.LicenseID && o.Instance == act.Instance {
+			last = o
+		}
+	}
+	if last.Kind == "activate" && last.Acked() {
+		exec(`DELETE FROM activations WHERE license_id = $1 AND instance = $2`, act.LicenseID, act.Instance)
+	} else {
+		exec(`INSERT INTO activations (id, brand_id, license_id, instance) SELECT gen_random_uuid(), brand_id, id, $2 FROM licenses WHERE id = $1`,
+			act.LicenseID, act.Instance)
+	}
+	expectFail("an acknowledged activation lost (or a deactivation undone)", c.activations(ctx, db, ops))
+	expectFail("seats_used no longer matching", c.seats(ctx, db))
+
+	// a version without its outbox row, and an outbox row never published
+	exec(`UPDATE license_keys SET version = version + 1 WHERE key = $1`, prov.Key)
+	expectFail("a version gap", c.events(ctx, db)[0])
+	exec(`INSERT INTO outbox (brand_id, license_key_id, version, subject, payload, sent_at)
+		SELECT brand_id, id, version, 'license.events.x', '{}', now() FROM license_keys WHERE key = $1`, prov.Key)
+	expectFail("an outbox row missing from the stream", c.events(ctx, db)[1])
+
+	// an edge that answers differently from the primary: the primary changed behind the
+	// service's back (no event), so the edges keep their answer
+	exec(`UPDATE licenses SET status = CASE status WHEN 'valid' THEN 'suspended' ELSE 'valid' END WHERE license_key_id =
+		(SELECT id FROM license_keys WHERE key = $1)`, prov.Key)
+	expectFail("an edge differing from Postgres", c.edges(ctx, []*Op{prov}))
+}
