@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/licensing/licensing/edge/app"
 	"github.com/licensing/licensing/shared/license"
+	"github.com/licensing/licensing/shared/retry"
 	writerapp "github.com/licensing/licensing/writer/app"
 )
 
@@ -19,7 +23,10 @@ import (
 func TestPostgresUnreachableIs503(t *testing.T) {
 	w := newWorld(t)
 	dbURL, pg := viaProxy(t, w.db.AppURL)
-	wr := w.writer(func(c *writerapp.Config) { c.DatabaseURL = dbURL })
+	wr := w.writer(func(c *writerapp.Config) {
+		c.DatabaseURL = dbURL
+		c.RelayRetry = retry.Policy{Initial: 30 * time.Second, Max: 30 * time.Second}
+	})
 	apiKey := wr.brand("down", "pro")
 	k := wr.licenseKey(apiKey, map[string]any{"product": "pro"})
 	e := w.edge(w.edgeConfig("edge-down", wr.base))
@@ -58,11 +65,29 @@ func TestPostgresUnreachableIs503(t *testing.T) {
 		t.Fatal("license_writer_db_unavailable_total did not count the outage")
 	}
 
+	// the relay failed while Postgres was away and waits 30 s before its next try (its
+	// retry policy for this test): the first request that reaches Postgres again must wake it
 	pg.Start()
 	eventually(t, 10*time.Second, "the writer serves again", func() (bool, string) {
 		r, err := wr.do("GET", "/readyz", "", nil)
 		return err == nil && r.Status == 200, string(r.Body)
 	})
+	back := time.Now()
+	fresh := wr.licenseKey(apiKey, map[string]any{"product": "pro"})
+	admin, err := pgx.Connect(context.Background(), w.db.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	eventually(t, 10*time.Second, "the outbox drained after Postgres returned", func() (bool, string) {
+		var unsent int
+		err := admin.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE sent_at IS NULL").Scan(&unsent)
+		return err == nil && unsent == 0, fmt.Sprintf("%d unsent (%v)", unsent, err)
+	})
+	if since := time.Since(back); since > 2*time.Second {
+		t.Fatalf("the event of key %s went out %v after Postgres returned: the relay waited out its backoff", fresh.Key, since)
+	}
+	t.Logf("events of the first write after the outage published %v after Postgres returned", time.Since(back).Round(time.Millisecond))
 	// the claim of the refused request was released: the retry takes effect, once
 	r := wr.must(201, "POST", "/v1/license-keys", apiKey, body, "Idempotency-Key", "during-outage")
 	again := wr.must(201, "POST", "/v1/license-keys", apiKey, body, "Idempotency-Key", "during-outage")

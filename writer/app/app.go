@@ -47,9 +47,11 @@ type Config struct {
 	// StreamReplicas is the JetStream stream's replica count (3 on a NATS cluster).
 	StreamReplicas int `env:"STREAM_REPLICAS" envDefault:"1" help:"replicas of the JetStream stream (3 on a NATS cluster)"`
 
-	// Tests only (no variable): NoRelay runs no outbox relay, RelayDelay slows it down.
+	// Tests only (no variable): NoRelay runs no outbox relay, RelayDelay slows it down,
+	// RelayRetry replaces its retry policy.
 	NoRelay    bool          `json:"-"`
 	RelayDelay time.Duration `json:"-"`
+	RelayRetry retry.Policy  `json:"-"`
 }
 
 // EnvPrefix prefixes every variable of the writer's configuration.
@@ -117,6 +119,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 
 	store := postgres.New(pool)
 	store.OnUnavailable = func() { m.dbUnavailable.Inc() }
+	store.OnAvailable = func() {
+		log.Info("postgres available again")
+		if r := relayRef.Load(); r != nil {
+			r.Wake() // the relay's backoff may have grown while Postgres was away
+		}
+	}
 	svc := licensing.New(store, time.Now, log)
 	svc.Observe = func(result string) { m.activations.WithLabelValues(result).Inc() }
 
@@ -145,7 +153,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		ready <- ln.Addr().String()
 	}
 
-	relay := outbox.New(pool, js, outbox.Config{PollInterval: cfg.OutboxPoll, Delay: cfg.RelayDelay}, log, outbox.Metrics{
+	relay := outbox.New(pool, js, outbox.Config{PollInterval: cfg.OutboxPoll, Delay: cfg.RelayDelay, Retry: cfg.RelayRetry}, log, outbox.Metrics{
 		Published: func(n int) { m.outboxPublished.Add(float64(n)) },
 		Failed:    func() { m.outboxFailures.Inc() },
 		Lag:       func(d time.Duration) { m.outboxLag.Observe(d.Seconds()) },
@@ -259,7 +267,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		outboxPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_outbox_published_total",
 			Help: "Outbox rows published to JetStream and acknowledged."}),
 		outboxFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_outbox_publish_failures_total",
-			Help: "Outbox publish rounds that failed and will be retried."}),
+			Help: "Outbox relay sessions that failed (publishing, or reaching Postgres or NATS) and will be retried."}),
 		outboxLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "license_outbox_lag_seconds",
 			Help:    "From outbox row insert to JetStream acknowledgement.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),

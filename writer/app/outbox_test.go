@@ -11,6 +11,8 @@ import (
 
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/resource"
+	"github.com/licensing/licensing/shared/retry"
+	"github.com/licensing/licensing/writer/app"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -221,20 +223,26 @@ func TestRelayLeadershipIsOneLeaseAcrossWriters(t *testing.T) {
 	checkEvents(t, streamEvents(t, follower.nats.URL(), total), total)
 }
 
-// TestRelayResumesAtOnceAfterNATSReturns: after an outage long enough to grow the relay's
-// backoff to its maximum, the events written meanwhile go out as soon as NATS is back (the
-// reconnect wakes the relay), not after the backoff.
+// TestRelayResumesAtOnceAfterNATSReturns: the relay failed while NATS was away and waits
+// 30 s before its next try (its retry policy here): the events written meanwhile go out
+// as soon as NATS is back (the reconnect wakes the relay), not after the wait; and again
+// after a second outage.
 func TestRelayResumesAtOnceAfterNATSReturns(t *testing.T) {
-	e := start(t)
+	e := start(t, withConfig(func(c *app.Config) { c.RelayRetry = retry.Policy{Initial: 30 * time.Second, Max: 30 * time.Second} }))
 	key := e.brand("events", "plugin")
 	keys := []resource.LicenseKey{e.provision(key, "plugin", nil)}
-	e.nats.Stop()
-	// ~7 s: the backoff (0.1 s doubling, jittered, at most 5 s) reaches its maximum
-	for start := time.Now(); time.Since(start) < 7*time.Second; {
+	for round := range 2 {
+		failures := metricValue(t, e, "license_outbox_publish_failures_total")
+		e.nats.Stop()
 		churn(e, key, keys, 1)
-		time.Sleep(200 * time.Millisecond)
-	}
-	for round := range 2 { // and again after a short blip
+		// the relay fails to publish (the event waits in the outbox)
+		deadline := time.Now().Add(10 * time.Second)
+		for metricValue(t, e, "license_outbox_publish_failures_total") == failures {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the relay did not notice NATS was gone", round)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		e.nats.Restart()
 		back := time.Now()
 		for e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
@@ -244,8 +252,5 @@ func TestRelayResumesAtOnceAfterNATSReturns(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		t.Logf("round %d: backlog sent %v after NATS returned", round, time.Since(back).Round(time.Millisecond))
-		e.nats.Stop()
-		churn(e, key, keys, 1)
-		time.Sleep(1500 * time.Millisecond)
 	}
 }

@@ -59,12 +59,14 @@ type Config struct {
 	LeaseTimeout   time.Duration // takeover after this without renewal, default 3s
 	// Delay, when set, holds every round back this long (tests: a slow relay).
 	Delay time.Duration
+	// Retry is the policy between failed sessions (default retry.Default).
+	Retry retry.Policy
 }
 
 // Metrics receives the relay's observations; any field may be nil.
 type Metrics struct {
 	Published func(n int)
-	Failed    func()
+	Failed    func() // a relay session failed (Postgres or NATS) and will be retried
 	Lag       func(d time.Duration) // commit of the row to its acknowledgement
 	Leading   func(bool)            // leadership gained or lost
 	Heartbeat func()
@@ -152,7 +154,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) err
 // Run relays until ctx ends. Errors (Postgres or NATS unavailable) are logged and retried;
 // Run returns only when ctx is done.
 func (r *Relay) Run(ctx context.Context) error {
-	b := retry.Default.Backoff()
+	policy := r.cfg.Retry
+	if policy.Initial <= 0 {
+		policy = retry.Default
+	}
+	b := policy.Backoff()
 	for ctx.Err() == nil {
 		published := r.published.Load()
 		err := r.lead(ctx)
@@ -168,6 +174,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			wait = r.cfg.RenewEvery // a follower: try the lease again soon, quietly
 		} else {
 			r.log.Warn("outbox relay restarting", "err", err, "backoff", wait)
+			if r.m.Failed != nil {
+				r.m.Failed()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -397,9 +406,6 @@ func (r *Relay) round(ctx context.Context, c *pgx.Conn, token string, seq *uint6
 		}
 	}
 	if perr != nil {
-		if r.m.Failed != nil && !errors.Is(perr, errSeqMoved) {
-			r.m.Failed()
-		}
 		return 0, perr
 	}
 	return len(batch), nil

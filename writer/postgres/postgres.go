@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,11 @@ type Store struct {
 	// OnUnavailable, when set, is called for every operation that failed because
 	// Postgres could not be reached or refused to serve (metrics).
 	OnUnavailable func()
+	// OnAvailable, when set, is called once by the first operation that succeeds after
+	// one failed that way: Postgres is back (the outbox relay resumes at once).
+	OnAvailable func()
+
+	down atomic.Bool
 }
 
 var (
@@ -91,8 +97,17 @@ func (s *Store) run(ctx context.Context, scope licensing.Scope, readOnly bool, f
 }
 
 func (s *Store) count(err error) {
-	if s.OnUnavailable != nil && problem.Is(err, problem.Unavailable) {
-		s.OnUnavailable()
+	switch {
+	case problem.Is(err, problem.Unavailable):
+		s.down.Store(true)
+		if s.OnUnavailable != nil {
+			s.OnUnavailable()
+		}
+	case err == nil || !problem.Is(err, problem.Internal):
+		// an answer from Postgres: it is reachable
+		if s.down.Swap(false) && s.OnAvailable != nil {
+			s.OnAvailable()
+		}
 	}
 }
 
