@@ -66,7 +66,7 @@ type Config struct {
 // Metrics receives the relay's observations; any field may be nil.
 type Metrics struct {
 	Published func(n int)
-	Failed    func() // a relay session failed (Postgres or NATS) and will be retried
+	Failed    func()                // a relay session failed (Postgres or NATS) and will be retried
 	Lag       func(d time.Duration) // commit of the row to its acknowledgement
 	Leading   func(bool)            // leadership gained or lost
 	Heartbeat func()
