@@ -349,13 +349,17 @@ func (c *Checker) events(ctx context.Context, db *pgx.Conn) []Check {
 		}
 	}
 
-	msgs, err := streamEvents(ctx, c.t.NATSURL)
+	msgs, err := readStream(ctx, c.t.NATSURL)
 	if err != nil {
 		stream.fail("read stream: %v", err)
 		return []Check{outbox, stream}
 	}
 	seen := map[int64]int{}
-	for _, ch := range msgs {
+	for _, m := range msgs {
+		ch := m.Change
+		if ch == nil {
+			continue
+		}
 		seen[ch.ID]++
 		r, ok := rowsByID[ch.ID]
 		switch {
@@ -374,8 +378,15 @@ func (c *Checker) events(ctx context.Context, db *pgx.Conn) []Check {
 	return []Check{outbox, stream}
 }
 
-// streamEvents reads every change event in the stream (heartbeats skipped).
-func streamEvents(ctx context.Context, natsURL string) ([]event.Change, error) {
+// streamMsg is one message of the event stream.
+type streamMsg struct {
+	Seq    uint64
+	Holder string        // the relay that published it (event.RelayHeader)
+	Change *event.Change // nil for a heartbeat
+}
+
+// readStream reads every message of the event stream, in order.
+func readStream(ctx context.Context, natsURL string) ([]streamMsg, error) {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		return nil, err
@@ -398,30 +409,33 @@ func streamEvents(ctx context.Context, natsURL string) ([]event.Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []event.Change
-	var got uint64
+	var out []streamMsg
 	deadline := time.Now().Add(2 * time.Minute)
-	for got < total {
+	for uint64(len(out)) < total {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("read %d of %d messages", got, total)
+			return nil, fmt.Errorf("read %d of %d messages", len(out), total)
 		}
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return nil, err
 		}
 		for m := range batch.Messages() {
-			got++
-			if m.Subject() == event.HeartbeatSubject {
-				continue
+			meta, err := m.Metadata()
+			if err != nil {
+				return nil, err
 			}
-			var ch event.Change
-			if err := json.Unmarshal(m.Data(), &ch); err != nil {
-				return nil, fmt.Errorf("message %s: %w", m.Subject(), err)
+			sm := streamMsg{Seq: meta.Sequence.Stream, Holder: m.Headers().Get(event.RelayHeader)}
+			if m.Subject() != event.HeartbeatSubject {
+				var ch event.Change
+				if err := json.Unmarshal(m.Data(), &ch); err != nil {
+					return nil, fmt.Errorf("message %s: %w", m.Subject(), err)
+				}
+				if want := event.MsgID(ch.ID); m.Headers().Get(jetstream.MsgIDHeader) != want {
+					return nil, fmt.Errorf("message id %q for outbox row %d", m.Headers().Get(jetstream.MsgIDHeader), ch.ID)
+				}
+				sm.Change = &ch
 			}
-			if want := event.MsgID(ch.ID); m.Headers().Get(jetstream.MsgIDHeader) != want {
-				return nil, fmt.Errorf("message id %q for outbox row %d", m.Headers().Get(jetstream.MsgIDHeader), ch.ID)
-			}
-			out = append(out, ch)
+			out = append(out, sm)
 		}
 		if batch.Error() != nil {
 			return nil, batch.Error()

@@ -306,6 +306,18 @@ func (t *Topology) Leader(ctx context.Context) int {
 	return leader
 }
 
+// LeaseHolder names the relay holding the outbox lease.
+func (t *Topology) LeaseHolder(ctx context.Context) (string, error) {
+	c, err := pgx.Connect(ctx, t.AdminURL)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close(ctx)
+	var h string
+	err = c.QueryRow(ctx, `SELECT holder FROM leases WHERE name = 'outbox-relay'`).Scan(&h)
+	return h, err
+}
+
 // ------------------------------------------------------------------- Postgres
 
 func (t *Topology) externalDB(ctx context.Context) error {

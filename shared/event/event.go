@@ -28,6 +28,10 @@ const SubjectAll = SubjectPrefix + ".>"
 // HeartbeatSubject carries the relay's heartbeats, in the same stream as the changes.
 const HeartbeatSubject = SubjectPrefix + ".heartbeat"
 
+// RelayHeader names, on every message, the outbox relay that published it (its lease
+// holder), so the stream shows which leader stored what.
+const RelayHeader = "Licensing-Relay"
+
 // HeartbeatType is the type of a heartbeat message.
 const HeartbeatType = "heartbeat"
 

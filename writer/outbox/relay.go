@@ -42,6 +42,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/retry"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -418,7 +419,8 @@ func (r *Relay) publish(ctx context.Context, batch []row, seq *uint64) ([]int64,
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	var sendErr error
 	for i, x := range batch {
-		f, err := r.js.PublishAsync(x.subject, x.payload, jetstream.WithMsgID(event.MsgID(x.id)),
+		msg := &nats.Msg{Subject: x.subject, Data: x.payload, Header: nats.Header{event.RelayHeader: []string{r.holder}}}
+		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(event.MsgID(x.id)),
 			jetstream.WithExpectStream(event.Stream), jetstream.WithExpectLastSequence(*seq+uint64(i)))
 		if err != nil {
 			sendErr = fmt.Errorf("publish outbox %d: %w", x.id, err)
@@ -465,7 +467,8 @@ func (r *Relay) heartbeat(ctx context.Context, certified time.Time, seq *uint64)
 	}
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
 	defer cancel()
-	ack, err := r.js.Publish(pctx, event.HeartbeatSubject, b, jetstream.WithExpectStream(event.Stream),
+	msg := &nats.Msg{Subject: event.HeartbeatSubject, Data: b, Header: nats.Header{event.RelayHeader: []string{r.holder}}}
+	ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(event.Stream),
 		jetstream.WithExpectLastSequence(*seq))
 	if wrongLastSeq(err) {
 		return errSeqMoved
