@@ -61,7 +61,7 @@ type Config struct {
 	DBTimeout           time.Duration `env:"DB_TIMEOUT" envDefault:"1s" help:"bound of one Postgres read"`
 	BackendRate         int           `env:"BACKEND_RATE" envDefault:"2000" help:"Postgres reads per second (0: unlimited)"`
 	BackendBurst        int           `env:"BACKEND_BURST" envDefault:"500" help:"burst of Postgres reads"`
-	BackendConc         int           `env:"BACKEND_CONCURRENCY" envDefault:"32" help:"Postgres reads in flight"`
+	BackendConc         int           `env:"BACKEND_CONCURRENCY" envDefault:"32" help:"Postgres reads in flight (at most DB_MAX_CONNS)"`
 	TierProbeEvery      time.Duration `env:"TIER_PROBE_EVERY" envDefault:"1s" help:"a tier (Redis, replica, primary) that failed is skipped this long, then one request probes it"`
 	ClientRate          int           `env:"CLIENT_RATE" envDefault:"0" help:"public requests per second per client IP (0: off)"`
 	ClientBurst         int           `env:"CLIENT_BURST" envDefault:"100" help:"burst of the per-IP limit"`

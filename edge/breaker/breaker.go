@@ -1,5 +1,6 @@
 // Package breaker guards a tier of the edge (Redis, the replica, the primary) with a
-// circuit breaker (github.com/sony/gobreaker): after a failure the tier is skipped for a
+// circuit breaker (github.com/sony/gobreaker): after a failure (or a few in a row, for a
+// tier where one slow call under load is no sign of an outage) the tier is skipped for a
 // while (every caller goes on at once to the next tier), then exactly one caller probes it
 // while the others keep skipping it, and one success closes it again. A dead dependency
 // thus costs one failed call per probe interval, not one per request, and nobody waits
@@ -23,20 +24,22 @@ type Breaker struct {
 	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
 }
 
-// New returns a closed breaker for tier that stays open for open after a failure. fault
-// says whether an error is the tier's failure (nil: every error is); any other error is
-// an answer, as is any error when the caller gave up (context.Canceled).
-func New(tier string, open time.Duration, fault func(error) bool, log *slog.Logger, m *metrics.Metrics) *Breaker {
+// New returns a closed breaker for tier that opens after trips consecutive failures (at
+// least 1) and stays open for open. fault says whether an error is the tier's failure
+// (nil: every error is); any other error is an answer, as is any error when the caller
+// gave up (context.Canceled).
+func New(tier string, open time.Duration, trips int, fault func(error) bool, log *slog.Logger, m *metrics.Metrics) *Breaker {
 	if fault == nil {
 		fault = func(error) bool { return true }
 	}
+	trips = max(trips, 1)
 	b := &Breaker{tier: tier}
 	m.TierOpen.WithLabelValues(tier).Set(0)
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        tier,
 		MaxRequests: 1, // half-open: one probe
 		Timeout:     open,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 1 },
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(trips) },
 		// a caller giving up (its own deadline or cancellation) says nothing about the tier
 		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
 		IsSuccessful: func(err error) bool { return err == nil || !fault(err) },

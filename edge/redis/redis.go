@@ -99,7 +99,7 @@ func New(rdb goredis.UniversalClient, next source.Source, known *version.Known, 
 		cfg.Stream = source.NoStream{}
 	}
 	return &Store{rdb: rdb, next: next, known: known, cfg: cfg, now: now, log: log, m: m,
-		br: breaker.New("l2", cfg.Backoff, nil, log, m)}
+		br: breaker.New("l2", cfg.Backoff, 1, nil, log, m)}
 }
 
 // FormatVersion is the version of the entry encoding, part of every key.

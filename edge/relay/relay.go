@@ -102,7 +102,7 @@ func New(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Client, error) {
 			},
 		}
 		c.writers = append(c.writers, writer{hc: hc, host: u.Host,
-			br: breaker.New("writer "+u.Host, cfg.ProbeEvery, nil, log, m)})
+			br: breaker.New("writer "+u.Host, cfg.ProbeEvery, 1, nil, log, m)})
 	}
 	return c, nil
 }

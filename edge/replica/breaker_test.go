@@ -129,7 +129,7 @@ func TestDeadReplicaIsProbedNotRetried(t *testing.T) {
 	if n < 50 {
 		t.Fatalf("only %d misses in %v", n, elapsed)
 	}
-	if limit := float64(elapsed/probeEvery) + 2; tries > limit {
+	if limit := float64(elapsed/probeEvery) + Trips + 1; tries > limit {
 		t.Fatalf("the dead replica was tried %v times in %v (probe every %v): retried per miss", tries, elapsed, probeEvery)
 	}
 	if testutil.ToFloat64(st.m.TierOpen.WithLabelValues("replica")) != 1 {

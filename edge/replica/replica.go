@@ -75,6 +75,10 @@ type pool struct {
 	br *breaker.Breaker
 }
 
+// Trips is how many reads in a row must fail before a pool is skipped: one read that
+// times out on a loaded machine is no outage.
+const Trips = 3
+
 // errNoSlot: every read slot stayed busy for the read's timeout (the edge's own
 // congestion, which says nothing about the tier).
 var errNoSlot = errors.New("wait for a read slot")
@@ -124,9 +128,17 @@ func New(replica, primary *pgxpool.Pool, known *version.Known, cfg Config, now f
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = time.Second
 	}
+	// no more reads in flight than a pool has connections: beyond that a read would wait
+	// for a connection inside its deadline, and a deadline met there says nothing about
+	// Postgres (waiting for a read slot is the edge's own congestion, and is not a failure)
+	for _, p := range []*pgxpool.Pool{replica, primary} {
+		if p != nil {
+			cfg.MaxConcurrent = min(cfg.MaxConcurrent, int(p.Config().MaxConns))
+		}
+	}
 	return &Store{
-		replica: pool{"replica", replica, breaker.New("replica", cfg.Backoff, fault, log, m)},
-		primary: pool{"primary", primary, breaker.New("primary", cfg.Backoff, fault, log, m)},
+		replica: pool{"replica", replica, breaker.New("replica", cfg.Backoff, Trips, fault, log, m)},
+		primary: pool{"primary", primary, breaker.New("primary", cfg.Backoff, Trips, fault, log, m)},
 		known:   known, cfg: cfg, now: now, log: log, m: m,
 		sem: make(chan struct{}, cfg.MaxConcurrent), lim: lim}
 }

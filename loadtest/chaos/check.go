@@ -151,13 +151,15 @@ func (c *Checker) provisioning(ctx context.Context, db *pgx.Conn, ops []*Op) Che
 
 type pair struct{ license, instance string }
 
-// activations: the activation rows are what the acknowledged activations and
-// deactivations say, op by op in each key's order (an op without a definitive answer
-// makes its pair unknown until the next answered one).
-func (c *Checker) activations(ctx context.Context, db *pgx.Conn, ops []*Op) Check {
-	ch := Check{Name: "acknowledged activations and deactivations present"}
-	type state struct{ known, active bool }
-	want := map[pair]state{}
+// actState is what the answers say of one (license, instance) pair.
+type actState struct{ known, active bool }
+
+// activationStates replays the activations and deactivations in each key's order (an op
+// without a definitive answer makes its pair unknown until the next answered one), and
+// lists the answers that make no sense.
+func activationStates(ops []*Op) (map[pair]actState, []string) {
+	want := map[pair]actState{}
+	var odd []string
 	for _, o := range ops {
 		if o.Kind != "activate" && o.Kind != "deactivate" {
 			continue
@@ -165,28 +167,37 @@ func (c *Checker) activations(ctx context.Context, db *pgx.Conn, ops []*Op) Chec
 		p := pair{o.LicenseID, o.Instance}
 		st, seen := want[p]
 		if !seen {
-			st = state{known: true}
+			st = actState{known: true}
 		}
 		switch {
 		case o.Status == 0:
 			st.known = false
 		case o.Kind == "activate" && o.Acked():
-			st = state{known: true, active: true}
+			st = actState{known: true, active: true}
 		case o.Kind == "deactivate" && (o.Acked() || o.Code == "activation_not_found"):
-			st = state{known: true, active: false}
+			st = actState{known: true, active: false}
 		case o.Kind == "activate" && o.Code == "seat_limit_reached":
 			// refused: nothing changed, and the instance was not active (a reinstall never
 			// costs a seat: it would have answered 200)
 			if st.known && st.active {
-				ch.fail("op %d: activation of an active instance refused with %s", o.ID, o.Code)
+				odd = append(odd, fmt.Sprintf("op %d: activation of an active instance refused with %s", o.ID, o.Code))
 			}
 		case o.Kind == "activate" && (o.Code == "license_suspended" || o.Code == "license_cancelled" || o.Code == "license_expired"):
 			// refused by the license's status: nothing changed
 		default:
-			ch.fail("op %d %s: unexpected answer %d %s", o.ID, o.Kind, o.Status, o.Code)
+			odd = append(odd, fmt.Sprintf("op %d %s: unexpected answer %d %s", o.ID, o.Kind, o.Status, o.Code))
 		}
 		want[p] = st
 	}
+	return want, odd
+}
+
+// activations: the activation rows are what the acknowledged activations and
+// deactivations say (activationStates).
+func (c *Checker) activations(ctx context.Context, db *pgx.Conn, ops []*Op) Check {
+	ch := Check{Name: "acknowledged activations and deactivations present"}
+	want, odd := activationStates(ops)
+	ch.Failed = append(ch.Failed, odd...)
 	have := map[pair]bool{}
 	rows, err := db.Query(ctx, `SELECT license_id::text, instance FROM activations`)
 	if err != nil {
