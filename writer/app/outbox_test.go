@@ -254,3 +254,45 @@ func TestRelayResumesAtOnceAfterNATSReturns(t *testing.T) {
 		t.Logf("round %d: backlog sent %v after NATS returned", round, time.Since(back).Round(time.Millisecond))
 	}
 }
+
+// TestWriterStaysReadyWithoutNATS: with NATS gone the writer keeps serving writes (their
+// events wait in the outbox), so it stays in the load balancer: /readyz answers 200 with
+// status degraded and license_writer_nats_connected drops to 0; when NATS is back it is
+// ready again and the events go out.
+func TestWriterStaysReadyWithoutNATS(t *testing.T) {
+	e := start(t)
+	key := e.brand("events", "plugin")
+	e.nats.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, e, "license_writer_nats_connected") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("license_writer_nats_connected still 1 with NATS stopped")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// well past the old readiness probe's failure threshold
+	for range 5 {
+		r := e.must(200, "GET", "/readyz", "", nil)
+		var body struct{ Status string }
+		if err := json.Unmarshal(r.Body, &body); err != nil || body.Status != "degraded" {
+			t.Fatalf("readyz with NATS down: %s", r.Body)
+		}
+		e.provision(key, "plugin", nil)
+	}
+	if n := e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL"); n < 5 {
+		t.Fatalf("%d events waiting in the outbox, want at least 5", n)
+	}
+	e.nats.Restart()
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		r := e.must(200, "GET", "/readyz", "", nil)
+		if strings.Contains(string(r.Body), `"ready"`) && e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0 &&
+			metricValue(t, e, "license_writer_nats_connected") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("NATS back: readyz %s", r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
