@@ -22,6 +22,9 @@ var (
 // and the host is lower-cased, the path is kept (sub-site installs are distinct); any other
 // value is compared as given.
 func NormalizeInstance(s string) (string, error) {
+	if err := CheckText(s); err != nil {
+		return "", err
+	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", ErrEmptyInstance
@@ -35,7 +38,7 @@ func NormalizeInstance(s string) (string, error) {
 	if s == "" {
 		return "", ErrEmptyInstance
 	}
-	if len(s) > MaxInstanceLength {
+	if Chars(s) > MaxInstanceLength {
 		return "", ErrInstanceTooLong
 	}
 	return s, nil
@@ -67,8 +70,11 @@ func normalizeURL(s string) (string, bool) {
 // NormalizeEmail trims and lower-cases an address and checks that it is a plain valid
 // address (no display name).
 func NormalizeEmail(s string) (string, error) {
+	if CheckText(s) != nil {
+		return "", errors.New("must be a valid email address")
+	}
 	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "" || len(s) > 254 {
+	if s == "" || Chars(s) > 254 {
 		return "", errors.New("must be a valid email address")
 	}
 	a, err := mail.ParseAddress(s)

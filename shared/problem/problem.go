@@ -32,6 +32,7 @@ const (
 	IdempotencyKeyReused   Kind = "idempotency_key_reused"
 	IdempotencyInProgress  Kind = "idempotency_in_progress"
 	RateLimited            Kind = "rate_limited"
+	UnsupportedMediaType   Kind = "unsupported_media_type"
 	MethodNotAllowed       Kind = "method_not_allowed"
 	Unavailable            Kind = "unavailable"
 )
@@ -55,6 +56,7 @@ var titles = map[Kind]string{
 	IdempotencyKeyReused:   "Idempotency key reused",
 	IdempotencyInProgress:  "Idempotency key in progress",
 	RateLimited:            "Rate limited",
+	UnsupportedMediaType:   "Unsupported media type",
 	MethodNotAllowed:       "Method not allowed",
 	Unavailable:            "Service unavailable",
 }
@@ -92,6 +94,8 @@ const (
 	Malformed Reason = iota
 	// BadValue: the request is well-formed but a value is out of range.
 	BadValue
+	// HeadTooLarge: the request head (request line and headers) is over the limit.
+	HeadTooLarge
 )
 
 // Error is a domain error with a kind and a message that is safe to show to clients.

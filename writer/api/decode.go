@@ -1,15 +1,14 @@
 package api
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
 	"github.com/licensing/licensing/writer/licensing"
 )
@@ -38,60 +37,6 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) ([
 	return body, err
 }
 
-// decodeJSON strictly decodes body into dst: malformed JSON, unknown fields, wrong types
-// and trailing data are invalid_request naming the field.
-func decodeJSON(body []byte, dst any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return problem.Invalid("body", "a JSON object is required")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return decodeErr(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return problem.Invalid("body", "unexpected data after the JSON object")
-	}
-	return nil
-}
-
-func decodeErr(err error) error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return problem.Invalid("body", "malformed JSON at offset %d", syn.Offset)
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "body"
-		}
-		return problem.Invalid(field, "must be %s", jsonType(typ.Type.Kind().String()))
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return problem.Invalid("body", "truncated JSON")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return problem.Invalid(f, "unknown field")
-	}
-	return problem.Invalid("body", "invalid JSON: %v", err)
-}
-
-func jsonType(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "int", "int64", "int32":
-		return "an integer"
-	case "bool":
-		return "a boolean"
-	case "slice", "array":
-		return "an array"
-	case "struct", "map", "ptr":
-		return "an object"
-	}
-	return "of another type"
-}
-
 // parseTime parses an optional RFC 3339 time.
 func parseTime(field string, s *string) (*time.Time, error) {
 	if s == nil {
@@ -102,6 +47,9 @@ func parseTime(field string, s *string) (*time.Time, error) {
 		return nil, problem.Invalid(field, "must be an RFC 3339 date-time, e.g. 2030-01-31T00:00:00Z")
 	}
 	t = t.UTC()
+	if t.Year() < 1970 || t.Year() > 9999 {
+		return nil, problem.Unacceptable(field, "must lie between 1970 and 9999 (UTC)")
+	}
 	return &t, nil
 }
 
@@ -112,7 +60,7 @@ func idempotency(r *http.Request, body []byte) (*licensing.Idempotency, error) {
 	if _, present := r.Header["Idempotency-Key"]; !present {
 		return nil, nil
 	}
-	if len(key) < 1 || len(key) > 255 {
+	if n := license.Chars(key); n < 1 || n > 255 {
 		return nil, problem.Invalid("Idempotency-Key", "must be 1 to 255 characters")
 	}
 	h := sha256.New()

@@ -27,6 +27,7 @@ var statusOf = map[problem.Kind]int{
 	problem.IdempotencyKeyReused:   http.StatusUnprocessableEntity,
 	problem.IdempotencyInProgress:  http.StatusConflict,
 	problem.RateLimited:            http.StatusTooManyRequests,
+	problem.UnsupportedMediaType:   http.StatusUnsupportedMediaType,
 	problem.MethodNotAllowed:       http.StatusMethodNotAllowed,
 	problem.Unavailable:            http.StatusServiceUnavailable,
 }
@@ -35,6 +36,9 @@ var statusOf = map[problem.Kind]int{
 func status(e *problem.Error) int {
 	if e.Kind == problem.InvalidRequest && e.Reason == problem.BadValue {
 		return http.StatusUnprocessableEntity
+	}
+	if e.Kind == problem.InvalidRequest && e.Reason == problem.HeadTooLarge {
+		return http.StatusRequestHeaderFieldsTooLarge
 	}
 	if s, ok := statusOf[e.Kind]; ok {
 		return s

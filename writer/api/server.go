@@ -149,6 +149,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("route", route), slog.Int("status", rec.status), slog.Duration("duration", d),
 			slog.String("brand", info.brand), slog.String("actor", info.actor), slog.String("code", info.code))
 	}()
+	if err := checkRequest(r); err != nil {
+		s.problem(rec, r, err)
+		return
+	}
 	s.mux.ServeHTTP(rec, r)
 }
 

@@ -119,6 +119,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 
 	store := postgres.New(pool)
 	store.OnUnavailable = func() { m.dbUnavailable.Inc() }
+	store.OnRefused = func() { m.inputRefused.Inc() }
 	store.OnAvailable = func() {
 		log.Info("postgres available again")
 		if r := relayRef.Load(); r != nil {
@@ -141,8 +142,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// above the contract's limit (api.MaxHeadBytes, answered as problem+json by the
+		// handler), so net/http answers an oversized head itself only past 1 MiB
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -248,6 +251,7 @@ type metrics struct {
 	relayLeading    prometheus.Gauge
 	heartbeats      prometheus.Counter
 	dbUnavailable   prometheus.Counter
+	inputRefused    prometheus.Counter
 	activations     *prometheus.CounterVec
 	outboxPublished prometheus.Counter
 	outboxFailures  prometheus.Counter
@@ -262,6 +266,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Heartbeats published: certifications that every outbox row committed before them is in the stream."}),
 		dbUnavailable: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_writer_db_unavailable_total",
 			Help: "Operations that failed because Postgres could not be reached or would not serve (answered 503)."}),
+		inputRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_writer_input_refused_by_db_total",
+			Help: "Requests answered invalid_request because Postgres refused a value the API's checks let through (each is a missing check)."}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_activations_total",
 			Help: "Activation attempts by result code."}, []string{"result"}),
 		outboxPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_outbox_published_total",
@@ -272,7 +278,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "From outbox row insert to JetStream acknowledgement.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
 	}
-	reg.MustRegister(m.relayLeading, m.heartbeats, m.dbUnavailable, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
+	reg.MustRegister(m.relayLeading, m.heartbeats, m.dbUnavailable, m.inputRefused, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
 	// export the common outcomes at zero from the start
 	for _, r := range []string{licensing.ResultActivated, licensing.ResultExisting, "seat_limit_reached",
 		"license_not_found", "license_suspended", "license_cancelled", "license_expired", "invalid_request"} {

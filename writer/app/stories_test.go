@@ -90,7 +90,8 @@ func TestUserStories(t *testing.T) {
 		{"us3-404-product-not-on-key", "rankmath", key.Key, "other", "x.example", 404, "license_not_found"},
 		{"us3-404-unknown-brand", "nobrand", key.Key, "rankmath-pro", "x.example", 404, "license_not_found"},
 		{"us3-422-empty-instance", "rankmath", key.Key, "rankmath-pro", "   ", 422, "invalid_request"},
-		{"us3-422-long-instance", "rankmath", key.Key, "rankmath-pro", "x" + string(make([]byte, 300)), 422, "invalid_request"},
+		{"us3-422-long-instance", "rankmath", key.Key, "rankmath-pro", strings.Repeat("é", 256), 422, "invalid_request"},
+		{"us3-400-nul-in-instance", "rankmath", key.Key, "rankmath-pro", "x\x00.example", 400, "invalid_request"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.call("POST", "/v1/public/"+c.brand+"/activations", "", map[string]string{

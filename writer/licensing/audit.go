@@ -26,15 +26,20 @@ func (s *Service) Events(ctx context.Context, p Principal, licenseID string, pag
 		return resource.List[resource.Event]{}, problem.New(problem.NotFound, "license not found")
 	}
 	var out resource.List[resource.Event]
-	err := s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
+	list := "events:" + p.BrandID + ":" + licenseID
+	after, err := s.cursors.open(list, page.Cursor)
+	if err != nil {
+		return out, err
+	}
+	err = s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
 		if _, err := tx.LicenseByID(ctx, p.BrandID, licenseID); err != nil {
 			return notFound(err, problem.NotFound, "license not found")
 		}
-		rows, err := tx.ListEvents(ctx, p.BrandID, licenseID, page.After, page.Limit+1)
+		rows, err := tx.ListEvents(ctx, p.BrandID, licenseID, after, page.Limit+1)
 		if err != nil {
 			return err
 		}
-		out = pageOf(rows, page.Limit, func(a AuditRow) resource.Event {
+		out = pageOf(s.cursors, list, rows, page.Limit, func(a AuditRow) resource.Event {
 			return resource.Event{ID: a.ID, Action: a.Action, Actor: a.Actor, RequestID: a.Request, At: a.At.UTC(), Before: a.Before, After: a.After}
 		}, func(a AuditRow) string { return a.ID })
 		return nil

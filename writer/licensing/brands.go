@@ -82,12 +82,16 @@ func (s *Service) CreateBrand(ctx context.Context, m Meta, slug, name string) (r
 // ListBrands lists brands (operator).
 func (s *Service) ListBrands(ctx context.Context, page Page) (resource.List[resource.Brand], error) {
 	var out resource.List[resource.Brand]
-	err := s.store.ReadTx(ctx, ScopeAll, func(tx Tx) error {
-		rows, err := tx.ListBrands(ctx, page.After, page.Limit+1)
+	after, err := s.cursors.open("brands", page.Cursor)
+	if err != nil {
+		return out, err
+	}
+	err = s.store.ReadTx(ctx, ScopeAll, func(tx Tx) error {
+		rows, err := tx.ListBrands(ctx, after, page.Limit+1)
 		if err != nil {
 			return err
 		}
-		out = pageOf(rows, page.Limit, brandResource, func(b BrandRow) string { return b.ID })
+		out = pageOf(s.cursors, "brands", rows, page.Limit, brandResource, func(b BrandRow) string { return b.ID })
 		return nil
 	})
 	return out, err
@@ -232,12 +236,17 @@ func (s *Service) CreateProduct(ctx context.Context, m Meta, p Principal, code, 
 // ListProducts lists the brand's products.
 func (s *Service) ListProducts(ctx context.Context, p Principal, page Page) (resource.List[resource.Product], error) {
 	var out resource.List[resource.Product]
-	err := s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
-		rows, err := tx.ListProducts(ctx, p.BrandID, page.After, page.Limit+1)
+	list := "products:" + p.BrandID
+	after, err := s.cursors.open(list, page.Cursor)
+	if err != nil {
+		return out, err
+	}
+	err = s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
+		rows, err := tx.ListProducts(ctx, p.BrandID, after, page.Limit+1)
 		if err != nil {
 			return err
 		}
-		out = pageOf(rows, page.Limit, productResource, func(r ProductRow) string { return r.ID })
+		out = pageOf(s.cursors, list, rows, page.Limit, productResource, func(r ProductRow) string { return r.ID })
 		return nil
 	})
 	return out, err

@@ -288,15 +288,20 @@ func (s *Service) ListActivations(ctx context.Context, p Principal, licenseID st
 		return resource.List[resource.Activation]{}, problem.New(problem.NotFound, "license not found")
 	}
 	var out resource.List[resource.Activation]
-	err := s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
+	list := "activations:" + p.BrandID + ":" + licenseID
+	after, err := s.cursors.open(list, page.Cursor)
+	if err != nil {
+		return out, err
+	}
+	err = s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
 		if _, err := tx.LicenseByID(ctx, p.BrandID, licenseID); err != nil {
 			return notFound(err, problem.NotFound, "license not found")
 		}
-		rows, err := tx.ListActivations(ctx, p.BrandID, licenseID, page.After, page.Limit+1)
+		rows, err := tx.ListActivations(ctx, p.BrandID, licenseID, after, page.Limit+1)
 		if err != nil {
 			return err
 		}
-		out = pageOf(rows, page.Limit, activationResource, func(a ActivationRow) string { return a.ID })
+		out = pageOf(s.cursors, list, rows, page.Limit, activationResource, func(a ActivationRow) string { return a.ID })
 		return nil
 	})
 	return out, err
@@ -364,12 +369,17 @@ func (s *Service) ListByEmail(ctx context.Context, p Principal, email string, pa
 		return resource.List[resource.License]{}, problem.Invalid("customer_email", "%v", err)
 	}
 	var out resource.List[resource.License]
+	list := "licenses:" + p.BrandID + ":" + email
+	after, err := s.cursors.open(list, page.Cursor)
+	if err != nil {
+		return out, err
+	}
 	err = s.store.ReadTx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
-		rows, err := tx.LicensesByEmail(ctx, p.BrandID, email, page.After, page.Limit+1)
+		rows, err := tx.LicensesByEmail(ctx, p.BrandID, email, after, page.Limit+1)
 		if err != nil {
 			return err
 		}
-		out = pageOf(rows, page.Limit, s.licenseResource, func(r LicenseRow) string { return r.ID })
+		out = pageOf(s.cursors, list, rows, page.Limit, s.licenseResource, func(r LicenseRow) string { return r.ID })
 		return nil
 	})
 	return out, err
@@ -387,8 +397,17 @@ func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email strin
 	if err != nil {
 		return out, problem.Invalid("email", "%v", err)
 	}
+	caller := "operator"
+	if !p.Operator {
+		caller = p.BrandID
+	}
+	list := "customer:" + caller + ":" + email
+	after, err := s.cursors.open(list, page.Cursor)
+	if err != nil {
+		return out, err
+	}
 	err = s.store.ReadTx(ctx, ScopeAll, func(tx Tx) error {
-		rows, err := tx.CustomerLicenses(ctx, email, page.After, page.Limit+1)
+		rows, err := tx.CustomerLicenses(ctx, email, after, page.Limit+1)
 		if err != nil {
 			return err
 		}
@@ -410,7 +429,7 @@ func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email strin
 				acts[id], more[id] = as, m[id]
 			}
 		}
-		out = pageOf(rows, page.Limit, func(r LicenseRow) resource.CustomerLicense {
+		out = pageOf(s.cursors, list, rows, page.Limit, func(r LicenseRow) resource.CustomerLicense {
 			c := resource.CustomerLicense{Brand: r.BrandSlug, Product: r.ProductCode,
 				Status: license.EffectiveStatus(r.Status, r.ExpiresAt, s.Now()), ExpiresAt: utcPtr(r.ExpiresAt)}
 			if !visible(r) {

@@ -63,6 +63,7 @@ type Service struct {
 
 	brandMu    sync.RWMutex
 	brandCache map[string]BrandRow
+	cursors    *cursors
 }
 
 // New returns a service over store. now is the clock.
@@ -70,7 +71,7 @@ func New(store Store, now func() time.Time, log *slog.Logger) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, now: now, log: log, brandCache: map[string]BrandRow{}}
+	return &Service{store: store, now: now, log: log, brandCache: map[string]BrandRow{}, cursors: randomCursors()}
 }
 
 // Now is the service clock, in UTC with the microsecond precision Postgres keeps (so a

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,9 @@ type Store struct {
 	// OnAvailable, when set, is called once by the first operation that succeeds after
 	// one failed that way: Postgres is back (the outbox relay resumes at once).
 	OnAvailable func()
+	// OnRefused, when set, is called for every operation Postgres refused because of a
+	// value (mapped to invalid_request): a check the API lacks.
+	OnRefused func()
 
 	down atomic.Bool
 }
@@ -102,6 +106,10 @@ func (s *Store) count(err error) {
 		s.down.Store(true)
 		if s.OnUnavailable != nil {
 			s.OnUnavailable()
+		}
+	case problem.Is(err, problem.InvalidRequest) && errors.As(err, new(*pgconn.PgError)):
+		if s.OnRefused != nil {
+			s.OnRefused()
 		}
 	case err == nil || !problem.Is(err, problem.Internal):
 		// an answer from Postgres: it is reachable
@@ -230,11 +238,24 @@ func mapErr(op string, err error) error {
 	if errors.As(err, &pg) && pg.Code == "23505" {
 		return &problem.Error{Kind: problem.Conflict, Detail: "already exists"}
 	}
+	if errors.As(err, &pg) && refusedValue(pg.Code) {
+		// the last wall: input the API's checks let through but Postgres refuses is the
+		// client's error, never a 5xx (counted: each one is a check the API lacks)
+		return &problem.Error{Kind: problem.InvalidRequest, Reason: problem.BadValue,
+			Detail: "a value was refused by the database", Cause: fmt.Errorf("%s: %w", op, err)}
+	}
 	if pgfault.Unavailable(err) {
 		return &problem.Error{Kind: problem.Unavailable, Detail: "the database is temporarily unavailable; retry later",
 			Cause: fmt.Errorf("%s: %w", op, err)}
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// refusedValue reports whether a SQLSTATE says a value was refused: a data exception
+// (class 22: invalid encoding, out-of-range date, over-long string …), a check constraint
+// (23514) or a value over a Postgres limit (54000).
+func refusedValue(code string) bool {
+	return strings.HasPrefix(code, "22") || code == "23514" || code == "54000"
 }
 
 func jsonOrNil(v any) ([]byte, error) {
