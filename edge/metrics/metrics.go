@@ -80,3 +80,14 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.FillsRefused.WithLabelValues("edge") // refused at the top of the read path (version.Guard)
 	return m
 }
+
+// TierOpenFunc reports a tier's breaker state into TierOpen.
+func (m *Metrics) TierOpenFunc(tier string) func(open bool) {
+	return func(open bool) {
+		v := 0.0
+		if open {
+			v = 1
+		}
+		m.TierOpen.WithLabelValues(tier).Set(v)
+	}
+}

@@ -24,7 +24,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/licensing/licensing/edge/breaker"
+	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
@@ -99,7 +99,7 @@ func New(rdb goredis.UniversalClient, next source.Source, known *version.Known, 
 		cfg.Stream = source.NoStream{}
 	}
 	return &Store{rdb: rdb, next: next, known: known, cfg: cfg, now: now, log: log, m: m,
-		br: breaker.New("l2", cfg.Backoff, 1, nil, log, m)}
+		br: breaker.New("l2", cfg.Backoff, 1, nil, log, m.TierOpenFunc("l2"))}
 }
 
 // FormatVersion is the version of the entry encoding, part of every key.

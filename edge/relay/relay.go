@@ -23,7 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/licensing/licensing/edge/breaker"
+	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/valyala/fasthttp"
 )
@@ -102,7 +102,7 @@ func New(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Client, error) {
 			},
 		}
 		c.writers = append(c.writers, writer{hc: hc, host: u.Host,
-			br: breaker.New("writer "+u.Host, cfg.ProbeEvery, 1, nil, log, m)})
+			br: breaker.New("writer "+u.Host, cfg.ProbeEvery, 1, nil, log, m.TierOpenFunc("writer "+u.Host))})
 	}
 	return c, nil
 }

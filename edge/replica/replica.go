@@ -22,7 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/licensing/licensing/edge/breaker"
+	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
@@ -137,8 +137,8 @@ func New(replica, primary *pgxpool.Pool, known *version.Known, cfg Config, now f
 		}
 	}
 	return &Store{
-		replica: pool{"replica", replica, breaker.New("replica", cfg.Backoff, Trips, fault, log, m)},
-		primary: pool{"primary", primary, breaker.New("primary", cfg.Backoff, Trips, fault, log, m)},
+		replica: pool{"replica", replica, breaker.New("replica", cfg.Backoff, Trips, fault, log, m.TierOpenFunc("replica"))},
+		primary: pool{"primary", primary, breaker.New("primary", cfg.Backoff, Trips, fault, log, m.TierOpenFunc("primary"))},
 		known:   known, cfg: cfg, now: now, log: log, m: m,
 		sem: make(chan struct{}, cfg.MaxConcurrent), lim: lim}
 }

@@ -10,13 +10,14 @@ import (
 // statusOf is the edge's kind→status table: the kinds the edge answers itself (relayed
 // writes carry the writer's answer unchanged).
 var statusOf = map[problem.Kind]int{
-	problem.Internal:         http.StatusInternalServerError,
-	problem.InvalidRequest:   http.StatusBadRequest,
-	problem.NotFound:         http.StatusNotFound,
-	problem.LicenseNotFound:  http.StatusNotFound,
-	problem.RateLimited:      http.StatusTooManyRequests,
-	problem.MethodNotAllowed: http.StatusMethodNotAllowed,
-	problem.Unavailable:      http.StatusServiceUnavailable,
+	problem.Internal:             http.StatusInternalServerError,
+	problem.InvalidRequest:       http.StatusBadRequest,
+	problem.NotFound:             http.StatusNotFound,
+	problem.LicenseNotFound:      http.StatusNotFound,
+	problem.RateLimited:          http.StatusTooManyRequests,
+	problem.UnsupportedMediaType: http.StatusUnsupportedMediaType,
+	problem.MethodNotAllowed:     http.StatusMethodNotAllowed,
+	problem.Unavailable:          http.StatusServiceUnavailable,
 }
 
 const problemContentType = "application/problem+json"
@@ -40,6 +41,9 @@ func renderProblem(err error, requestID string) (int, []byte) {
 	}
 	if e.Kind == problem.InvalidRequest && e.Reason == problem.BadValue {
 		st = http.StatusUnprocessableEntity
+	}
+	if e.Kind == problem.InvalidRequest && e.Reason == problem.HeadTooLarge {
+		st = http.StatusRequestHeaderFieldsTooLarge
 	}
 	b, _ := json.Marshal(problemBody{Type: problem.TypeBase + string(e.Kind), Title: e.Kind.Title(), Status: st,
 		Detail: e.Detail, Code: e.Kind, RequestID: requestID})

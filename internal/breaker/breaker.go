@@ -1,11 +1,11 @@
-// Package breaker guards a tier of the edge (Redis, the replica, the primary) with a
-// circuit breaker (github.com/sony/gobreaker): after a failure (or a few in a row, for a
+// Package breaker guards a dependency (on the edge: Redis, the replica, the primary, each
+// writer; on both binaries: the rate limiter's Redis) with a circuit breaker (github.com/sony/gobreaker): after a failure (or a few in a row, for a
 // tier where one slow call under load is no sign of an outage) the tier is skipped for a
 // while (every caller goes on at once to the next tier), then exactly one caller probes it
 // while the others keep skipping it, and one success closes it again. A dead dependency
 // thus costs one failed call per probe interval, not one per request, and nobody waits
 // for a dependency another caller is already finding out about. State changes are logged
-// once and exported as license_edge_tier_open{tier}.
+// once and reported to the owner (the edge exports them as license_edge_tier_open{tier}).
 package breaker
 
 import (
@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/licensing/licensing/edge/metrics"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -28,13 +27,17 @@ type Breaker struct {
 // least 1) and stays open for open. fault says whether an error is the tier's failure
 // (nil: every error is); any other error is an answer, as is any error when the caller
 // gave up (context.Canceled).
-func New(tier string, open time.Duration, trips int, fault func(error) bool, log *slog.Logger, m *metrics.Metrics) *Breaker {
+// onChange, when set, is told when the breaker opens (true) and closes (false).
+func New(tier string, open time.Duration, trips int, fault func(error) bool, log *slog.Logger, onChange func(open bool)) *Breaker {
 	if fault == nil {
 		fault = func(error) bool { return true }
 	}
 	trips = max(trips, 1)
 	b := &Breaker{tier: tier}
-	m.TierOpen.WithLabelValues(tier).Set(0)
+	if onChange == nil {
+		onChange = func(bool) {}
+	}
+	onChange(false)
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        tier,
 		MaxRequests: 1, // half-open: one probe
@@ -46,12 +49,12 @@ func New(tier string, open time.Duration, trips int, fault func(error) bool, log
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			switch to {
 			case gobreaker.StateOpen:
-				m.TierOpen.WithLabelValues(tier).Set(1)
+				onChange(true)
 				if from == gobreaker.StateClosed {
 					log.Warn("tier unavailable: skipping it, one caller probes it every interval", "tier", tier, "interval", open)
 				}
 			case gobreaker.StateClosed:
-				m.TierOpen.WithLabelValues(tier).Set(0)
+				onChange(false)
 				log.Info("tier available again", "tier", tier)
 			}
 		},
