@@ -11,6 +11,15 @@ type Brand struct {
 	Slug      string    `json:"slug"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// RateLimit is the brand's own limit of requests per API key; null: the deployment's
+	// default applies (API.md "Rate limits").
+	RateLimit *RateLimit `json:"rate_limit"`
+}
+
+// RateLimit is a sustained rate with a burst.
+type RateLimit struct {
+	PerSecond int `json:"per_second"`
+	Burst     int `json:"burst"`
 }
 
 // APIKey is a brand API key; Secret is present only in the response that created it.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
+	"github.com/licensing/licensing/shared/resource"
 	"github.com/licensing/licensing/writer/licensing"
 )
 
@@ -39,6 +40,7 @@ func (s *Server) routes(metrics http.Handler) {
 	// operator
 	m.HandleFunc("POST /v1/brands", s.operator(s.createBrand))
 	m.HandleFunc("GET /v1/brands", s.operator(s.listBrands))
+	m.HandleFunc("PATCH /v1/brands/{slug}", s.operator(s.updateBrand))
 	m.HandleFunc("POST /v1/brands/{slug}/api-keys", s.operator(s.createAPIKey))
 	m.HandleFunc("DELETE /v1/brands/{slug}/api-keys/{id}", s.operator(s.revokeAPIKey))
 
@@ -69,7 +71,7 @@ func (s *Server) routes(metrics http.Handler) {
 // unmatched answers 405 when another method would match, else 404, as problem+json.
 func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 	var allow []string
-	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 		c := r.Clone(r.Context())
 		c.Method = method
 		if _, pat := s.mux.Handler(c); pat != "/" && pat != "" {
@@ -87,19 +89,6 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p *licensing.Principal)
-
-func (s *Server) limited(w http.ResponseWriter, r *http.Request, p *licensing.Principal) bool {
-	if s.cfg.Limit == nil {
-		return false
-	}
-	retry, err := s.cfg.Limit(r, p)
-	if err == nil {
-		return false
-	}
-	w.Header().Set("Retry-After", strconv.Itoa(max(retry, 1)))
-	s.problem(w, r, err)
-	return true
-}
 
 // who says which credentials an endpoint accepts.
 type who int
@@ -124,7 +113,7 @@ func (s *Server) guard(w who, h handler) http.HandlerFunc {
 			s.problem(rw, r, err)
 			return
 		}
-		if !p.Operator && s.limited(rw, r, &p) {
+		if l := s.cfg.Limits; l != nil && !p.Operator && s.take(rw, r, l.brandPolicy(&p), p.KeyID, 1, true) {
 			return
 		}
 		h(rw, r, &p)
@@ -137,11 +126,28 @@ func (s *Server) anyCredential(h handler) http.HandlerFunc { return s.guard(oper
 
 func (s *Server) public(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		info(r.Context()).brand = r.PathValue("brand")
-		if s.limited(w, r, nil) {
+		inf := info(r.Context())
+		inf.brand = r.PathValue("brand")
+		l := s.cfg.Limits
+		if l == nil || inf.viaProxy {
+			// a public write an edge relays was limited at the edge (API.md)
+			h(w, r, nil)
+			return
+		}
+		ip := inf.ip.String()
+		row := l.PublicWrite
+		if r.Method == http.MethodGet {
+			row = l.Status
+		}
+		// key guessing: past the 404 budget every public request is refused, known
+		// keys included (answering those would make the block an oracle)
+		if s.take(w, r, l.NotFound, ip, 0, false) || s.take(w, r, row, ip, 1, true) {
 			return
 		}
 		h(w, r, nil)
+		if rec, ok := w.(*recorder); ok && rec.status == http.StatusNotFound {
+			s.charge(r, l.NotFound, ip)
+		}
 	}
 }
 
@@ -167,6 +173,24 @@ func (s *Server) listBrands(w http.ResponseWriter, r *http.Request, p *licensing
 		return
 	}
 	out, err := s.svc.ListBrands(r.Context(), page)
+	s.reply(w, r, http.StatusOK, out, err)
+}
+
+// updateBrand sets or clears the brand's own rate limit: {"rate_limit": {...} | null}.
+func (s *Server) updateBrand(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	absent := &resource.RateLimit{PerSecond: -1, Burst: -1}
+	in := struct {
+		RateLimit *resource.RateLimit `json:"rate_limit"`
+	}{RateLimit: absent}
+	if _, err := readJSON(w, r, &in, false); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	if in.RateLimit == absent && *absent == (resource.RateLimit{PerSecond: -1, Burst: -1}) {
+		s.problem(w, r, problem.Invalid("rate_limit", "is required: an object {per_second, burst}, or null for the default"))
+		return
+	}
+	out, err := s.svc.SetBrandRateLimit(r.Context(), s.meta(r, p), r.PathValue("slug"), in.RateLimit)
 	s.reply(w, r, http.StatusOK, out, err)
 }
 

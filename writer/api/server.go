@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/licensing/licensing/internal/clientip"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
 	"github.com/licensing/licensing/shared/requestid"
@@ -32,6 +34,7 @@ type Service interface {
 
 	CreateBrand(ctx context.Context, m licensing.Meta, slug, name string) (resource.BrandCreated, error)
 	ListBrands(ctx context.Context, page licensing.Page) (resource.List[resource.Brand], error)
+	SetBrandRateLimit(ctx context.Context, m licensing.Meta, slug string, l *resource.RateLimit) (resource.Brand, error)
 	CreateAPIKey(ctx context.Context, m licensing.Meta, slug string, scopes []string) (resource.APIKey, error)
 	RevokeAPIKey(ctx context.Context, m licensing.Meta, slug, id string) error
 
@@ -76,9 +79,10 @@ type Config struct {
 	Degraded func() error
 	// Extra registers more routes (the OpenAPI document and docs).
 	Extra func(mux *http.ServeMux)
-	// Limit, when set, is consulted before every brand and public call; it returns a
-	// problem (rate_limited) and the Retry-After seconds to refuse a request.
-	Limit func(r *http.Request, principal *licensing.Principal) (retryAfter int, err error)
+	// Limits, when set, are API.md's rate limits (nil: none).
+	Limits *Limits
+	// Trusted are the proxies (the edges) whose X-Forwarded-For names the client.
+	Trusted clientip.Trusted
 }
 
 // Server is the writer's HTTP handler.
@@ -94,6 +98,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	limited  *prometheus.CounterVec
 }
 
 // New builds the handler and registers its metrics with reg.
@@ -109,8 +114,10 @@ func New(svc Service, cfg Config, log *slog.Logger, reg prometheus.Registerer, g
 			Help: "HTTP request latency by route.", Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
 			[]string{"route", "method"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_writer_http_inflight_requests", Help: "Requests being served."}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_writer_rate_limited_total",
+			Help: "Requests refused with 429 by route and reason (the rate-limit policy)."}, []string{"route", "reason"}),
 	}
-	reg.MustRegister(s.m.requests, s.m.latency, s.m.inflight)
+	reg.MustRegister(s.m.requests, s.m.latency, s.m.inflight, s.m.limited)
 	s.routes(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	return s
 }
@@ -153,12 +160,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.problem(rec, r, err)
 		return
 	}
+	inf := info(ctx)
+	inf.ip, inf.viaProxy = s.cfg.Trusted.Resolve(clientip.PeerAddr(r.RemoteAddr), r.Header.Values("X-Forwarded-For"))
+	// failed authentications: past the budget, every request with a credential is refused
+	credentialed := r.Header.Get("Authorization") != ""
+	if l := s.cfg.Limits; l != nil && credentialed && s.take(rec, r, l.Unauthorized, inf.ip.String(), 0, false) {
+		return
+	}
 	s.mux.ServeHTTP(rec, r)
+	if l := s.cfg.Limits; l != nil && rec.status == http.StatusUnauthorized {
+		s.charge(r, l.Unauthorized, inf.ip.String())
+	}
 }
 
 type ctxKey struct{}
 
-type reqInfo struct{ id, brand, actor, code string }
+type reqInfo struct {
+	id, brand, actor, code string
+	ip                     netip.Addr // the resolved client address
+	viaProxy               bool       // the peer is a trusted proxy
+}
 
 func info(ctx context.Context) *reqInfo {
 	if v, ok := ctx.Value(ctxKey{}).(*reqInfo); ok {
@@ -273,20 +294,7 @@ func (s *Server) meta(r *http.Request, p *licensing.Principal) licensing.Meta {
 	inf := info(r.Context())
 	actor := inf.actor
 	if p == nil {
-		actor = "public:" + clientIP(r)
+		actor = "public:" + info(r.Context()).ip.String()
 	}
 	return licensing.Meta{Actor: actor, RequestID: inf.id}
-}
-
-func clientIP(r *http.Request) string {
-	if f := r.Header.Get("X-Forwarded-For"); f != "" {
-		// the right-most hop is the one our edge appended (the address it saw); hops to
-		// its left come from the client and can be forged
-		return strings.TrimSpace(f[strings.LastIndexByte(f, ',')+1:])
-	}
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/internal/ratelimit"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/shared/retry"
 	"github.com/licensing/licensing/writer/api"
@@ -25,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -47,6 +50,18 @@ type Config struct {
 	// StreamReplicas is the JetStream stream's replica count (3 on a NATS cluster).
 	StreamReplicas int `env:"STREAM_REPLICAS" envDefault:"1" help:"replicas of the JetStream stream (3 on a NATS cluster)"`
 
+	// Rate limits (API.md): one switch for all of them, the central Redis their budgets
+	// live in, the proxies whose X-Forwarded-For is believed, and each row's numbers.
+	RateLimits     string `env:"RATE_LIMITS" envDefault:"on" help:"on or off: every rate limit (off: none, for load tests from one address)"`
+	RedisAddr      string `env:"REDIS_ADDR" envDefault:"127.0.0.1:16379" mask:"url" help:"central Redis holding the rate-limit budgets every writer shares, host:port (off: each writer limits alone); not part of readiness: while it is unreachable each writer limits alone"`
+	RedisPass      string `env:"REDIS_PASSWORD" mask:"secret" help:"Redis password"`
+	TrustedProxies string `env:"TRUSTED_PROXIES" help:"comma-separated CIDR ranges of proxies (the edges, an ingress) whose X-Forwarded-For names the client; none by default"`
+	LimitBrand     string `env:"LIMIT_BRAND" envDefault:"50/1s:100" help:"requests per brand API key, <rate>/<period>:<burst> (a brand's own limit replaces it)"`
+	LimitStatus    string `env:"LIMIT_STATUS" envDefault:"20/1s:100" help:"public status checks per client IP"`
+	LimitWrite     string `env:"LIMIT_PUBLIC_WRITE" envDefault:"2/1s:20" help:"public activations and deactivations per client IP (not charged for a trusted proxy's requests: the edge charged them)"`
+	LimitNotFound  string `env:"LIMIT_NOT_FOUND" envDefault:"30/10m:30" help:"public 404 answers per client IP; past it every public request from the IP is 429"`
+	LimitUnauth    string `env:"LIMIT_UNAUTHORIZED" envDefault:"20/1m:20" help:"401 answers per client IP; past it every request with a credential from the IP is 429"`
+
 	// Tests only (no variable): NoRelay runs no outbox relay, RelayDelay slows it down,
 	// RelayRetry replaces its retry policy.
 	NoRelay    bool          `json:"-"`
@@ -67,7 +82,39 @@ func FromEnv(environ []string) (c Config, unknown []string, err error) {
 	if c.MigrateURL == "" {
 		c.MigrateURL = c.DatabaseURL
 	}
+	if _, err := c.limits(); err != nil {
+		return c, nil, err
+	}
 	return c, unknown, nil
+}
+
+// limits are the HTTP layer's rate limits without their limiter (nil: off).
+func (c Config) limits() (*api.Limits, error) {
+	switch c.RateLimits {
+	case "", "off":
+		return nil, nil
+	case "on":
+	default:
+		return nil, fmt.Errorf("WRITER_RATE_LIMITS %q: on or off", c.RateLimits)
+	}
+	l := api.DefaultLimits()
+	for _, row := range []struct {
+		dst *ratelimit.Policy
+		env string
+		v   string
+	}{{&l.Brand, "LIMIT_BRAND", c.LimitBrand}, {&l.Status, "LIMIT_STATUS", c.LimitStatus},
+		{&l.PublicWrite, "LIMIT_PUBLIC_WRITE", c.LimitWrite}, {&l.NotFound, "LIMIT_NOT_FOUND", c.LimitNotFound},
+		{&l.Unauthorized, "LIMIT_UNAUTHORIZED", c.LimitUnauth}} {
+		if row.v == "" {
+			continue // a test's literal configuration: the default
+		}
+		p, err := ratelimit.ParsePolicy(row.dst.Name, row.v)
+		if err != nil {
+			return nil, fmt.Errorf("%s%s: %w", EnvPrefix, row.env, err)
+		}
+		*row.dst = p
+	}
+	return &l, nil
 }
 
 // Help describes every setting.
@@ -129,12 +176,35 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	svc := licensing.New(store, time.Now, log)
 	svc.Observe = func(result string) { m.activations.WithLabelValues(result).Inc() }
 
+	limits, err := cfg.limits()
+	if err != nil {
+		return err
+	}
+	trusted, err := clientip.Parse(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("%sTRUSTED_PROXIES: %w", EnvPrefix, err)
+	}
+	if limits != nil {
+		var rdb *redis.Client
+		if cfg.RedisAddr != "" && cfg.RedisAddr != "off" {
+			rdb = ratelimit.RedisClient(cfg.RedisAddr, cfg.RedisPass)
+			defer rdb.Close()
+		}
+		limits.Limiter = ratelimit.New(rdb, ratelimit.Config{}, log, func(open bool) { m.limitRedisSkipped.Set(b2f(open)) })
+		log.Info("rate limits on", "brand", limits.Brand.String(), "status", limits.Status.String(),
+			"public_write", limits.PublicWrite.String(), "not_found", limits.NotFound.String(),
+			"unauthorized", limits.Unauthorized.String(), "shared", rdb != nil)
+	} else {
+		log.Warn("rate limits off (WRITER_RATE_LIMITS=off)")
+	}
 	srv := api.New(svc, api.Config{
 		OperatorToken: cfg.OperatorToken,
 		StatusMaxAge:  cfg.StatusMaxAge,
 		Ready:         readiness(pool),
 		Degraded:      degraded(nc),
 		Extra:         openapi.Register,
+		Limits:        limits,
+		Trusted:       trusted,
 	}, log, reg, reg)
 	httpSrv := &http.Server{
 		Handler:           srv,
@@ -248,14 +318,22 @@ func degraded(nc *nats.Conn) func() error {
 }
 
 type metrics struct {
-	relayLeading    prometheus.Gauge
-	heartbeats      prometheus.Counter
-	dbUnavailable   prometheus.Counter
-	inputRefused    prometheus.Counter
-	activations     *prometheus.CounterVec
-	outboxPublished prometheus.Counter
-	outboxFailures  prometheus.Counter
-	outboxLag       prometheus.Histogram
+	limitRedisSkipped prometheus.Gauge
+	relayLeading      prometheus.Gauge
+	heartbeats        prometheus.Counter
+	dbUnavailable     prometheus.Counter
+	inputRefused      prometheus.Counter
+	activations       *prometheus.CounterVec
+	outboxPublished   prometheus.Counter
+	outboxFailures    prometheus.Counter
+	outboxLag         prometheus.Histogram
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -277,8 +355,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		outboxLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "license_outbox_lag_seconds",
 			Help:    "From outbox row insert to JetStream acknowledgement.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
+		limitRedisSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_writer_rate_limit_redis_skipped",
+			Help: "1 while the rate limits' Redis is unreachable and each writer limits alone."}),
 	}
-	reg.MustRegister(m.relayLeading, m.heartbeats, m.dbUnavailable, m.inputRefused, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
+	reg.MustRegister(m.limitRedisSkipped, m.relayLeading, m.heartbeats, m.dbUnavailable, m.inputRefused, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
 	// export the common outcomes at zero from the start
 	for _, r := range []string{licensing.ResultActivated, licensing.ResultExisting, "seat_limit_reached",
 		"license_not_found", "license_suspended", "license_cancelled", "license_expired", "invalid_request"} {

@@ -27,7 +27,7 @@ func (s *Service) Events(ctx context.Context, p Principal, licenseID string, pag
 	}
 	var out resource.List[resource.Event]
 	list := "events:" + p.BrandID + ":" + licenseID
-	after, err := s.cursors.open(list, page.Cursor)
+	c, after, err := s.openCursor(ctx, list, page.Cursor)
 	if err != nil {
 		return out, err
 	}
@@ -39,7 +39,7 @@ func (s *Service) Events(ctx context.Context, p Principal, licenseID string, pag
 		if err != nil {
 			return err
 		}
-		out = pageOf(s.cursors, list, rows, page.Limit, func(a AuditRow) resource.Event {
+		out = pageOf(c, list, rows, page.Limit, func(a AuditRow) resource.Event {
 			return resource.Event{ID: a.ID, Action: a.Action, Actor: a.Actor, RequestID: a.Request, At: a.At.UTC(), Before: a.Before, After: a.After}
 		}, func(a AuditRow) string { return a.ID })
 		return nil

@@ -22,6 +22,8 @@ type BrandTx interface {
 	InsertBrand(ctx context.Context, b BrandRow) error
 	BrandBySlug(ctx context.Context, slug string) (BrandRow, error)
 	ListBrands(ctx context.Context, after string, limit int) ([]BrandRow, error)
+	// SetBrandRateLimit sets (nil: clears) the brand's own rate limit.
+	SetBrandRateLimit(ctx context.Context, id string, l *resource.RateLimit) error
 	InsertAPIKey(ctx context.Context, k APIKeyRow) error
 	// APIKeyByPrefix returns the key (revoked or not) with its brand's slug.
 	APIKeyByPrefix(ctx context.Context, prefix string) (APIKeyRow, error)
@@ -82,7 +84,7 @@ func (s *Service) CreateBrand(ctx context.Context, m Meta, slug, name string) (r
 // ListBrands lists brands (operator).
 func (s *Service) ListBrands(ctx context.Context, page Page) (resource.List[resource.Brand], error) {
 	var out resource.List[resource.Brand]
-	after, err := s.cursors.open("brands", page.Cursor)
+	c, after, err := s.openCursor(ctx, "brands", page.Cursor)
 	if err != nil {
 		return out, err
 	}
@@ -91,8 +93,41 @@ func (s *Service) ListBrands(ctx context.Context, page Page) (resource.List[reso
 		if err != nil {
 			return err
 		}
-		out = pageOf(s.cursors, "brands", rows, page.Limit, brandResource, func(b BrandRow) string { return b.ID })
+		out = pageOf(c, "brands", rows, page.Limit, brandResource, func(b BrandRow) string { return b.ID })
 		return nil
+	})
+	return out, err
+}
+
+// MaxRateLimit bounds a brand's own limit (per second and burst).
+const MaxRateLimit = 1_000_000
+
+// SetBrandRateLimit sets the brand's own limit of requests per API key (nil: back to the
+// deployment's default). The writers read it with every authentication, so it applies to
+// the next request.
+func (s *Service) SetBrandRateLimit(ctx context.Context, m Meta, slug string, l *resource.RateLimit) (resource.Brand, error) {
+	if l != nil {
+		if l.PerSecond < 1 || l.PerSecond > MaxRateLimit {
+			return resource.Brand{}, problem.Unacceptable("rate_limit.per_second", "must be from 1 to %d", MaxRateLimit)
+		}
+		if l.Burst < 1 || l.Burst > MaxRateLimit {
+			return resource.Brand{}, problem.Unacceptable("rate_limit.burst", "must be from 1 to %d", MaxRateLimit)
+		}
+	}
+	var out resource.Brand
+	err := s.store.Tx(ctx, ScopeAll, func(tx Tx) error {
+		b, err := tx.BrandBySlug(ctx, slug)
+		if err != nil {
+			return notFound(err, problem.NotFound, "brand not found")
+		}
+		before := brandResource(b)
+		if err := tx.SetBrandRateLimit(ctx, b.ID, l); err != nil {
+			return err
+		}
+		b.RateLimit = l
+		out = brandResource(b)
+		return tx.InsertAudit(ctx, AuditRow{ID: newID(), BrandID: b.ID, Action: "brand.updated",
+			Actor: m.Actor, Request: m.RequestID, At: s.Now(), Before: before, After: out})
 	})
 	return out, err
 }
@@ -180,7 +215,7 @@ func (s *Service) Authenticate(ctx context.Context, token, operatorToken string)
 	if !apikey.Matches(secret, k.SecretHash) || k.RevokedAt != nil {
 		return Principal{}, unauth
 	}
-	return Principal{BrandID: k.BrandID, BrandSlug: k.BrandSlug, KeyID: k.ID, Scopes: k.Scopes}, nil
+	return Principal{BrandID: k.BrandID, BrandSlug: k.BrandSlug, KeyID: k.ID, Scopes: k.Scopes, RateLimit: k.BrandRateLimit}, nil
 }
 
 // brand resolves a public slug, caching it (brands are never deleted or renamed). An
@@ -237,7 +272,7 @@ func (s *Service) CreateProduct(ctx context.Context, m Meta, p Principal, code, 
 func (s *Service) ListProducts(ctx context.Context, p Principal, page Page) (resource.List[resource.Product], error) {
 	var out resource.List[resource.Product]
 	list := "products:" + p.BrandID
-	after, err := s.cursors.open(list, page.Cursor)
+	c, after, err := s.openCursor(ctx, list, page.Cursor)
 	if err != nil {
 		return out, err
 	}
@@ -246,7 +281,7 @@ func (s *Service) ListProducts(ctx context.Context, p Principal, page Page) (res
 		if err != nil {
 			return err
 		}
-		out = pageOf(s.cursors, list, rows, page.Limit, productResource, func(r ProductRow) string { return r.ID })
+		out = pageOf(c, list, rows, page.Limit, productResource, func(r ProductRow) string { return r.ID })
 		return nil
 	})
 	return out, err

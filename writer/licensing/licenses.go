@@ -289,7 +289,7 @@ func (s *Service) ListActivations(ctx context.Context, p Principal, licenseID st
 	}
 	var out resource.List[resource.Activation]
 	list := "activations:" + p.BrandID + ":" + licenseID
-	after, err := s.cursors.open(list, page.Cursor)
+	c, after, err := s.openCursor(ctx, list, page.Cursor)
 	if err != nil {
 		return out, err
 	}
@@ -301,7 +301,7 @@ func (s *Service) ListActivations(ctx context.Context, p Principal, licenseID st
 		if err != nil {
 			return err
 		}
-		out = pageOf(s.cursors, list, rows, page.Limit, activationResource, func(a ActivationRow) string { return a.ID })
+		out = pageOf(c, list, rows, page.Limit, activationResource, func(a ActivationRow) string { return a.ID })
 		return nil
 	})
 	return out, err
@@ -370,7 +370,7 @@ func (s *Service) ListByEmail(ctx context.Context, p Principal, email string, pa
 	}
 	var out resource.List[resource.License]
 	list := "licenses:" + p.BrandID + ":" + email
-	after, err := s.cursors.open(list, page.Cursor)
+	c, after, err := s.openCursor(ctx, list, page.Cursor)
 	if err != nil {
 		return out, err
 	}
@@ -379,7 +379,7 @@ func (s *Service) ListByEmail(ctx context.Context, p Principal, email string, pa
 		if err != nil {
 			return err
 		}
-		out = pageOf(s.cursors, list, rows, page.Limit, s.licenseResource, func(r LicenseRow) string { return r.ID })
+		out = pageOf(c, list, rows, page.Limit, s.licenseResource, func(r LicenseRow) string { return r.ID })
 		return nil
 	})
 	return out, err
@@ -402,7 +402,7 @@ func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email strin
 		caller = p.BrandID
 	}
 	list := "customer:" + caller + ":" + email
-	after, err := s.cursors.open(list, page.Cursor)
+	c, after, err := s.openCursor(ctx, list, page.Cursor)
 	if err != nil {
 		return out, err
 	}
@@ -429,7 +429,7 @@ func (s *Service) CustomerLicenses(ctx context.Context, p Principal, email strin
 				acts[id], more[id] = as, m[id]
 			}
 		}
-		out = pageOf(s.cursors, list, rows, page.Limit, func(r LicenseRow) resource.CustomerLicense {
+		out = pageOf(c, list, rows, page.Limit, func(r LicenseRow) resource.CustomerLicense {
 			c := resource.CustomerLicense{Brand: r.BrandSlug, Product: r.ProductCode,
 				Status: license.EffectiveStatus(r.Status, r.ExpiresAt, s.Now()), ExpiresAt: utcPtr(r.ExpiresAt)}
 			if !visible(r) {

@@ -1,11 +1,13 @@
 package licensing
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/licensing/licensing/shared/problem"
@@ -48,7 +50,7 @@ var errBadCursor = problem.Invalid("cursor", "is not a cursor this API returned 
 // cursors seal keyset positions (the id of a page's last row) with AES-GCM: a cursor
 // reveals nothing (not the id of a masked entry of another brand in a cross-brand list),
 // cannot be forged, and opens only for the list and caller it was made for (the list is
-// the additional data). Every writer must use the same key (SetCursorKey).
+// the additional data). Every writer uses the same key, made once per database (CursorTx).
 type cursors struct{ aead cipher.AEAD }
 
 func newCursors(key []byte) (*cursors, error) {
@@ -64,18 +66,6 @@ func newCursors(key []byte) (*cursors, error) {
 		return nil, err
 	}
 	return &cursors{aead: aead}, nil
-}
-
-func randomCursors() *cursors {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		panic("licensing: crypto/rand: " + err.Error())
-	}
-	c, err := newCursors(key)
-	if err != nil {
-		panic(err)
-	}
-	return c
 }
 
 func (c *cursors) seal(list, id string) string {
@@ -102,16 +92,35 @@ func (c *cursors) open(list, cursor string) (string, error) {
 	return string(id), nil
 }
 
-// SetCursorKey sets the 32-byte key cursors are sealed with; every writer of a deployment
-// must use the same (the writer reads it from the database). Without it a random key is
-// used: cursors then open only on the process that made them.
-func (s *Service) SetCursorKey(key []byte) error {
-	c, err := newCursors(key)
-	if err != nil {
-		return err
+// CursorTx reads the key cursors are sealed with.
+type CursorTx interface {
+	// CursorKey is the deployment's 32-byte cursor key (one per database, so every
+	// writer opens the cursors every other one made).
+	CursorKey(ctx context.Context) ([]byte, error)
+}
+
+// openCursor returns the cursors of the deployment (read once from the store) and the id
+// sealed in cursor for list ("" for no cursor).
+func (s *Service) openCursor(ctx context.Context, list, cursor string) (*cursors, string, error) {
+	c := s.cursors.Load()
+	if c == nil {
+		var key []byte
+		err := s.store.ReadTx(ctx, ScopeAll, func(tx Tx) error {
+			var err error
+			key, err = tx.CursorKey(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		if c, err = newCursors(key); err != nil {
+			return nil, "", fmt.Errorf("cursor key: %w", err)
+		}
+		s.cursors.CompareAndSwap(nil, c)
+		c = s.cursors.Load()
 	}
-	s.cursors = c
-	return nil
+	after, err := c.open(list, cursor)
+	return c, after, err
 }
 
 // pageOf turns limit+1 rows into a page: the extra row only says that there is a next

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,8 @@ type Principal struct {
 	BrandSlug string
 	KeyID     string
 	Scopes    []string
+	// RateLimit is the brand's own limit (nil: the default).
+	RateLimit *resource.RateLimit
 }
 
 // Has reports whether the principal holds scope s (the operator holds every scope).
@@ -63,7 +66,7 @@ type Service struct {
 
 	brandMu    sync.RWMutex
 	brandCache map[string]BrandRow
-	cursors    *cursors
+	cursors    atomic.Pointer[cursors] // read from the store at first use
 }
 
 // New returns a service over store. now is the clock.
@@ -71,7 +74,7 @@ func New(store Store, now func() time.Time, log *slog.Logger) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, now: now, log: log, brandCache: map[string]BrandRow{}, cursors: randomCursors()}
+	return &Service{store: store, now: now, log: log, brandCache: map[string]BrandRow{}}
 }
 
 // Now is the service clock, in UTC with the microsecond precision Postgres keeps (so a
@@ -90,7 +93,7 @@ func validID(s string) bool {
 // ---------------------------------------------------------------- conversions
 
 func brandResource(b BrandRow) resource.Brand {
-	return resource.Brand{ID: b.ID, Slug: b.Slug, Name: b.Name, CreatedAt: b.CreatedAt.UTC()}
+	return resource.Brand{ID: b.ID, Slug: b.Slug, Name: b.Name, CreatedAt: b.CreatedAt.UTC(), RateLimit: b.RateLimit}
 }
 
 func productResource(p ProductRow) resource.Product {

@@ -3,6 +3,8 @@ package licensing
 import (
 	"context"
 	"time"
+
+	"github.com/licensing/licensing/shared/resource"
 )
 
 // Scope selects the row-level-security scope of a transaction: one brand's id, or
@@ -34,6 +36,7 @@ type Store interface {
 // declared beside the code that uses it.
 type Tx interface {
 	BrandTx        // brands.go: brands, API keys, products
+	CursorTx       // pagination.go: the cursor key
 	LicenseTx      // licenses.go: license keys, licenses, their activations
 	SeatStatements // seats.go: activation and deactivation, one statement each
 	AuditTx        // audit.go: audit events and the change record (version, audit, outbox)
@@ -51,6 +54,7 @@ type Tx interface {
 type BrandRow struct {
 	ID, Slug, Name string
 	CreatedAt      time.Time
+	RateLimit      *resource.RateLimit // nil: the default
 }
 
 // APIKeyRow is a stored API key: only a hash of its secret.
@@ -60,7 +64,8 @@ type APIKeyRow struct {
 	Scopes              []string
 	CreatedAt           time.Time
 	RevokedAt           *time.Time
-	BrandSlug           string // filled by APIKeyByPrefix
+	BrandSlug           string              // filled by APIKeyByPrefix
+	BrandRateLimit      *resource.RateLimit // filled by APIKeyByPrefix
 }
 
 // ProductRow is a stored product.

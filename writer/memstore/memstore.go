@@ -10,6 +10,7 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
+	"github.com/licensing/licensing/shared/resource"
 	"github.com/licensing/licensing/writer/licensing"
 )
 
@@ -57,13 +59,20 @@ type data struct {
 	audit       []licensing.AuditRow
 	outbox      []OutboxRow
 	idem        map[[2]string]licensing.IdemRow
+	cursorKey   []byte
+}
+
+func randomKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k) // never fails (crypto/rand)
+	return k
 }
 
 func (d *data) clone() *data {
 	return &data{
 		brands: maps.Clone(d.brands), apiKeys: maps.Clone(d.apiKeys), products: maps.Clone(d.products),
 		keys: maps.Clone(d.keys), licenses: maps.Clone(d.licenses), activations: maps.Clone(d.activations),
-		audit: slices.Clone(d.audit), outbox: slices.Clone(d.outbox), idem: maps.Clone(d.idem),
+		audit: slices.Clone(d.audit), outbox: slices.Clone(d.outbox), idem: maps.Clone(d.idem), cursorKey: d.cursorKey,
 	}
 }
 
@@ -73,7 +82,7 @@ func New() *Store {
 		brands: map[string]licensing.BrandRow{}, apiKeys: map[string]licensing.APIKeyRow{},
 		products: map[string]licensing.ProductRow{}, keys: map[string]licensing.KeyRow{},
 		licenses: map[string]licensing.LicenseRow{}, activations: map[string]licensing.ActivationRow{},
-		idem: map[[2]string]licensing.IdemRow{},
+		idem: map[[2]string]licensing.IdemRow{}, cursorKey: randomKey(),
 	}}
 }
 
@@ -254,6 +263,30 @@ func (t *Tx) ListBrands(_ context.Context, after string, limit int) ([]licensing
 	return sortedByID(slices.Collect(maps.Values(t.d.brands)), func(b licensing.BrandRow) string { return b.ID }, after, limit), nil
 }
 
+func (t *Tx) SetBrandRateLimit(_ context.Context, id string, l *resource.RateLimit) error {
+	if err := t.write(); err != nil {
+		return err
+	}
+	b, ok := t.d.brands[id]
+	if !ok {
+		return notFound()
+	}
+	if l != nil {
+		c := *l
+		l = &c
+	}
+	b.RateLimit = l
+	t.d.brands[id] = b
+	return nil
+}
+
+func (t *Tx) CursorKey(context.Context) ([]byte, error) {
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	return t.d.cursorKey, nil
+}
+
 func (t *Tx) InsertAPIKey(_ context.Context, k licensing.APIKeyRow) error {
 	if err := t.write(); err != nil {
 		return err
@@ -275,6 +308,7 @@ func (t *Tx) APIKeyByPrefix(_ context.Context, prefix string) (licensing.APIKeyR
 	for _, k := range t.d.apiKeys {
 		if k.Prefix == prefix && t.sees(k.BrandID) {
 			k.BrandSlug = t.d.brands[k.BrandID].Slug
+			k.BrandRateLimit = t.d.brands[k.BrandID].RateLimit
 			return k, nil
 		}
 	}

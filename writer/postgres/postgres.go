@@ -22,6 +22,7 @@ import (
 	"github.com/licensing/licensing/internal/statusread"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
+	"github.com/licensing/licensing/shared/resource"
 	"github.com/licensing/licensing/writer/licensing"
 )
 
@@ -296,21 +297,50 @@ func (t *txn) InsertBrand(ctx context.Context, b licensing.BrandRow) error {
 	return mapErr("insert brand", err)
 }
 
+const brandCols = `id, slug, name, created_at, rate_per_second, rate_burst`
+
 func scanBrand(row pgx.Row) (licensing.BrandRow, error) {
 	var b licensing.BrandRow
-	err := row.Scan(&b.ID, &b.Slug, &b.Name, &b.CreatedAt)
+	var perSecond, burst *int
+	err := row.Scan(&b.ID, &b.Slug, &b.Name, &b.CreatedAt, &perSecond, &burst)
+	b.RateLimit = rateLimit(perSecond, burst)
 	return b, err
 }
 
 func (t *txn) BrandBySlug(ctx context.Context, slug string) (licensing.BrandRow, error) {
-	b, err := scanBrand(t.row(ctx, `SELECT id, slug, name, created_at FROM brands WHERE slug = $1`, slug))
+	b, err := scanBrand(t.row(ctx, `SELECT `+brandCols+` FROM brands WHERE slug = $1`, slug))
 	return b, mapErr("brand by slug", err)
 }
 
 func (t *txn) ListBrands(ctx context.Context, after string, limit int) ([]licensing.BrandRow, error) {
-	rows, err := t.query(ctx, `SELECT id, slug, name, created_at FROM brands
+	rows, err := t.query(ctx, `SELECT `+brandCols+` FROM brands
 		WHERE ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2`, nullUUID(after), limit)
 	return collect("list brands", rows, err, func(r pgx.Rows) (licensing.BrandRow, error) { return scanBrand(r) })
+}
+
+func rateLimit(perSecond, burst *int) *resource.RateLimit {
+	if perSecond == nil || burst == nil {
+		return nil
+	}
+	return &resource.RateLimit{PerSecond: *perSecond, Burst: *burst}
+}
+
+func (t *txn) SetBrandRateLimit(ctx context.Context, id string, l *resource.RateLimit) error {
+	var perSecond, burst *int
+	if l != nil {
+		perSecond, burst = &l.PerSecond, &l.Burst
+	}
+	tag, err := t.exec(ctx, `UPDATE brands SET rate_per_second = $2, rate_burst = $3 WHERE id = $1`, id, perSecond, burst)
+	if err == nil {
+		err = oneRow(tag)
+	}
+	return mapErr("set brand rate limit", err)
+}
+
+func (t *txn) CursorKey(ctx context.Context) ([]byte, error) {
+	var key []byte
+	err := t.row(ctx, `SELECT key FROM cursor_key WHERE id = 1`).Scan(&key)
+	return key, mapErr("cursor key", err)
 }
 
 func (t *txn) InsertAPIKey(ctx context.Context, k licensing.APIKeyRow) error {
@@ -321,9 +351,12 @@ func (t *txn) InsertAPIKey(ctx context.Context, k licensing.APIKeyRow) error {
 
 func (t *txn) APIKeyByPrefix(ctx context.Context, prefix string) (licensing.APIKeyRow, error) {
 	var k licensing.APIKeyRow
-	err := t.row(ctx, `SELECT k.id, k.brand_id, k.prefix, k.secret_hash, k.scopes, k.created_at, k.revoked_at, b.slug
+	var perSecond, burst *int
+	err := t.row(ctx, `SELECT k.id, k.brand_id, k.prefix, k.secret_hash, k.scopes, k.created_at, k.revoked_at, b.slug,
+			b.rate_per_second, b.rate_burst
 		FROM api_keys k JOIN brands b ON b.id = k.brand_id WHERE k.prefix = $1`, prefix).
-		Scan(&k.ID, &k.BrandID, &k.Prefix, &k.SecretHash, &k.Scopes, &k.CreatedAt, &k.RevokedAt, &k.BrandSlug)
+		Scan(&k.ID, &k.BrandID, &k.Prefix, &k.SecretHash, &k.Scopes, &k.CreatedAt, &k.RevokedAt, &k.BrandSlug, &perSecond, &burst)
+	k.BrandRateLimit = rateLimit(perSecond, burst)
 	return k, mapErr("api key by prefix", err)
 }
 
