@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 .PHONY: up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
-	@deploy/local/up.sh
+	@RATE_LIMITS=$(RATE_LIMITS) deploy/local/up.sh
 
 down: ## stop everything `make up` started
 	@deploy/local/down.sh
@@ -44,14 +44,18 @@ bench-micro: ## Go micro-benchmarks
 seed: ## load-test data into the `make up` database (ACTIVATIONS=1000000 PREFIX=lt)
 	go run ./loadtest/cmd/seed -activations $(or $(ACTIVATIONS),1000000) -prefix $(or $(PREFIX),lt) -manifest .data/loadtest/manifest.json
 
-load: ## Go load harness against `make up` (SCENARIOS=status,activation_storm,mix)
+load: ## Go load harness against `make up`, brought up (or restarted) with rate limits off (SCENARIOS=status,activation_storm,mix)
+	@RATE_LIMITS=off deploy/local/up.sh >/dev/null
+	@echo "load: the topology runs with rate limits OFF (make up RATE_LIMITS=off): the harness measures the service, not the limiter"
 	go run ./loadtest/cmd/load run -scenario $(or $(SCENARIOS),status,activation_storm,mix) -manifest .data/loadtest/manifest.json
 
 chaos: ## fault-injection harness: its own topology under .data/chaos, every scenario (SCENARIOS=a,b), tables in .data/chaos/report.md
 	@deploy/local/deps.sh
 	go run ./loadtest/cmd/chaos -scenarios $(or $(SCENARIOS),all) -markdown .data/chaos/report.md
 
-bench: ## baselines side by side at 100k and 10M activations against `make up` (SIZES="100k 10m"), then the edge tiers
+bench: ## baselines side by side at 100k and 10M activations against `make up` with rate limits off (SIZES="100k 10m"), then the edge tiers
+	@RATE_LIMITS=off deploy/local/up.sh >/dev/null
+	@echo "bench: the topology runs with rate limits OFF (make up RATE_LIMITS=off)"
 	@loadtest/bench.sh
 	@deploy/local/services.sh up test
 	@edge/bench/run.sh

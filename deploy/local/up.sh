@@ -5,6 +5,9 @@
 #   its lease), edges :8081 and :8082 relaying writes to both writers,
 #   plus demo brands, products and a license key (first run only).
 # Idempotent: with everything running it only prints the summary again.
+# RATE_LIMITS=off (make up RATE_LIMITS=off) runs the writers and edges without rate limits,
+# for black-box suites that hammer the topology from one address; the default is on.
+# Changing it restarts the writers and edges.
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -29,6 +32,12 @@ REPLICA_APP_URL="postgres://license_app:license_app@127.0.0.1:$PG_REPLICA_PORT/l
 MIGRATE_URL="postgres://postgres@127.0.0.1:$PG_PORT/licensing?sslmode=disable"
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 READY_SECS=${READY_SECS:-60}
+RATE_LIMITS=${RATE_LIMITS:-on}
+[[ "$RATE_LIMITS" == on || "$RATE_LIMITS" == off ]] || die "RATE_LIMITS=$RATE_LIMITS: on or off"
+# the edges reach the writers from their own loopback address, the only one the writers
+# trust to name the client in X-Forwarded-For (API.md: a client on 127.0.0.1 cannot
+# forge its address)
+EDGE_SOURCE_IP=127.0.0.2
 
 "$LIB_DIR/deps.sh"
 "$LIB_DIR/services.sh" up local
@@ -59,7 +68,20 @@ WRITER_ENV=(
 	"WRITER_MIGRATE_DATABASE_URL=$MIGRATE_URL"
 	"WRITER_NATS_URL=$NATS_URL"
 	"WRITER_OPERATOR_TOKEN=$OPERATOR_TOKEN"
+	"WRITER_REDIS_ADDR=127.0.0.1:$REDIS_PORT"
+	"WRITER_TRUSTED_PROXIES=$EDGE_SOURCE_IP/32"
+	"WRITER_RATE_LIMITS=$RATE_LIMITS"
 )
+
+# --- rate-limit mode: a change restarts the writers and edges -------------------
+MODE_FILE="$DATA/rate-limits"
+if [[ -f "$MODE_FILE" && "$(cat "$MODE_FILE")" != "$RATE_LIMITS" ]]; then
+	log "rate limits were $(cat "$MODE_FILE"), now $RATE_LIMITS: restarting the writers and edges"
+	for n in edge-1 edge-2 writer-1 writer-2; do
+		stop_pidfile "$DATA/$n.pid" "${n%-*}" 30
+	done
+fi
+echo "$RATE_LIMITS" >"$MODE_FILE"
 
 # start_bg NAME PIDFILE LOGFILE BINARY -- ENV...: starts BINARY in the background
 # with the extra environment, unless the pidfile names a live NAME process.
@@ -131,7 +153,9 @@ if [[ -x bin/edge ]]; then
 			"EDGE_PRIMARY_URL=$PRIMARY_APP_URL" \
 			"EDGE_REDIS_ADDR=127.0.0.1:$REDIS_PORT" \
 			"EDGE_NATS_URL=$NATS_URL" \
-			"EDGE_WRITER_URL=$WRITER_URL,$WRITER2_URL"
+			"EDGE_WRITER_URL=$WRITER_URL,$WRITER2_URL" \
+			"EDGE_WRITER_SOURCE_IP=$EDGE_SOURCE_IP" \
+			"EDGE_RATE_LIMITS=$RATE_LIMITS"
 	done
 	for i in 1 2; do
 		port=${EDGE_PORTS[$((i - 1))]}
@@ -242,6 +266,17 @@ fi
 cat <<EOF
 postgres    primary 127.0.0.1:$PG_PORT, replica 127.0.0.1:$PG_REPLICA_PORT (db licensing)
 redis       127.0.0.1:$REDIS_PORT     nats  $NATS_URL
+EOF
+if [[ "$RATE_LIMITS" == on ]]; then
+	cat <<EOF
+rate limits ON (API.md defaults, shared through Redis; per IP on the public routes: 20/s
+            status, 2/s writes, 30 404s per 10 min). For load from one address:
+            make up RATE_LIMITS=off
+EOF
+else
+	echo "rate limits OFF (make up RATE_LIMITS=off); plain 'make up' turns them back on"
+fi
+cat <<EOF
 
 operator token      $OPERATOR_TOKEN
 rankmath API key    $RANKMATH_API_KEY

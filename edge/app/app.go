@@ -25,12 +25,16 @@ import (
 	"github.com/licensing/licensing/edge/server"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
+	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/internal/ratelimit"
+	"github.com/licensing/licensing/internal/redislog"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"golang.org/x/sync/errgroup"
@@ -63,14 +67,20 @@ type Config struct {
 	BackendBurst        int           `env:"BACKEND_BURST" envDefault:"500" help:"burst of Postgres reads"`
 	BackendConc         int           `env:"BACKEND_CONCURRENCY" envDefault:"32" help:"Postgres reads in flight (at most DB_MAX_CONNS)"`
 	TierProbeEvery      time.Duration `env:"TIER_PROBE_EVERY" envDefault:"1s" help:"a tier (Redis, replica, primary) that failed is skipped this long, then one request probes it"`
-	ClientRate          int           `env:"CLIENT_RATE" envDefault:"0" help:"public requests per second per client IP (0: off)"`
-	ClientBurst         int           `env:"CLIENT_BURST" envDefault:"100" help:"burst of the per-IP limit"`
+	RateLimits          string        `env:"RATE_LIMITS" envDefault:"on" help:"on or off: every rate limit (off: none, for load tests from one address); the budgets live in REDIS_ADDR, shared by the region's edges"`
+	TrustedProxies      string        `env:"TRUSTED_PROXIES" help:"comma-separated CIDR ranges of proxies (an ingress, a load balancer) whose X-Forwarded-For names the client; none by default"`
+	LimitStatus         string        `env:"LIMIT_STATUS" envDefault:"20/1s:100" help:"public status checks per client IP, <rate>/<period>:<burst>"`
+	LimitWrite          string        `env:"LIMIT_PUBLIC_WRITE" envDefault:"2/1s:20" help:"public activations and deactivations per client IP (charged here; the writer does not charge them again)"`
+	LimitNotFound       string        `env:"LIMIT_NOT_FOUND" envDefault:"30/10m:30" help:"public 404 answers per client IP; past it every public request from the IP is 429"`
+	WriterSourceIP      string        `env:"WRITER_SOURCE_IP" help:"local address the connections to the writers come from (the writers trust it as a proxy); default: the system's choice"`
 	WriterTimeout       time.Duration `env:"WRITER_TIMEOUT" envDefault:"3s" help:"bound of one relayed write (then the next writer is tried)"`
 	WriterMaxConns      int           `env:"WRITER_MAX_CONNS" envDefault:"256" help:"connections to the writer"`
 	VersionRetain       time.Duration `env:"VERSION_RETAIN" envDefault:"1h" help:"known versions of idle keys are forgotten after this"`
 	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"graceful shutdown deadline"`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 
+	// LimitKeyPrefix prefixes the rate-limit budgets' Redis keys (tests).
+	LimitKeyPrefix string `json:"-"`
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time `json:"-"`
 	// Registry receives the metrics (a new registry when nil).
@@ -92,7 +102,25 @@ func FromEnv(environ []string) (c Config, unknown []string, err error) {
 	if c.NodeID == "" {
 		c.NodeID, _ = os.Hostname()
 	}
+	if _, err := c.limits(); err != nil {
+		return c, nil, err
+	}
 	return c, unknown, nil
+}
+
+// limits are the server's rate limits without their limiter (nil: off).
+func (c Config) limits() (*server.Limits, error) {
+	switch c.RateLimits {
+	case "", "off":
+		return nil, nil
+	case "on":
+	default:
+		return nil, fmt.Errorf("EDGE_RATE_LIMITS %q: on or off", c.RateLimits)
+	}
+	l := &server.Limits{Status: ratelimit.Status, PublicWrite: ratelimit.PublicWrite, NotFound: ratelimit.NotFound}
+	// "" (a test's literal configuration) keeps a row's default
+	return l, errors.Join(ratelimit.Override(&l.Status, c.LimitStatus), ratelimit.Override(&l.PublicWrite, c.LimitWrite),
+		ratelimit.Override(&l.NotFound, c.LimitNotFound))
 }
 
 // Help describes every setting.
@@ -161,10 +189,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 			}, now, log, m)
 		stream = node.Events
 	}
+	limits, err := cfg.limits()
+	if err != nil {
+		return err
+	}
+	trusted, err := clientip.Parse(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("EDGE_TRUSTED_PROXIES: %w", err)
+	}
+	var rdb *goredis.Client
 	var src source.Source = node.L3
 	if enabled(cfg.RedisAddr) {
-		redis.DriverLog(log)
-		rdb := redis.Client(cfg.RedisAddr, cfg.RedisPass)
+		redislog.To(log)
+		rdb = redis.Client(cfg.RedisAddr, cfg.RedisPass)
 		defer rdb.Close()
 		node.L2 = redis.New(rdb, src, known, redis.Config{TTL: cfg.Ceiling, NegativeTTL: cfg.NegativeTTL, Stream: stream, Backoff: cfg.TierProbeEvery}, now, log, m)
 		src = node.L2
@@ -181,10 +218,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	src = version.NewGuard(src, known, now, m)
 	node.Source = src
 
+	if limits != nil {
+		var shared goredis.UniversalClient
+		if rdb != nil {
+			shared = rdb // the region's Redis: one budget per IP for all its edges
+		}
+		limits.Limiter = ratelimit.New(shared, ratelimit.Config{ProbeEvery: cfg.TierProbeEvery, Prefix: "edge:" + cfg.LimitKeyPrefix}, log, m.TierOpenFunc("rate-limit redis"))
+		log.Info("rate limits on", "status", limits.Status.String(), "public_write", limits.PublicWrite.String(),
+			"not_found", limits.NotFound.String(), "shared", rdb != nil)
+	} else {
+		log.Warn("rate limits off (EDGE_RATE_LIMITS=off)")
+	}
+
 	var rel server.Relayer
 	if enabled(cfg.WriterURL) {
 		c, err := relay.New(relay.Config{WriterURLs: strings.Split(cfg.WriterURL, ","), Timeout: cfg.WriterTimeout,
-			MaxConns: cfg.WriterMaxConns, ProbeEvery: cfg.TierProbeEvery}, log, m)
+			MaxConns: cfg.WriterMaxConns, ProbeEvery: cfg.TierProbeEvery, SourceIP: cfg.WriterSourceIP}, log, m)
 		if err != nil {
 			return err
 		}
@@ -192,10 +241,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	}
 	srv := server.New(src, rel, readiness(replicaPool, primaryPool, node.L2),
 		fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})),
-		server.Config{StatusMaxAge: cfg.StatusMaxAge, NotFoundMaxAge: cfg.NegativeTTL,
-			ClientRate: float64(cfg.ClientRate), ClientBurst: cfg.ClientBurst}, now, log, m)
+		server.Config{StatusMaxAge: cfg.StatusMaxAge, NotFoundMaxAge: cfg.NegativeTTL, Limits: limits, Trusted: trusted}, now, log, m)
 	hs := &fasthttp.Server{
 		Handler:               srv.Handler,
+		ErrorHandler:          srv.ErrorHandler,
+		ReadBufferSize:        server.MaxHeadBytes,
 		Name:                  "license-edge",
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,

@@ -28,7 +28,7 @@ type Metrics struct {
 	// Advanced counts cached key states moved to a new version by a change event
 	// instead of being read again.
 	Advanced prometheus.Counter
-	// RateLimited counts requests refused by a limit, by limit (client_ip, backend).
+	// RateLimited counts requests refused by a limit, by route and reason.
 	RateLimited *prometheus.CounterVec
 	// Requests observes request latency by route and status class.
 	Requests *prometheus.HistogramVec
@@ -61,7 +61,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Advanced: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_states_advanced_total",
 			Help: "Cached key states moved to a change's version from its event, without a read."}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_rate_limited_total",
-			Help: "Requests refused by a limit."}, []string{"limit"}),
+			Help: "Requests refused by a limit, by route and reason (a rate-limit policy answered 429; backend: Postgres reads over their rate, answered from another tier or 503)."}, []string{"route", "reason"}),
 		Requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "license_edge_request_duration_seconds",
 			Help:    "Request latency by route and status code class.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}},

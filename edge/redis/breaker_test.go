@@ -12,6 +12,7 @@ import (
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
+	"github.com/licensing/licensing/internal/redislog"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -73,7 +74,7 @@ func TestDeadRedisDoesNotStallMisses(t *testing.T) {
 				dials.Add(1)
 				return d.DialContext(ctx, network, addr)
 			}
-			DriverLog(slog.New(slog.DiscardHandler))
+			redislog.To(slog.New(slog.DiscardHandler))
 			rdb := goredis.NewClient(opt)
 			t.Cleanup(func() { rdb.Close() })
 			var cmds atomic.Int64

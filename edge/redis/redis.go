@@ -24,10 +24,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
+	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/shared/license"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -327,14 +327,3 @@ func (s *Store) Invalidate(ctx context.Context, brand, key, instance string, v i
 
 // Ping checks Redis.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
-
-// DriverLog sends go-redis' own log lines (one per failed dial, on stderr by default) to
-// log at debug level: the tier's breaker already says, once, when Redis goes away and
-// comes back. It sets a process-wide logger.
-func DriverLog(log *slog.Logger) { goredis.SetLogger(driverLog{log}) }
-
-type driverLog struct{ log *slog.Logger }
-
-func (d driverLog) Printf(ctx context.Context, format string, v ...any) {
-	d.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
-}

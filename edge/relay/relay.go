@@ -23,8 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/edge/metrics"
+	"github.com/licensing/licensing/internal/breaker"
 	"github.com/valyala/fasthttp"
 )
 
@@ -38,6 +38,9 @@ type Config struct {
 	MaxConns int
 	// ProbeEvery is how long a writer that failed is skipped (default 1s).
 	ProbeEvery time.Duration
+	// SourceIP, when set, is the local address the connections to the writers come from
+	// (the local topology: the writer trusts only that loopback address as a proxy).
+	SourceIP string
 }
 
 // Client relays requests to the writers.
@@ -71,6 +74,14 @@ func New(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Client, error) {
 		cfg.ProbeEvery = time.Second
 	}
 	c := &Client{timeout: cfg.Timeout}
+	dialer := &net.Dialer{}
+	if cfg.SourceIP != "" {
+		ip := net.ParseIP(cfg.SourceIP)
+		if ip == nil {
+			return nil, fmt.Errorf("writer source address %q: not an IP address", cfg.SourceIP)
+		}
+		dialer.LocalAddr = &net.TCPAddr{IP: ip}
+	}
 	for _, raw := range cfg.WriterURLs {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -98,7 +109,9 @@ func New(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Client, error) {
 			MaxIdemponentCallAttempts: 1,
 			RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-				return fasthttp.DialTimeout(addr, min(timeout, 2*time.Second))
+				d := *dialer
+				d.Timeout = min(timeout, 2*time.Second)
+				return d.Dial("tcp", addr)
 			},
 		}
 		c.writers = append(c.writers, writer{hc: hc, host: u.Host,
@@ -114,8 +127,10 @@ var passed = []string{"Content-Type", "Idempotency-Key", "User-Agent", "Accept"}
 var returned = []string{"Content-Type", "Retry-After", "Idempotent-Replayed", "Cache-Control", "Location"}
 
 // Forward sends ctx's request to a writer at the same path and query and writes the
-// writer's answer into ctx's response. On error nothing has been written.
-func (c *Client) Forward(ctx *fasthttp.RequestCtx, requestID string) error {
+// writer's answer into ctx's response. X-Forwarded-For carries clientIP alone: the
+// address the edge resolved (the writer trusts the edge, and only the edge, to say it).
+// On error nothing has been written.
+func (c *Client) Forward(ctx *fasthttp.RequestCtx, requestID, clientIP string) error {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -129,11 +144,7 @@ func (c *Client) Forward(ctx *fasthttp.RequestCtx, requestID string) error {
 		}
 	}
 	req.Header.Set("X-Request-Id", requestID)
-	ip := ctx.RemoteIP().String()
-	if prior := ctx.Request.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
-		ip = string(prior) + ", " + ip
-	}
-	req.Header.Set("X-Forwarded-For", ip)
+	req.Header.Set("X-Forwarded-For", clientIP)
 	req.SetBodyRaw(ctx.Request.Body())
 
 	var errs []error

@@ -43,7 +43,7 @@ func relayed(t *testing.T, c *Client) (string, error) {
 	ctx.Request.SetRequestURI("/v1/public/acme/activations")
 	ctx.Request.SetBodyString(`{}`)
 	ctx.Init(&ctx.Request, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7)}, nil)
-	if err := c.Forward(&ctx, "rid"); err != nil {
+	if err := c.Forward(&ctx, "rid", "192.0.2.7"); err != nil {
 		return "", err
 	}
 	if ctx.Response.StatusCode() != 201 {

@@ -22,10 +22,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
+	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/internal/pgfault"
 	"github.com/licensing/licensing/internal/statusread"
 	"golang.org/x/sync/singleflight"
@@ -235,7 +235,7 @@ func load[R source.Entry[R]](s *Store, ctx context.Context, ck string, read func
 // more (one round trip).
 func (s *Store) read(ctx context.Context, p pool, brand, query string, args []any, scan func(pgx.BatchResults) error) error {
 	if !s.lim.Allow() {
-		s.m.RateLimited.WithLabelValues("backend").Inc()
+		s.m.RateLimited.WithLabelValues("status", "backend").Inc()
 		return ErrLimited
 	}
 	wait, cancelWait := context.WithTimeout(ctx, s.cfg.Timeout)

@@ -17,18 +17,19 @@ import (
 
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
+	"github.com/licensing/licensing/internal/clientip"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
 	"github.com/licensing/licensing/shared/requestid"
 	"github.com/valyala/fasthttp"
-	"golang.org/x/time/rate"
 )
 
 // Relayer forwards a public write to the writer (relay.Client).
 type Relayer interface {
 	// Forward writes the writer's answer into ctx's response, or returns an error having
 	// written nothing.
-	Forward(ctx *fasthttp.RequestCtx, requestID string) error
+	// clientIP is the resolved client address, forwarded as X-Forwarded-For.
+	Forward(ctx *fasthttp.RequestCtx, requestID, clientIP string) error
 }
 
 // Config tunes the handlers.
@@ -40,10 +41,11 @@ type Config struct {
 	NotFoundMaxAge time.Duration
 	// MaxBodyBytes bounds a relayed body (default 64 KiB, API.md).
 	MaxBodyBytes int
-	// ClientRate and ClientBurst limit requests per second per client IP on the public
-	// endpoints (0: no limit).
-	ClientRate  float64
-	ClientBurst int
+	// Limits are API.md's per-IP rate limits on the public endpoints (nil: none).
+	Limits *Limits
+	// Trusted are the proxies (an ingress, a load balancer) whose X-Forwarded-For names
+	// the client.
+	Trusted clientip.Trusted
 }
 
 // Server holds the handlers' dependencies.
@@ -56,7 +58,6 @@ type Server struct {
 	now     func() time.Time
 	log     *slog.Logger
 	m       *metrics.Metrics
-	limits  *ipLimits
 	// wasReady is set once a readiness check has passed or a fresh answer was served.
 	wasReady atomic.Bool
 }
@@ -67,11 +68,7 @@ func New(src source.Source, relay Relayer, ready func(context.Context) error, me
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
-	s := &Server{src: src, relay: relay, ready: ready, metrics: metricsHandler, cfg: cfg, now: now, log: log, m: m}
-	if cfg.ClientRate > 0 {
-		s.limits = &ipLimits{rate: rate.Limit(cfg.ClientRate), burst: max(cfg.ClientBurst, 1), m: map[string]*rate.Limiter{}}
-	}
-	return s
+	return &Server{src: src, relay: relay, ready: ready, metrics: metricsHandler, cfg: cfg, now: now, log: log, m: m}
 }
 
 const publicPrefix = "/v1/public/"
@@ -115,16 +112,28 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rid string) string {
 		s.problem(ctx, rid, problem.New(problem.NotFound, "no such endpoint"))
 		return "other"
 	}
+	if err := checkInput(ctx); err != nil {
+		s.problem(ctx, rid, err)
+		return "invalid"
+	}
 	parts := strings.Split(rest, "/")
 	switch {
 	case len(parts) == 4 && parts[1] == "licenses" && parts[3] == "status":
-		if s.allow(ctx, rid, method, "GET") && s.limit(ctx, rid) {
-			s.status(ctx, rid, parts[0], parts[2])
+		if s.allow(ctx, rid, method, "GET") {
+			ip := s.clientIP(ctx)
+			if s.admit(ctx, rid, "status", ip, false) {
+				s.status(ctx, rid, parts[0], parts[2])
+				s.afterPublic(ctx, ip)
+			}
 		}
 		return "status"
 	case len(parts) == 2 && (parts[1] == "activations" || parts[1] == "deactivations"):
-		if s.allow(ctx, rid, method, "POST") && s.limit(ctx, rid) {
-			s.forward(ctx, rid, parts[1])
+		if s.allow(ctx, rid, method, "POST") {
+			ip := s.clientIP(ctx)
+			if s.admit(ctx, rid, parts[1], ip, true) {
+				s.forward(ctx, rid, parts[1], ip)
+				s.afterPublic(ctx, ip)
+			}
 		}
 		return parts[1]
 	}
@@ -138,16 +147,6 @@ func (s *Server) allow(ctx *fasthttp.RequestCtx, rid, method, want string) bool 
 	}
 	ctx.Response.Header.Set("Allow", want)
 	s.problem(ctx, rid, problem.New(problem.MethodNotAllowed, "use %s", want))
-	return false
-}
-
-func (s *Server) limit(ctx *fasthttp.RequestCtx, rid string) bool {
-	if s.limits == nil || s.limits.allow(ctx.RemoteIP().String()) {
-		return true
-	}
-	s.m.RateLimited.WithLabelValues("client_ip").Inc()
-	ctx.Response.Header.Set("Retry-After", "1")
-	s.problem(ctx, rid, problem.New(problem.RateLimited, "too many requests from this address"))
 	return false
 }
 
@@ -250,7 +249,7 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 // bodyPool recycles status encoding buffers (the answer is a few hundred bytes).
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-func (s *Server) forward(ctx *fasthttp.RequestCtx, rid, route string) {
+func (s *Server) forward(ctx *fasthttp.RequestCtx, rid, route, ip string) {
 	if len(ctx.Request.Body()) > s.cfg.MaxBodyBytes {
 		s.problem(ctx, rid, problem.Invalid("body", "must be at most %d bytes", s.cfg.MaxBodyBytes))
 		return
@@ -259,7 +258,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid, route string) {
 		s.problem(ctx, rid, problem.New(problem.Unavailable, "writes are not available at this node"))
 		return
 	}
-	if err := s.relay.Forward(ctx, rid); err != nil {
+	if err := s.relay.Forward(ctx, rid, ip); err != nil {
 		s.log.Warn("relay failed", "request_id", rid, "route", route, "err", err)
 		s.m.Relayed.WithLabelValues(route, "error").Inc()
 		ctx.Response.Header.Set("Retry-After", "1")
@@ -288,29 +287,4 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetBody(b)
-}
-
-// ipLimits is a token bucket per client address. The table is dropped wholesale when it
-// grows past a bound (a flood of addresses cannot exhaust memory).
-type ipLimits struct {
-	mu    sync.Mutex
-	rate  rate.Limit
-	burst int
-	m     map[string]*rate.Limiter
-}
-
-const maxTrackedIPs = 100_000
-
-func (l *ipLimits) allow(ip string) bool {
-	l.mu.Lock()
-	lim, ok := l.m[ip]
-	if !ok {
-		if len(l.m) >= maxTrackedIPs {
-			l.m = map[string]*rate.Limiter{}
-		}
-		lim = rate.NewLimiter(l.rate, l.burst)
-		l.m[ip] = lim
-	}
-	l.mu.Unlock()
-	return lim.Allow()
 }

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/relay"
 	"github.com/licensing/licensing/edge/source"
+	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/internal/ratelimit"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -186,15 +190,75 @@ func TestRequestIDEchoedOrGenerated(t *testing.T) {
 	}
 }
 
-func TestClientRateLimit(t *testing.T) {
-	s := New(&fakeSource{res: snapshot(nil)}, nil, nil, nil, Config{StatusMaxAge: time.Minute, ClientRate: 1, ClientBurst: 2},
-		func() time.Time { return now }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
-	var codes []int
-	for range 4 {
-		codes = append(codes, do(s, "GET", "/v1/public/acme/licenses/"+key+"/status", "").StatusCode())
+// TestRateLimits: the per-IP rows on the edge's handler (in-process budgets: the shared
+// ones are tested through Redis in internal/ratelimit and e2e): the status burst is served
+// with the headers, the next request is 429 with Retry-After; 404 answers spend the
+// key-guessing budget, after which known keys are refused too; the address counted is the
+// peer unless the peer is a trusted proxy.
+func TestRateLimits(t *testing.T) {
+	src := &fakeSource{res: snapshot(nil)}
+	trusted, err := clientip.Parse("192.0.2.0/24")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if codes[0] != 200 || codes[1] != 200 || codes[3] != 429 {
-		t.Fatalf("codes %v, want 200 200 ... 429", codes)
+	limits := &Limits{Limiter: ratelimit.New(nil, ratelimit.Config{}, slog.New(slog.DiscardHandler), nil),
+		Status:      ratelimit.Policy{Name: "status", Rate: 1, Period: time.Hour, Burst: 3},
+		PublicWrite: ratelimit.Policy{Name: "public_write", Rate: 1, Period: time.Hour, Burst: 1},
+		NotFound:    ratelimit.Policy{Name: "not_found", Rate: 1, Period: time.Hour, Burst: 2}}
+	s := New(src, nil, nil, nil, Config{StatusMaxAge: time.Minute, Limits: limits, Trusted: trusted},
+		func() time.Time { return now }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+	status := "/v1/public/acme/licenses/" + key + "/status"
+	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+
+	for i := range 3 {
+		r := do(s, "GET", status, "", from("203.0.113.1")...)
+		if r.StatusCode() != 200 || string(r.Header.Peek("RateLimit-Policy")) != `"status";q=3;w=10800` ||
+			string(r.Header.Peek("RateLimit")) != fmt.Sprintf(`"status";r=%d;t=%d`, 2-i, 3600*(i+1)) {
+			t.Fatalf("request %d: %d %q %q", i, r.StatusCode(), r.Header.Peek("RateLimit-Policy"), r.Header.Peek("RateLimit"))
+		}
+	}
+	r := do(s, "GET", status, "", from("203.0.113.1")...)
+	if r.StatusCode() != 429 || code(t, r) != "rate_limited" || string(r.Header.Peek("Retry-After")) != "3600" ||
+		string(r.Header.Peek("RateLimit")) != `"status";r=0;t=10800` {
+		t.Fatalf("past the burst: %d %s %q %q", r.StatusCode(), r.Body(), r.Header.Peek("Retry-After"), r.Header.Peek("RateLimit"))
+	}
+	// another client behind the same proxy has its own budget
+	if r := do(s, "GET", status, "", from("203.0.113.2")...); r.StatusCode() != 200 {
+		t.Fatalf("other client: %d", r.StatusCode())
+	}
+	// a public write has its own row; the relay is absent here (503), which is charged
+	// like any answer
+	if r := do(s, "POST", "/v1/public/acme/activations", "{}", from("203.0.113.1")...); r.StatusCode() != 503 {
+		t.Fatalf("write: %d", r.StatusCode())
+	}
+	if r := do(s, "POST", "/v1/public/acme/activations", "{}", from("203.0.113.1")...); r.StatusCode() != 429 ||
+		string(r.Header.Peek("RateLimit-Policy")) != `"public_write";q=1;w=3600` {
+		t.Fatalf("second write: %d %q", r.StatusCode(), r.Header.Peek("RateLimit-Policy"))
+	}
+
+	// key guessing from 203.0.113.3: two 404s spend the budget, then a known key is 429
+	src.res = source.Result{Found: false, Tier: "replica"}
+	for range 2 {
+		if r := do(s, "GET", status, "", from("203.0.113.3")...); r.StatusCode() != 404 {
+			t.Fatalf("unknown key: %d", r.StatusCode())
+		}
+	}
+	src.res = snapshot(nil)
+	r = do(s, "GET", status, "", from("203.0.113.3")...)
+	if r.StatusCode() != 429 || string(r.Header.Peek("RateLimit-Policy")) != `"not_found";q=2;w=7200` {
+		t.Fatalf("known key after the 404 budget: %d %q", r.StatusCode(), r.Header.Peek("RateLimit-Policy"))
+	}
+
+	// the peer is counted when it is not trusted, whatever the header says
+	untrusted := New(src, nil, nil, nil, Config{StatusMaxAge: time.Minute, Limits: limits},
+		func() time.Time { return now }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+	for i := range 3 {
+		if r := do(untrusted, "GET", status, "", from(fmt.Sprintf("198.51.100.%d", i))...); r.StatusCode() != 200 {
+			t.Fatalf("peer request %d: %d", i, r.StatusCode())
+		}
+	}
+	if r := do(untrusted, "GET", status, "", from("198.51.100.99")...); r.StatusCode() != 429 {
+		t.Fatalf("a forged X-Forwarded-For bought a new budget: %d", r.StatusCode())
 	}
 }
 
@@ -233,7 +297,9 @@ func TestRelayPassesThrough(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the writer got nothing; client got %d %s", r.StatusCode(), r.Body())
 	}
-	want := seen{"POST", "/v1/public/acme/activations?x=1", body, "rid-1", "203.0.113.9, 192.0.2.7", "application/json"}
+	// the edge trusts no proxy here: the client's own X-Forwarded-For is dropped and the
+	// writer is told the peer's address
+	want := seen{"POST", "/v1/public/acme/activations?x=1", body, "rid-1", "192.0.2.7", "application/json"}
 	if w != want {
 		t.Errorf("writer saw %+v\nwant %+v", w, want)
 	}
@@ -241,5 +307,65 @@ func TestRelayPassesThrough(t *testing.T) {
 		string(r.Header.ContentType()) != "application/problem+json" || string(r.Header.Peek("Retry-After")) != "3" ||
 		string(r.Header.Peek("X-Request-Id")) != "rid-1" {
 		t.Errorf("client got %d %s %q %q", r.StatusCode(), r.Body(), r.Header.ContentType(), r.Header.Peek("X-Request-Id"))
+	}
+}
+
+// TestStrictInput: control characters and invalid UTF-8 in the path or a query value are
+// 400 problem+json, and nothing is read; the errors fasthttp raises before any handler (a
+// head over 16 KiB, a body over the server's limit, a malformed request) are problem+json
+// with X-Request-Id too.
+func TestStrictInput(t *testing.T) {
+	src := &fakeSource{res: snapshot(nil)}
+	s := newServer(src, nil)
+	for _, uri := range []string{
+		"/v1/public/acme/licenses/" + key + "/status?instance=a%00b",
+		"/v1/public/acme/licenses/" + key + "/status?product=%ff",
+		"/v1/public/acme/licenses/" + key + "/status?pro%01duct=x",
+		"/v1/public/acme/licenses/" + key + "%07/status",
+	} {
+		r := do(s, "GET", uri, "")
+		if r.StatusCode() != 400 || code(t, r) != "invalid_request" || string(r.Header.ContentType()) != "application/problem+json" {
+			t.Errorf("%s: %d %s", uri, r.StatusCode(), r.Body())
+		}
+	}
+	if n := src.calls.Load(); n != 0 {
+		t.Errorf("%d reads for refused requests", n)
+	}
+
+	ln := fasthttputil.NewInmemoryListener()
+	defer ln.Close()
+	hs := &fasthttp.Server{Handler: s.Handler, ErrorHandler: s.ErrorHandler, ReadBufferSize: MaxHeadBytes,
+		MaxRequestBodySize: 1 << 10}
+	go hs.Serve(ln) //nolint:errcheck
+	defer hs.Shutdown()
+	raw := func(req string) *fasthttp.Response {
+		t.Helper()
+		c, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		var resp fasthttp.Response
+		if err := resp.Read(bufio.NewReader(c)); err != nil {
+			t.Fatalf("reading the answer to %.40q: %v", req, err)
+		}
+		return &resp
+	}
+	for name, c := range map[string]struct {
+		req    string
+		status int
+	}{
+		"head over 16 KiB": {"GET /healthz HTTP/1.1\r\nHost: e\r\nX-Big: " + strings.Repeat("a", 17<<10) + "\r\n\r\n", 431},
+		"body over limit":  {"POST /v1/public/acme/activations HTTP/1.1\r\nHost: e\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n" + strings.Repeat("a", 5000), 400},
+		"malformed":        {"GET /healthz HTTP/1.1\r\nHost: e\r\nContent-Length: x\r\n\r\n", 400},
+	} {
+		r := raw(c.req)
+		if r.StatusCode() != c.status || string(r.Header.ContentType()) != "application/problem+json" ||
+			len(r.Header.Peek("X-Request-Id")) == 0 || code(t, r) != "invalid_request" {
+			t.Errorf("%s: %d %q %q %s", name, r.StatusCode(), r.Header.ContentType(), r.Header.Peek("X-Request-Id"), r.Body())
+		}
 	}
 }

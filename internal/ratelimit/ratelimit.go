@@ -37,6 +37,34 @@ type Policy struct {
 	Burst  int
 }
 
+// API.md's rows with their default numbers; the names appear in the RateLimit headers and
+// as the metrics' reason label.
+var (
+	// Brand: requests per brand API key (a brand's own limit replaces the numbers).
+	Brand = Policy{Name: "brand", Rate: 50, Period: time.Second, Burst: 100}
+	// Status: public status checks per client IP.
+	Status = Policy{Name: "status", Rate: 20, Period: time.Second, Burst: 100}
+	// PublicWrite: public activations and deactivations per client IP.
+	PublicWrite = Policy{Name: "public_write", Rate: 2, Period: time.Second, Burst: 20}
+	// NotFound: public 404 answers per client IP, looked at before every public request.
+	NotFound = Policy{Name: "not_found", Rate: 30, Period: 10 * time.Minute, Burst: 30}
+	// Unauthorized: 401 answers per client IP, looked at before every request with a
+	// credential.
+	Unauthorized = Policy{Name: "unauthorized", Rate: 20, Period: time.Minute, Burst: 20}
+)
+
+// Override replaces *p's numbers with s ("<rate>/<period>:<burst>"; "": keep them).
+func Override(p *Policy, s string) error {
+	if s == "" {
+		return nil
+	}
+	q, err := ParsePolicy(p.Name, s)
+	if err == nil {
+		*p = q
+	}
+	return err
+}
+
 // ParsePolicy reads "<rate>/<period>:<burst>", e.g. "50/1s:100" or "30/10m:30".
 func ParsePolicy(name, s string) (Policy, error) {
 	p := Policy{Name: name}
@@ -112,6 +140,8 @@ type Config struct {
 	// LocalKeys bounds the in-process buckets (default 100 000; least recently used go
 	// first, and each expires once it would be full again).
 	LocalKeys int
+	// Prefix is prepended to every budget's key in Redis (tests keep runs apart with it).
+	Prefix string
 	// MaxRefill is the longest refill time of any policy used (the local entries' life;
 	// default 10 minutes).
 	MaxRefill time.Duration
@@ -168,7 +198,7 @@ func (l *Limiter) Take(ctx context.Context, p Policy, key string, n int) Decisio
 	if l == nil {
 		return Decision{Policy: p, Allowed: true, Remaining: p.Burst}
 	}
-	k := p.Name + ":" + key
+	k := l.cfg.Prefix + p.Name + ":" + key
 	b := l.bucket(k, p)
 	need := max(n, 1)
 	// this instance alone has spent the budget: refuse without asking Redis
@@ -282,7 +312,7 @@ func RedisClient(addr, password string) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr: addr, Password: password,
 		DialTimeout: 250 * time.Millisecond, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond,
-		PoolTimeout: 100 * time.Millisecond, MaxRetries: -1, ContextTimeoutEnabled: true, PoolSize: 32,
+		PoolTimeout: 100 * time.Millisecond, MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true, PoolSize: 32,
 	})
 }
 

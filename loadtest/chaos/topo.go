@@ -166,7 +166,10 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 		t.Writers = append(t.Writers, &Proc{Name: fmt.Sprintf("writer-%d", i+1), Path: filepath.Join(cfg.Bin, "writer"),
 			Log: t.logPath(fmt.Sprintf("writer-%d", i+1)),
 			Env: append([]string{"WRITER_ADDR=" + addr, "WRITER_DATABASE_URL=" + t.AppURL, "WRITER_NATS_URL=" + t.NATSURL,
-				"WRITER_OPERATOR_TOKEN=" + t.OperatorToken, "WRITER_SHUTDOWN_TIMEOUT=5s"}, cfg.WriterEnv...),
+				"WRITER_OPERATOR_TOKEN=" + t.OperatorToken, "WRITER_SHUTDOWN_TIMEOUT=5s",
+				// the harness loads the topology from one address: it measures the service,
+				// not the limiter (API.md: every load tool runs with limits off or spreads)
+				"WRITER_RATE_LIMITS=off"}, cfg.WriterEnv...),
 			Ready: t.httpReady(u)})
 	}
 	for i := range cfg.Edges {
@@ -178,9 +181,10 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 			Env: append([]string{"EDGE_ADDR=" + addr, fmt.Sprintf("EDGE_NODE_ID=edge-%d", i+1),
 				"EDGE_REPLICA_URL=" + t.ReplicaAppURL, "EDGE_PRIMARY_URL=" + t.AppURL, "EDGE_REDIS_ADDR=" + t.RedisAddr,
 				"EDGE_NATS_URL=" + t.NATSURL, "EDGE_WRITER_URL=" + strings.Join(t.WriterURLs, ","),
-				"EDGE_SHUTDOWN_TIMEOUT=5s"}, cfg.EdgeEnv...),
+				"EDGE_SHUTDOWN_TIMEOUT=5s", "EDGE_RATE_LIMITS=off"}, cfg.EdgeEnv...),
 			Ready: t.httpReady(u)})
 	}
+	cfg.Logf("rate limits OFF on every writer and edge (the harness loads from one address)")
 	for _, p := range append(append([]*Proc{}, t.Writers...), t.Edges...) {
 		cfg.Logf("starting %s", p.Name)
 		if err := p.Start(ctx); err != nil {

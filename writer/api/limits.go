@@ -22,24 +22,10 @@ type Limits struct {
 	Status, PublicWrite, NotFound, Unauthorized ratelimit.Policy
 }
 
-// Policy names, as they appear in the RateLimit headers and the metrics' reason label.
-const (
-	PolicyBrand        = "brand"
-	PolicyStatus       = "status"
-	PolicyPublicWrite  = "public_write"
-	PolicyNotFound     = "not_found"
-	PolicyUnauthorized = "unauthorized"
-)
-
 // DefaultLimits are API.md's defaults.
 func DefaultLimits() Limits {
-	return Limits{
-		Brand:        ratelimit.Policy{Name: PolicyBrand, Rate: 50, Period: time.Second, Burst: 100},
-		Status:       ratelimit.Policy{Name: PolicyStatus, Rate: 20, Period: time.Second, Burst: 100},
-		PublicWrite:  ratelimit.Policy{Name: PolicyPublicWrite, Rate: 2, Period: time.Second, Burst: 20},
-		NotFound:     ratelimit.Policy{Name: PolicyNotFound, Rate: 30, Period: 10 * time.Minute, Burst: 30},
-		Unauthorized: ratelimit.Policy{Name: PolicyUnauthorized, Rate: 20, Period: time.Minute, Burst: 20},
-	}
+	return Limits{Brand: ratelimit.Brand, Status: ratelimit.Status, PublicWrite: ratelimit.PublicWrite,
+		NotFound: ratelimit.NotFound, Unauthorized: ratelimit.Unauthorized}
 }
 
 // take charges n (0: looks) to key's budget under p and, when refused, answers 429 with

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/licensing/licensing/internal/clientip"
 	"github.com/licensing/licensing/internal/ratelimit"
+	"github.com/licensing/licensing/internal/redislog"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/shared/retry"
 	"github.com/licensing/licensing/writer/api"
@@ -64,9 +65,11 @@ type Config struct {
 
 	// Tests only (no variable): NoRelay runs no outbox relay, RelayDelay slows it down,
 	// RelayRetry replaces its retry policy.
-	NoRelay    bool          `json:"-"`
-	RelayDelay time.Duration `json:"-"`
-	RelayRetry retry.Policy  `json:"-"`
+	NoRelay bool `json:"-"`
+	// LimitKeyPrefix prefixes the rate-limit budgets' Redis keys (tests).
+	LimitKeyPrefix string        `json:"-"`
+	RelayDelay     time.Duration `json:"-"`
+	RelayRetry     retry.Policy  `json:"-"`
 }
 
 // EnvPrefix prefixes every variable of the writer's configuration.
@@ -98,23 +101,11 @@ func (c Config) limits() (*api.Limits, error) {
 		return nil, fmt.Errorf("WRITER_RATE_LIMITS %q: on or off", c.RateLimits)
 	}
 	l := api.DefaultLimits()
-	for _, row := range []struct {
-		dst *ratelimit.Policy
-		env string
-		v   string
-	}{{&l.Brand, "LIMIT_BRAND", c.LimitBrand}, {&l.Status, "LIMIT_STATUS", c.LimitStatus},
-		{&l.PublicWrite, "LIMIT_PUBLIC_WRITE", c.LimitWrite}, {&l.NotFound, "LIMIT_NOT_FOUND", c.LimitNotFound},
-		{&l.Unauthorized, "LIMIT_UNAUTHORIZED", c.LimitUnauth}} {
-		if row.v == "" {
-			continue // a test's literal configuration: the default
-		}
-		p, err := ratelimit.ParsePolicy(row.dst.Name, row.v)
-		if err != nil {
-			return nil, fmt.Errorf("%s%s: %w", EnvPrefix, row.env, err)
-		}
-		*row.dst = p
-	}
-	return &l, nil
+	// "" (a test's literal configuration) keeps a row's default
+	err := errors.Join(ratelimit.Override(&l.Brand, c.LimitBrand), ratelimit.Override(&l.Status, c.LimitStatus),
+		ratelimit.Override(&l.PublicWrite, c.LimitWrite), ratelimit.Override(&l.NotFound, c.LimitNotFound),
+		ratelimit.Override(&l.Unauthorized, c.LimitUnauth))
+	return &l, err
 }
 
 // Help describes every setting.
@@ -187,10 +178,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	if limits != nil {
 		var rdb *redis.Client
 		if cfg.RedisAddr != "" && cfg.RedisAddr != "off" {
+			redislog.To(log)
 			rdb = ratelimit.RedisClient(cfg.RedisAddr, cfg.RedisPass)
 			defer rdb.Close()
 		}
-		limits.Limiter = ratelimit.New(rdb, ratelimit.Config{}, log, func(open bool) { m.limitRedisSkipped.Set(b2f(open)) })
+		limits.Limiter = ratelimit.New(rdb, ratelimit.Config{Prefix: "writer:" + cfg.LimitKeyPrefix}, log, func(open bool) { m.limitRedisSkipped.Set(b2f(open)) })
 		log.Info("rate limits on", "brand", limits.Brand.String(), "status", limits.Status.String(),
 			"public_write", limits.PublicWrite.String(), "not_found", limits.NotFound.String(),
 			"unauthorized", limits.Unauthorized.String(), "shared", rdb != nil)

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"errors"
+	"net"
+
+	"github.com/licensing/licensing/shared/license"
+	"github.com/licensing/licensing/shared/problem"
+	"github.com/licensing/licensing/shared/requestid"
+	"github.com/valyala/fasthttp"
+)
+
+// MaxHeadBytes is the contract's bound of a request head (API.md: 16 KiB). It is the
+// server's read buffer size: a larger head fails to parse and ErrorHandler answers 431.
+const MaxHeadBytes = 16 << 10
+
+// ErrorHandler answers the requests fasthttp refuses before any handler runs (API.md:
+// problem+json with X-Request-Id on every binary): a head over the read buffer is 431,
+// a body over the server's limit or a malformed request is 400, a read timeout is 408.
+func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	rid := requestid.New()
+	ctx.Response.Header.Set("X-Request-Id", rid)
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.As(err, &small):
+		s.problem(ctx, rid, &problem.Error{Kind: problem.InvalidRequest, Reason: problem.HeadTooLarge,
+			Detail: "request head: larger than 16 KiB"})
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.problem(ctx, rid, problem.Invalid("body", "too large"))
+	case errors.As(err, &netErr) && netErr.Timeout():
+		s.problem(ctx, rid, problem.Invalid("request", "not received in time"))
+	default:
+		s.problem(ctx, rid, problem.Invalid("request", "malformed HTTP request"))
+	}
+	s.m.Requests.WithLabelValues("refused", "4xx").Observe(0)
+}
+
+// checkInput enforces the strict-input rules on what a public request carries besides
+// its body (which the writer checks): valid text in the path and in every query name and
+// value (UTF-8, no control character).
+func checkInput(ctx *fasthttp.RequestCtx) error {
+	if err := license.CheckText(string(ctx.Path())); err != nil {
+		return problem.Invalid("path", "%v", err)
+	}
+	for k, v := range ctx.QueryArgs().All() {
+		if err := license.CheckText(string(k)); err != nil {
+			return problem.Invalid("query", "%v", err)
+		}
+		if err := license.CheckText(string(v)); err != nil {
+			return problem.Invalid(string(k), "%v", err)
+		}
+	}
+	return nil
+}
