@@ -60,8 +60,9 @@ type DB struct {
 	EdgeURL, ReplicaEdgeURL, LaggingEdgeURL string
 }
 
-// Test passwords of the application roles: what deploy/local/services.sh sets (the test
-// cluster trusts loopback connections, so they only matter on a cluster that checks them).
+// The application roles (migrations create them without a password). The test URLs give
+// each its name as password, what deploy/local/services.sh sets (the test cluster trusts
+// loopback connections, so the passwords only matter on a cluster that checks them).
 const (
 	AppRole  = "license_app"
 	EdgeRole = "license_edge"
@@ -117,10 +118,6 @@ func New(t testing.TB) DB {
 	}
 	return db
 }
-
-// OnServer is the URL of database db on the server of base (a superuser URL) as user,
-// with its local password ("" user: base's own credentials).
-func OnServer(t testing.TB, base, db, user string) string { return withDB(t, base, db, user) }
 
 func withDB(t testing.TB, base, db, user string) string {
 	u, err := url.Parse(base)
