@@ -24,10 +24,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
+	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/shared/license"
 	goredis "github.com/redis/go-redis/v9"
 )

@@ -23,8 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/edge/metrics"
+	"github.com/licensing/licensing/internal/breaker"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/valyala/fasthttp"
 )
