@@ -25,8 +25,8 @@ func TestDependencyLoss(t *testing.T) {
 	cfg.Ceiling, cfg.NegativeTTL = ceiling, time.Second
 	var redisP, replicaP, primaryP, writerP *proxy
 	cfg.RedisAddr = newProxyFor(t, &redisP, w.redis)
-	cfg.ReplicaURL, replicaP = viaProxy(t, w.db.ReplicaAppURL)
-	cfg.PrimaryURL, primaryP = viaProxy(t, w.db.AppURL)
+	cfg.ReplicaURL, replicaP = viaProxy(t, w.db.ReplicaEdgeURL)
+	cfg.PrimaryURL, primaryP = viaProxy(t, w.db.EdgeURL)
 	cfg.WriterURL, writerP = viaProxy(t, wr.base)
 	e := w.edge(cfg)
 
@@ -168,8 +168,8 @@ func TestEdgeStartsWithEverythingDown(t *testing.T) {
 	cfg := w.edgeConfig("edge-late", "")
 	var redisP, replicaP, primaryP *proxy
 	cfg.RedisAddr = newProxyFor(t, &redisP, w.redis)
-	cfg.ReplicaURL, replicaP = viaProxy(t, w.db.ReplicaAppURL)
-	cfg.PrimaryURL, primaryP = viaProxy(t, w.db.AppURL)
+	cfg.ReplicaURL, replicaP = viaProxy(t, w.db.ReplicaEdgeURL)
+	cfg.PrimaryURL, primaryP = viaProxy(t, w.db.EdgeURL)
 	cfg.WriterURL = "http://" + closedAddr(t)
 	cfg.NATSURL = "nats://" + closedAddr(t)
 	redisP.Stop()

@@ -119,7 +119,7 @@ func TestAcknowledgedKeyIsNeverAnswered404(t *testing.T) {
 			// key just acknowledged is what must not become a 404
 			lagging := func(name string) app.Config {
 				cfg := w.edgeConfig(name, wr.base)
-				cfg.ReplicaURL = w.db.LaggingAppURL
+				cfg.ReplicaURL = w.db.LaggingEdgeURL
 				return cfg
 			}
 			edges := []*edge{w.edge(lagging("edge-a")), w.edge(lagging("edge-b"))}

@@ -152,7 +152,7 @@ func (w *world) writer(opts ...func(*writerapp.Config)) *client {
 // edgeConfig is a test edge's configuration over this world's services.
 func (w *world) edgeConfig(name, writerURL string) app.Config {
 	return app.Config{
-		Addr: "127.0.0.1:0", NodeID: name, ReplicaURL: w.db.ReplicaAppURL, PrimaryURL: w.db.AppURL,
+		Addr: "127.0.0.1:0", NodeID: name, ReplicaURL: w.db.ReplicaEdgeURL, PrimaryURL: w.db.EdgeURL,
 		RedisAddr: w.redis, NATSURL: w.nats.URL(), WriterURL: writerURL,
 		L1Bytes: 32 << 20, Ceiling: 30 * time.Second, NegativeTTL: 2 * time.Second, StaleIfError: 10 * time.Minute,
 		StatusMaxAge: time.Minute, DBMaxConns: 8, DBTimeout: time.Second, BackendRate: 0, BackendConc: 32,

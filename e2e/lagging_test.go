@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/url"
 	"testing"
 	"time"
 
@@ -13,29 +12,17 @@ import (
 // primary that applies WAL 300 ms late (deploy/local/services.sh, test profile).
 const envLaggingReplica = "LICENSE_TEST_LAGGING_REPLICA_URL"
 
-// appURLOn is the license_app URL of database db on the server of base.
-func appURLOn(t *testing.T, base, db string) string {
-	t.Helper()
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + db
-	u.User = url.UserPassword("license_app", "license_app")
-	return u.String()
-}
-
 // TestLaggingReplicaNeverGoesBack: edges reading from a replica 300 ms behind never answer
 // an older version of a key after a newer one, across a loop of changes and reads
 // (invariant 7): a fill older than a version the edge knows is not cached or served.
 func TestLaggingReplicaNeverGoesBack(t *testing.T) {
-	lagging := dbtest.Env(t, envLaggingReplica)
+	dbtest.Env(t, envLaggingReplica)
 	w := newWorld(t)
 	wr := w.writer()
 	apiKey := wr.brand("lag", "pro")
 
 	full := w.edgeConfig("edge-full", wr.base)
-	full.ReplicaURL = appURLOn(t, lagging, w.db.Name)
+	full.ReplicaURL = w.db.LaggingEdgeURL
 	noL1 := full
 	noL1.NodeID, noL1.L1Bytes = "edge-no-l1", 0
 	noL1.Registry = nil

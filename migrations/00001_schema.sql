@@ -1,12 +1,17 @@
 -- +goose Up
--- Application role: the writer and edges connect as license_app, which owns nothing, so
--- row-level security applies to it and the audit table's privileges hold.
+-- Application role: the writer connects as license_app, which owns nothing, so
+-- row-level security applies to it and the audit table's privileges hold (edges have
+-- their own read-only role since 00004). It is created without a password: deployments
+-- set it (deploy/local/services.sh, the chaos harness, deploy/compose, and in production
+-- from the secret manager; README), and a cluster where it exists keeps its own.
 -- +goose StatementBegin
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'license_app') THEN
-    CREATE ROLE license_app LOGIN PASSWORD 'license_app';
+    CREATE ROLE license_app LOGIN;
   END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+  NULL; -- created meanwhile by a migration of another database
 END
 $$;
 -- +goose StatementEnd

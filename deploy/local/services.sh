@@ -197,6 +197,31 @@ EOF
 	fi
 }
 
+# pg_roles: the application roles with this topology's passwords (each role's name).
+# Migrations create the roles without a password (a deployment sets its own): create them
+# here if they are missing, so they exist before the first migration, and set the local
+# passwords. The pg_hba.conf above trusts loopback, so these only matter if it changes.
+pg_roles() {
+	psql_primary <<'SQL'
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['license_app', 'license_edge'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+      BEGIN
+        EXECUTE format('CREATE ROLE %I LOGIN', r);
+      EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL; -- created meanwhile by a migration
+      END;
+    END IF;
+  END LOOP;
+END
+$$;
+ALTER ROLE license_app PASSWORD 'license_app';
+ALTER ROLE license_edge PASSWORD 'license_edge';
+SQL
+}
+
 # pg_replica_up DIR PORT SLOT [EXTRA_CONF]: a streaming replica of the primary.
 pg_replica_up() {
 	local dir=$1 port=$2 slot=$3 extra=${4:-}
@@ -310,6 +335,7 @@ cmd_up() {
 	setup_pg create
 	pg_dirs
 	pg_primary_up
+	pg_roles
 	pg_replica_up "$PG_REPLICA" "$PG_REPLICA_PORT" "$REPL_SLOT"
 	if [[ "$PROFILE" == test ]]; then
 		# a second replica that applies WAL late, for the edge's lagging-replica tests

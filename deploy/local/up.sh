@@ -27,8 +27,10 @@ DATA="$REPO_ROOT/.data/local"
 LOGS="$DATA/logs"
 WRITER_URL="http://127.0.0.1:$WRITER_PORT"
 WRITER2_URL="http://127.0.0.1:$WRITER2_PORT"
+# the writer's role and the edges' read-only role; services.sh sets these local passwords
 PRIMARY_APP_URL="postgres://license_app:license_app@127.0.0.1:$PG_PORT/licensing?sslmode=disable"
-REPLICA_APP_URL="postgres://license_app:license_app@127.0.0.1:$PG_REPLICA_PORT/licensing?sslmode=disable"
+PRIMARY_EDGE_URL="postgres://license_edge:license_edge@127.0.0.1:$PG_PORT/licensing?sslmode=disable"
+REPLICA_EDGE_URL="postgres://license_edge:license_edge@127.0.0.1:$PG_REPLICA_PORT/licensing?sslmode=disable"
 MIGRATE_URL="postgres://postgres@127.0.0.1:$PG_PORT/licensing?sslmode=disable"
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 READY_SECS=${READY_SECS:-60}
@@ -149,8 +151,8 @@ if [[ -x bin/edge ]]; then
 		start_bg "edge-$i" "$DATA/edge-$i.pid" "$LOGS/edge-$i.log" bin/edge -- \
 			"EDGE_ADDR=127.0.0.1:$port" \
 			"EDGE_NODE_ID=edge-$i" \
-			"EDGE_REPLICA_URL=$REPLICA_APP_URL" \
-			"EDGE_PRIMARY_URL=$PRIMARY_APP_URL" \
+			"EDGE_REPLICA_URL=$REPLICA_EDGE_URL" \
+			"EDGE_PRIMARY_URL=$PRIMARY_EDGE_URL" \
 			"EDGE_REDIS_ADDR=127.0.0.1:$REDIS_PORT" \
 			"EDGE_NATS_URL=$NATS_URL" \
 			"EDGE_WRITER_URL=$WRITER_URL,$WRITER2_URL" \

@@ -46,12 +46,12 @@ import (
 type Config struct {
 	Addr       string `env:"ADDR" envDefault:"127.0.0.1:8081" help:"listen address"`
 	NodeID     string `env:"NODE_ID" help:"node name in logs and metrics (default: the host name)"`
-	ReplicaURL string `env:"REPLICA_URL" envDefault:"postgres://license_app:license_app@127.0.0.1:15433/licensing?sslmode=disable" mask:"url" help:"Postgres read replica (off: none)"`
-	PrimaryURL string `env:"PRIMARY_URL" envDefault:"postgres://license_app:license_app@127.0.0.1:15432/licensing?sslmode=disable" mask:"url" help:"Postgres primary, read when the replica lags or fails (off: none)"`
-	RedisAddr  string `env:"REDIS_ADDR" envDefault:"127.0.0.1:16379" help:"regional Redis, host:port (off: no L2)"`
+	ReplicaURL string `env:"REPLICA_URL" envDefault:"postgres://license_edge:license_edge@127.0.0.1:15433/licensing?sslmode=disable" mask:"url" help:"Postgres read replica, as the read-only role license_edge (off: none)"`
+	PrimaryURL string `env:"PRIMARY_URL" envDefault:"postgres://license_edge:license_edge@127.0.0.1:15432/licensing?sslmode=disable" mask:"url" help:"Postgres primary, as license_edge, read when the replica lags or fails (off: none)"`
+	RedisAddr  string `env:"REDIS_ADDR" envDefault:"127.0.0.1:16379" mask:"url" help:"regional Redis, host:port (off: no L2)"`
 	RedisPass  string `env:"REDIS_PASSWORD" mask:"secret" help:"Redis password"`
 	NATSURL    string `env:"NATS_URL" envDefault:"nats://127.0.0.1:14222" mask:"url" help:"NATS for change events (off: none; the revalidation ceiling still holds)"`
-	WriterURL  string `env:"WRITER_URL" envDefault:"http://127.0.0.1:8080" help:"the writers, comma-separated, for relayed activations and deactivations (round robin; a writer that fails is skipped for TIER_PROBE_EVERY and the next one is tried) (off: writes answer 503)"`
+	WriterURL  string `env:"WRITER_URL" envDefault:"http://127.0.0.1:8080" mask:"url" help:"the writers, comma-separated, for relayed activations and deactivations (round robin; a writer that fails is skipped for TIER_PROBE_EVERY and the next one is tried) (off: writes answer 503)"`
 
 	L1Bytes     int64         `env:"L1_BYTES" envDefault:"268435456" help:"memory budget of the in-process cache in bytes (0: no L1)"`
 	Ceiling     time.Duration `env:"REVALIDATE_CEILING" envDefault:"30s" help:"hard revalidation ceiling of every cached entry"`

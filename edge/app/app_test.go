@@ -12,8 +12,8 @@ func TestFromEnvReadsTheLocalTopologyNames(t *testing.T) {
 	env := []string{
 		"EDGE_ADDR=127.0.0.1:8082",
 		"EDGE_NODE_ID=edge-2",
-		"EDGE_REPLICA_URL=postgres://license_app:s3cret@127.0.0.1:15433/licensing?sslmode=disable",
-		"EDGE_PRIMARY_URL=postgres://license_app:s3cret@127.0.0.1:15432/licensing?sslmode=disable",
+		"EDGE_REPLICA_URL=postgres://license_edge:s3cret@127.0.0.1:15433/licensing?sslmode=disable",
+		"EDGE_PRIMARY_URL=postgres://license_edge:s3cret@127.0.0.1:15432/licensing?sslmode=disable",
 		"EDGE_REDIS_ADDR=127.0.0.1:16379",
 		"EDGE_NATS_URL=nats://natstoken@127.0.0.1:14222",
 		"EDGE_WRITER_URL=http://127.0.0.1:8080",
@@ -58,7 +58,7 @@ func TestFromEnvDefaultsAndErrors(t *testing.T) {
 	if _, _, err := FromEnv([]string{"EDGE_REVALIDATE_CEILING=soon"}); err == nil || !strings.Contains(err.Error(), "EDGE_REVALIDATE_CEILING") {
 		t.Fatalf("bad duration: %v", err)
 	}
-	if h := Help(); !strings.Contains(h, "EDGE_REVALIDATE_CEILING") || !strings.Contains(h, "30s") || strings.Contains(h, "license_app:license_app") {
+	if h := Help(); !strings.Contains(h, "EDGE_REVALIDATE_CEILING") || !strings.Contains(h, "30s") || strings.Contains(h, "license_edge:license_edge") || !strings.Contains(h, "license_edge:xxxxx") {
 		t.Fatalf("help:\n%s", h)
 	}
 }

@@ -128,8 +128,8 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	base := app.Config{
-		Addr: "127.0.0.1:0", NodeID: "bench", ReplicaURL: withDB(repURL, dbName, "license_app"),
-		PrimaryURL: withDB(pgURL, dbName, "license_app"), RedisAddr: redisAddr, NATSURL: "off", WriterURL: "off",
+		Addr: "127.0.0.1:0", NodeID: "bench", ReplicaURL: withDB(repURL, dbName, "license_edge"),
+		PrimaryURL: withDB(pgURL, dbName, "license_edge"), RedisAddr: redisAddr, NATSURL: "off", WriterURL: "off",
 		L1Bytes: 256 << 20, Ceiling: time.Hour, NegativeTTL: 5 * time.Second, StaleIfError: time.Minute,
 		StatusMaxAge: time.Minute, DBMaxConns: dbConns, DBTimeout: 5 * time.Second, BackendRate: 0,
 		BackendConc: 64, VersionRetain: time.Hour, ShutdownTimeout: 5 * time.Second,

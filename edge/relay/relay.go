@@ -25,6 +25,7 @@ import (
 
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/internal/breaker"
+	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/valyala/fasthttp"
 )
 
@@ -85,7 +86,7 @@ func New(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Client, error) {
 	for _, raw := range cfg.WriterURLs {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, fmt.Errorf("writer url %q: must be http(s)://host[:port]", raw)
+			return nil, fmt.Errorf("writer url %q: must be http(s)://host[:port]", envconfig.Redact(raw))
 		}
 		addr := u.Host
 		if u.Port() == "" {

@@ -102,9 +102,9 @@ func hostOf(t *testing.T, u string) string {
 func TestDeadReplicaIsProbedNotRetried(t *testing.T) {
 	db := dbtest.New(t)
 	s := seed(t, db.AdminURL)
-	g := newGate(t, hostOf(t, db.AppURL))
+	g := newGate(t, hostOf(t, db.EdgeURL))
 	const probeEvery = 100 * time.Millisecond
-	st := newStore(t, g.via(t, db.AppURL), db.AppURL, Config{Backoff: probeEvery})
+	st := newStore(t, g.via(t, db.EdgeURL), db.EdgeURL, Config{Backoff: probeEvery})
 	ctx := context.Background()
 	if r, err := st.Get(ctx, "brand-a", s.keyA); err != nil || r.Tier != "replica" {
 		t.Fatalf("replica up: %v %s", err, r.Tier)

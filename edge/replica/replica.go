@@ -4,10 +4,12 @@
 // primary when the replica is unreachable or lags behind a version this edge already
 // knows (so a lagging replica can never move an edge back in time). Reads are coalesced
 // per entry, bounded in concurrency and rate-limited, so a flood of unknown keys reaches
-// Postgres a bounded number of times. A circuit breaker per pool (edge/breaker) skips a
+// Postgres a bounded number of times. A circuit breaker per pool (internal/breaker) skips a
 // replica or primary that just failed to answer, and lets one caller probe it per
-// interval. It connects as license_app; every read sets
-// app.brand_id (row-level security) in the same implicit transaction as its query.
+// interval. It connects as license_edge, a role that can only SELECT the columns these
+// reads name (migrations/00004_edge_role.sql); every read sets app.brand_id (row-level
+// security, which for this role never admits the operator's 'all') in the same implicit
+// transaction as its query.
 package replica
 
 import (

@@ -71,14 +71,14 @@ func newStore(t *testing.T, replicaURL, primaryURL string, cfg Config) *Store {
 	return New(pools[0], pools[1], version.New(), cfg, time.Now, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
 }
 
-// TestStateIsBrandScoped reads as license_app through row-level security: the brand
+// TestStateIsBrandScoped reads as license_edge through row-level security: the brand
 // scope set in the batch holds for the query, a key is only found under its own brand,
 // the state carries the key's version and licenses, and an instance entry the licenses
 // the instance is activated on.
 func TestStateIsBrandScoped(t *testing.T) {
 	db := dbtest.New(t)
 	s := seed(t, db.AdminURL)
-	st := newStore(t, "", db.AppURL, Config{})
+	st := newStore(t, "", db.EdgeURL, Config{})
 	ctx := context.Background()
 	for i := range 2 { // the second read uses the cached brand id
 		r, err := st.Get(ctx, "brand-a", s.keyA)
@@ -121,7 +121,7 @@ func TestReplicaBehindKnownVersionReadsPrimary(t *testing.T) {
 	s := seed(t, db.AdminURL)
 	// "replica" and "primary" are the same database here; the known version makes the
 	// first answer too old, so the refusal path is what is tested
-	st := newStore(t, db.AppURL, db.AppURL, Config{})
+	st := newStore(t, db.EdgeURL, db.EdgeURL, Config{})
 	st.known.Observe(source.CacheKey("brand-a", s.keyA), 8, time.Now())
 	_, err := st.Get(context.Background(), "brand-a", s.keyA)
 	if !errors.Is(err, source.ErrUnavailable) || st.Reads() != 2 {
@@ -137,7 +137,7 @@ func TestReplicaBehindKnownVersionReadsPrimary(t *testing.T) {
 func TestReadLimit(t *testing.T) {
 	db := dbtest.New(t)
 	seed(t, db.AdminURL)
-	st := newStore(t, db.AppURL, "", Config{Rate: 1, Burst: 3})
+	st := newStore(t, db.EdgeURL, "", Config{Rate: 1, Burst: 3})
 	limited := 0
 	for range 10 {
 		if _, err := st.Get(context.Background(), "brand-a", license.NewKey()); errors.Is(err, ErrLimited) {

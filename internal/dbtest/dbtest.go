@@ -47,7 +47,7 @@ type DB struct {
 	Name string
 	// AdminURL connects as the superuser (owner of the schema).
 	AdminURL string
-	// AppURL connects as license_app, the role the services use (RLS applies).
+	// AppURL connects as license_app, the writer's role (RLS applies).
 	AppURL string
 	// ReplicaAppURL connects as license_app to the same database on the replica ("" when
 	// the replica is not configured).
@@ -55,7 +55,18 @@ type DB struct {
 	// LaggingAppURL is the same on the replica that applies changes 300 ms late ("" when
 	// not configured).
 	LaggingAppURL string
+	// EdgeURL, ReplicaEdgeURL and LaggingEdgeURL are the same three as license_edge, the
+	// edges' read-only role (migrations/00004_edge_role.sql).
+	EdgeURL, ReplicaEdgeURL, LaggingEdgeURL string
 }
+
+// The application roles (migrations create them without a password). The test URLs give
+// each its name as password, what deploy/local/services.sh sets (the test cluster trusts
+// loopback connections, so the passwords only matter on a cluster that checks them).
+const (
+	AppRole  = "license_app"
+	EdgeRole = "license_edge"
+)
 
 var seq atomic.Int64
 
@@ -95,12 +106,15 @@ func New(t testing.TB) DB {
 	if err := migrations.Up(ctx, db.AdminURL); err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	db.AppURL = withDB(t, base, name, "license_app")
+	db.AppURL = withDB(t, base, name, AppRole)
+	db.EdgeURL = withDB(t, base, name, EdgeRole)
 	if r := os.Getenv(EnvReplica); r != "" {
-		db.ReplicaAppURL = withDB(t, r, name, "license_app")
+		db.ReplicaAppURL = withDB(t, r, name, AppRole)
+		db.ReplicaEdgeURL = withDB(t, r, name, EdgeRole)
 	}
 	if r := os.Getenv(EnvLagging); r != "" {
-		db.LaggingAppURL = withDB(t, r, name, "license_app")
+		db.LaggingAppURL = withDB(t, r, name, AppRole)
+		db.LaggingEdgeURL = withDB(t, r, name, EdgeRole)
 	}
 	return db
 }
@@ -112,6 +126,7 @@ func withDB(t testing.TB, base, db, user string) string {
 	}
 	u.Path = "/" + db
 	if user != "" {
+		// the local topologies' password of each role is its name (deploy/local/services.sh)
 		u.User = url.UserPassword(user, user)
 	}
 	return u.String()

@@ -4,8 +4,11 @@
 // counts) and one instance's activations on the key. Each is a point look-up — the key
 // by its unique key, an instance by the (license_id, instance) unique index of one
 // activation partition per license — so neither grows with the number of activations a
-// license holds. Both run as license_app with app.brand_id set (row-level security) and
-// filter by the brand slug themselves.
+// license holds. Both run with app.brand_id set (row-level security) and filter by the
+// brand slug themselves: as license_app in the writer, as license_edge on the edges. The
+// edge role may SELECT only the columns these queries (and the brand look-up by slug)
+// name: a query that reads another column needs a migration granting it
+// (migrations/00004_edge_role.sql; migrations/privileges_test.go runs both as that role).
 package statusread
 
 import (

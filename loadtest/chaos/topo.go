@@ -58,11 +58,12 @@ type Topology struct {
 	Redis, NATS      *Proc
 	Writers, Edges   []*Proc
 
-	// AdminURL and AppURL reach the licensing database on the primary as the superuser
-	// and as license_app; ReplicaAppURL the same database on the replica.
-	AdminURL, AppURL, ReplicaAppURL string
-	RedisAddr, NATSURL              string
-	WriterURLs, EdgeURLs            []string
+	// AdminURL, AppURL and EdgeURL reach the licensing database on the primary as the
+	// superuser, as license_app (the writers) and as license_edge (the edges);
+	// ReplicaEdgeURL the same database on the replica as license_edge.
+	AdminURL, AppURL, EdgeURL, ReplicaEdgeURL string
+	RedisAddr, NATSURL                        string
+	WriterURLs, EdgeURLs                      []string
 
 	OperatorToken string
 	Brand         string // slug of the brand the load uses
@@ -158,6 +159,13 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 		filepath.Join(cfg.Bin, "writer"), "migrate"); err != nil {
 		return nil, err
 	}
+	if t.ownsPG {
+		// the migration creates the roles without passwords; a shared cluster
+		// (ExternalPG) has its own
+		if err := t.setPasswords(ctx); err != nil {
+			return nil, err
+		}
+	}
 	t.OperatorToken = "chaos-operator-" + strconv.Itoa(os.Getpid())
 	for i := range cfg.Writers {
 		addr := fmt.Sprintf("127.0.0.1:%d", cfg.BasePort+10+i)
@@ -179,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 		t.Edges = append(t.Edges, &Proc{Name: fmt.Sprintf("edge-%d", i+1), Path: filepath.Join(cfg.Bin, "edge"),
 			Log: t.logPath(fmt.Sprintf("edge-%d", i+1)),
 			Env: append([]string{"EDGE_ADDR=" + addr, fmt.Sprintf("EDGE_NODE_ID=edge-%d", i+1),
-				"EDGE_REPLICA_URL=" + t.ReplicaAppURL, "EDGE_PRIMARY_URL=" + t.AppURL, "EDGE_REDIS_ADDR=" + t.RedisAddr,
+				"EDGE_REPLICA_URL=" + t.ReplicaEdgeURL, "EDGE_PRIMARY_URL=" + t.EdgeURL, "EDGE_REDIS_ADDR=" + t.RedisAddr,
 				"EDGE_NATS_URL=" + t.NATSURL, "EDGE_WRITER_URL=" + strings.Join(t.WriterURLs, ","),
 				"EDGE_SHUTDOWN_TIMEOUT=5s", "EDGE_RATE_LIMITS=off"}, cfg.EdgeEnv...),
 			Ready: t.httpReady(u)})
@@ -349,8 +357,27 @@ func (t *Topology) externalDB(ctx context.Context) error {
 	if t.AppURL, err = withDB(primary, name, "license_app"); err != nil {
 		return err
 	}
-	t.ReplicaAppURL, err = withDB(t.cfg.ExternalPG.ReplicaURL, name, "license_app")
+	if t.EdgeURL, err = withDB(primary, name, "license_edge"); err != nil {
+		return err
+	}
+	t.ReplicaEdgeURL, err = withDB(t.cfg.ExternalPG.ReplicaURL, name, "license_edge")
 	return err
+}
+
+// setPasswords gives the roles the migration created (without passwords) this
+// topology's passwords, as the superuser: each role's name, like the local topology's.
+func (t *Topology) setPasswords(ctx context.Context) error {
+	c, err := pgx.Connect(ctx, t.AdminURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	for _, role := range []string{"license_app", "license_edge"} {
+		if _, err := c.Exec(ctx, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", pgx.Identifier{role}.Sanitize(), role)); err != nil {
+			return fmt.Errorf("password of %s: %w", role, err)
+		}
+	}
+	return nil
 }
 
 func withDB(base, db, user string) (string, error) {
@@ -446,7 +473,10 @@ shared_buffers = '256MB'
 	if err := appendFile(filepath.Join(primaryDir, "postgresql.conf"), conf); err != nil {
 		return err
 	}
-	hba := "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"
+	// the superuser is trusted; the application roles log in with the passwords
+	// setPasswords gives them after the migration
+	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n" +
+		"host all all 127.0.0.1/32 scram-sha-256\n"
 	if err := os.WriteFile(filepath.Join(primaryDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		return err
 	}
@@ -484,7 +514,8 @@ shared_buffers = '256MB'
 	}
 	t.AdminURL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/licensing?sslmode=disable", pPort)
 	t.AppURL = fmt.Sprintf("postgres://license_app:license_app@127.0.0.1:%d/licensing?sslmode=disable", pPort)
-	t.ReplicaAppURL = fmt.Sprintf("postgres://license_app:license_app@127.0.0.1:%d/licensing?sslmode=disable", rPort)
+	t.EdgeURL = fmt.Sprintf("postgres://license_edge:license_edge@127.0.0.1:%d/licensing?sslmode=disable", pPort)
+	t.ReplicaEdgeURL = fmt.Sprintf("postgres://license_edge:license_edge@127.0.0.1:%d/licensing?sslmode=disable", rPort)
 	return nil
 }
 

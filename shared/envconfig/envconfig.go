@@ -5,7 +5,9 @@
 //
 // A configuration is a struct whose fields carry `env:"NAME"` (read as PREFIX+NAME),
 // `envDefault:"..."`, `help:"..."`, and `mask:"secret"` (never shown) or `mask:"url"`
-// (shown with any password or credential in it masked, in URL or key=value form).
+// (shown with every credential in it masked: see Redact for the forms). Every setting
+// that holds a connection string or a credential carries one (Unmasked lists those that
+// do not).
 package envconfig
 
 import (
@@ -92,6 +94,22 @@ func fields(cfg any, prefix string) []field {
 	return out
 }
 
+// credentialName: a setting whose name says it holds a connection string or a credential.
+var credentialName = regexp.MustCompile(`(_URL|_URLS|_DSN|_ADDR|PASSWORD|_PASS|TOKEN|SECRET|_KEY)$`)
+
+// Unmasked names the settings of cfg whose variable says they hold a connection string or
+// a credential (…_URL, …_DSN, …_ADDR, …PASSWORD, …TOKEN, …SECRET, …_KEY) but that carry
+// no mask tag, so would reach the start-up log as they are. A binary's tests want none.
+func Unmasked(cfg any) []string {
+	var out []string
+	for _, f := range fields(cfg, "") {
+		if credentialName.MatchString(f.name) && f.mask != "secret" && f.mask != "url" {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
 func show(v reflect.Value) string {
 	switch x := v.Interface().(type) {
 	case time.Duration:
@@ -150,44 +168,112 @@ func Mask(s string) string {
 	return "****"
 }
 
-var kvSecret = regexp.MustCompile(`(?i)\b(password|pass|pwd|secret|token|sslpassword)\s*=\s*('[^']*'|\S+)`)
+// secretName matches the name of a parameter that holds a credential, in a URL query or
+// a key=value DSN (password, sslpassword, pass, pwd, token, auth_token, secret, ...).
+var secretName = regexp.MustCompile(`(?i)^[a-z0-9_.-]*(password|passwd|pass|pwd|secret|token|apikey|api_key|auth)$`)
 
-// Redact masks the credentials of a connection string: the password (or a lone token
-// user) of a URL, a password in its query, and password=... items of a key=value DSN.
-// Anything it cannot parse is masked whole if it could hold a credential.
+// kvSecret matches one credential item of a key=value DSN (libpq's form: items separated
+// by white space, values unquoted with backslash escapes or in single quotes; double
+// quotes and ';' separators of other DSN styles are covered too). An unterminated quote
+// masks the rest of the string.
+var kvSecret = regexp.MustCompile(`(?i)(^|[\s;])([a-z0-9_.-]*(?:password|passwd|pass|pwd|secret|token|apikey|api_key|auth))(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:[^\s\\]|\\.)+)`)
+
+// queryItem is one name=value item of a URL query.
+var queryItem = regexp.MustCompile(`(^|[?&;])([^=&;#?]*)=([^&;#]*)`)
+
+// urlStart finds where each URL of a comma-separated list begins (a scheme and "://",
+// at the start or after a comma); a comma not followed by a scheme belongs to the URL
+// before it (a multi-host Postgres URL, a password with a comma in it).
+var urlStart = regexp.MustCompile(`(?:^|,)\s*[a-zA-Z][a-zA-Z0-9+.-]*://`)
+
+// Redact masks the credentials of a connection string, in each of its forms: the
+// password of a URL (url.URL.Redacted), a lone user part that is a token
+// (nats://TOKEN@host: any scheme but postgres), credentials in its query (?password=,
+// ?token=, ...), the credential items of a key=value DSN (quoted or not), and each URL of
+// a comma-separated list. A URL it cannot parse is masked whole after its scheme.
 func Redact(s string) string {
 	if s == "" || s == "off" {
 		return s
 	}
-	if strings.Contains(s, "://") {
-		u, err := url.Parse(s)
+	starts := urlStart.FindAllStringIndex(s, -1)
+	if len(starts) == 0 || starts[0][0] != 0 {
+		switch {
+		case strings.Contains(s, "="):
+			return kvSecret.ReplaceAllString(s, "${1}${2}${3}****")
+		case strings.Contains(s, "@"):
+			// user:password@host without a scheme
+			return strings.TrimPrefix(redactURL("x://"+s), "x://")
+		}
+		return s
+	}
+	var b strings.Builder
+	for i, m := range starts {
+		end := len(s)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		seg := s[m[0]:end]
+		// keep the separator (a comma and spaces) as it is
+		lead := len(seg) - len(strings.TrimLeft(strings.TrimPrefix(seg, ","), " \t\n"))
+		b.WriteString(seg[:lead])
+		seg = seg[lead:]
+		if postgres(seg) {
+			// a comma is part of one URL: hosts of a multi-host URL, or a password
+			b.WriteString(redactURL(seg))
+			continue
+		}
+		// other clients (NATS) take server lists whose later entries may lack a scheme
+		for j, part := range strings.Split(seg, ",") {
+			if j == 0 {
+				b.WriteString(redactURL(part))
+				continue
+			}
+			b.WriteString(",")
+			trimmed := strings.TrimLeft(part, " \t\n")
+			b.WriteString(part[:len(part)-len(trimmed)])
+			b.WriteString(strings.TrimPrefix(redactURL("x://"+trimmed), "x://"))
+		}
+	}
+	return b.String()
+}
+
+func postgres(u string) bool {
+	scheme, _, _ := strings.Cut(u, "://")
+	scheme = strings.ToLower(scheme)
+	return scheme == "postgres" || scheme == "postgresql"
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		scheme, _, _ := strings.Cut(s, "://")
+		return scheme + "://" + Mask(s)
+	}
+	if u.User != nil {
+		if strings.ContainsAny(u.User.Username(), "@,") {
+			// not one user: the user part swallowed more than it should (a list)
+			return u.Scheme + "://" + Mask(s)
+		}
+		if _, ok := u.User.Password(); !ok && u.User.Username() != "" && !postgres(s) {
+			// nats://TOKEN@host: a lone user part is a token
+			u.User = url.User("****")
+		}
+	}
+	u.RawQuery = redactQuery(u.RawQuery)
+	u.RawFragment, u.Fragment = "", ""
+	return u.Redacted()
+}
+
+func redactQuery(q string) string {
+	return queryItem.ReplaceAllStringFunc(q, func(item string) string {
+		m := queryItem.FindStringSubmatch(item)
+		name, err := url.QueryUnescape(m[2])
 		if err != nil {
-			if strings.Contains(s, "@") {
-				return Mask(s)
-			}
-			return s
+			name = m[2]
 		}
-		if u.User != nil {
-			if _, ok := u.User.Password(); !ok && u.User.Username() != "" && u.Scheme != "postgres" && u.Scheme != "postgresql" {
-				// nats://TOKEN@host: a lone user part is a token
-				u.User = url.User("****")
-			}
+		if secretName.MatchString(strings.TrimSpace(name)) {
+			return m[1] + m[2] + "=****"
 		}
-		q := u.Query()
-		masked := false
-		for k := range q {
-			if kvSecret.MatchString(k + "=x") {
-				q.Set(k, "****")
-				masked = true
-			}
-		}
-		if masked {
-			u.RawQuery = q.Encode()
-		}
-		return u.Redacted()
-	}
-	if strings.Contains(s, "=") {
-		return kvSecret.ReplaceAllString(s, "$1=****")
-	}
-	return s
+		return item
+	})
 }
