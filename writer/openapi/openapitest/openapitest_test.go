@@ -90,6 +90,7 @@ func TestValidateRequest(t *testing.T) {
 var documented = []struct{ method, path string }{
 	{"POST", "/v1/brands"},
 	{"GET", "/v1/brands"},
+	{"PATCH", "/v1/brands/{slug}"},
 	{"POST", "/v1/brands/{slug}/api-keys"},
 	{"DELETE", "/v1/brands/{slug}/api-keys/{id}"},
 	{"GET", "/v1/products"},
