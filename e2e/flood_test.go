@@ -94,8 +94,8 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 		if counts[404]+counts[503] != len(keys) {
 			t.Fatalf("answers %v: want only 404 and 503", counts)
 		}
-		if e.metric("license_edge_rate_limited_total", "limit", "backend") == 0 {
-			t.Error("license_license_edge_rate_limited_total{limit=backend} not counted")
+		if e.metric("license_edge_rate_limited_total", "reason", "backend") == 0 {
+			t.Error("license_edge_rate_limited_total{reason=backend} not counted")
 		}
 	})
 }
