@@ -1,7 +1,7 @@
 # Local development and CI entry points. See deploy/local/*.sh.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
+.PHONY: fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
 	@RATE_LIMITS=$(RATE_LIMITS) deploy/local/up.sh
@@ -37,6 +37,9 @@ bench-writer: ## seat guard benchmark (lock vs conditional update) on the test-p
 bench-edge: ## edge status from L1, L2 and the replica vs a constant-response fasthttp server (test-profile services)
 	@deploy/local/services.sh up test
 	@edge/bench/run.sh
+
+fuzz: ## every Go fuzz target for FUZZTIME (default 30s) each; crashers land in testdata/fuzz and then run in make test
+	@deploy/local/fuzz.sh
 
 bench-micro: ## Go micro-benchmarks
 	go test -run '^$$' -bench . -benchmem ./...

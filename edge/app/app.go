@@ -23,6 +23,7 @@ import (
 	"github.com/licensing/licensing/edge/relay"
 	"github.com/licensing/licensing/edge/replica"
 	"github.com/licensing/licensing/edge/server"
+	"github.com/licensing/licensing/edge/shield"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
 	"github.com/licensing/licensing/internal/clientip"
@@ -72,6 +73,10 @@ type Config struct {
 	LimitStatus         string        `env:"LIMIT_STATUS" envDefault:"20/1s:100" help:"public status checks per client IP, <rate>/<period>:<burst>"`
 	LimitWrite          string        `env:"LIMIT_PUBLIC_WRITE" envDefault:"2/1s:20" help:"public activations and deactivations per client IP (charged here; the writer does not charge them again)"`
 	LimitNotFound       string        `env:"LIMIT_NOT_FOUND" envDefault:"30/10m:30" help:"public 404 answers per client IP; past it every public request from the IP is 429"`
+	KeyFilter           string        `env:"KEY_FILTER" envDefault:"on" help:"on or off: a Bloom filter of every key answers unknown keys without a Redis or Postgres read (needs NATS)"`
+	KeyFilterFP         float64       `env:"KEY_FILTER_FALSE_POSITIVE" envDefault:"0.001" help:"target false-positive rate of the key filter (the share of unknown keys that still cost a read)"`
+	KeyFilterRebuild    time.Duration `env:"KEY_FILTER_REBUILD" envDefault:"1h" help:"how often the key filter is rebuilt from Postgres"`
+	ClockSkew           time.Duration `env:"CLOCK_SKEW" envDefault:"100ms" help:"largest clock difference between the writers and this edge; the key filter answers an unknown key once the stream has certified the request's arrival plus this"`
 	WriterSourceIP      string        `env:"WRITER_SOURCE_IP" help:"local address the connections to the writers come from (the writers trust it as a proxy); default: the system's choice"`
 	WriterTimeout       time.Duration `env:"WRITER_TIMEOUT" envDefault:"3s" help:"bound of one relayed write (then the next writer is tried)"`
 	WriterMaxConns      int           `env:"WRITER_MAX_CONNS" envDefault:"256" help:"connections to the writer"`
@@ -139,6 +144,7 @@ type Node struct {
 	L2       *redis.Store         // nil when disabled
 	L3       *replica.Store       // the Postgres tier
 	Events   *invalidate.Consumer // nil when NATS is off
+	Shield   *shield.Shield       // nil when the key filter is off
 	Source   source.Source        // the top of the read path
 	Registry *prometheus.Registry
 }
@@ -186,6 +192,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 				if node.L1 != nil {
 					node.L1.Clear()
 				}
+				if node.Shield != nil {
+					node.Shield.Reset() // it may miss keys created in the gap
+				}
 			}, now, log, m)
 		stream = node.Events
 	}
@@ -205,6 +214,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		defer rdb.Close()
 		node.L2 = redis.New(rdb, src, known, redis.Config{TTL: cfg.Ceiling, NegativeTTL: cfg.NegativeTTL, Stream: stream, Backoff: cfg.TierProbeEvery}, now, log, m)
 		src = node.L2
+	}
+	keyPool := replicaPool
+	if keyPool == nil {
+		keyPool = primaryPool
+	}
+	if cfg.KeyFilter == "on" && node.Events != nil && keyPool != nil {
+		node.Shield = shield.New(src, node.Events, shield.PostgresLoader(keyPool),
+			shield.Config{FalsePositive: cfg.KeyFilterFP, Skew: cfg.ClockSkew, Rebuild: cfg.KeyFilterRebuild}, now, log,
+			shield.Metrics{
+				Answered: func() { m.FilterAnswers.WithLabelValues("absent").Inc() },
+				Passed:   func() { m.FilterAnswers.WithLabelValues("passed").Inc() },
+				Loaded:   func(keys, bytes int) { m.FilterKeys.Set(float64(keys)); m.FilterBytes.Set(float64(bytes)) },
+			})
+		src = node.Shield
 	}
 	if cfg.L1Bytes > 0 {
 		node.L1, err = cache.New(src, known, cache.Config{MaxBytes: cfg.L1Bytes, Ceiling: cfg.Ceiling,
@@ -282,6 +305,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	})
 	if node.Events != nil {
 		g.Go(func() error { return node.Events.Run(gctx) })
+		if node.Shield != nil {
+			g.Go(func() error { node.Shield.Run(gctx, shield.PostgresCount(keyPool)); return nil })
+		}
 	}
 	g.Go(func() error {
 		// forget versions of keys idle for long, with their L1 entries
@@ -310,6 +336,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 func apply(ctx context.Context, node *Node, ch event.Change, now func() time.Time) {
 	if ch.Brand == "" || ch.LicenseKey == "" || ch.Version <= 0 {
 		return
+	}
+	if node.Shield != nil && ch.Type == event.KeyCreated {
+		node.Shield.Add(ch.LicenseKey)
 	}
 	node.Known.Observe(source.CacheKey(ch.Brand, ch.LicenseKey), ch.Version, now())
 	if node.L1 != nil && ch.License != nil {

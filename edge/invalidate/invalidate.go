@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,57 @@ type Consumer struct {
 	lastSeq       atomic.Uint64
 	subscribed    atomic.Bool
 	lastHeartbeat atomic.Int64 // unix nanos when the last relay heartbeat was applied
+	// certified is the latest heartbeat certification applied (unix nanos, writer
+	// clock): every change committed before it has been applied. certifiedCh is closed
+	// and replaced each time it moves.
+	certified   atomic.Int64
+	certifiedMu sync.Mutex
+	certifiedCh chan struct{}
+}
+
+// WaitCertified waits until a heartbeat certifying at least t has been applied (every
+// change committed before t has then been applied), or ctx ends; it reports whether it
+// was.
+func (c *Consumer) WaitCertified(ctx context.Context, t time.Time) bool {
+	want := t.UnixNano()
+	for {
+		c.certifiedMu.Lock()
+		if c.certifiedCh == nil {
+			c.certifiedCh = make(chan struct{})
+		}
+		ch := c.certifiedCh
+		c.certifiedMu.Unlock()
+		if c.certified.Load() >= want {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// Certified is the latest heartbeat certification applied (zero: none yet).
+func (c *Consumer) Certified() time.Time {
+	if n := c.certified.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// certify records a heartbeat's certification and wakes the waiters.
+func (c *Consumer) certify(at time.Time) {
+	if at.UnixNano() <= c.certified.Load() {
+		return
+	}
+	c.certified.Store(at.UnixNano())
+	c.certifiedMu.Lock()
+	if c.certifiedCh != nil {
+		close(c.certifiedCh)
+		c.certifiedCh = nil
+	}
+	c.certifiedMu.Unlock()
 }
 
 // Current reports whether the edge has applied a relay heartbeat within the configured
@@ -171,6 +223,10 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		// every change committed before the heartbeat's certification came before it
 		c.lastHeartbeat.Store(c.now().UnixNano())
 		c.m.Heartbeats.Inc()
+		var hb event.Heartbeat
+		if err := json.Unmarshal(msg.Data(), &hb); err == nil && !hb.CertifiedAt.IsZero() {
+			c.certify(hb.CertifiedAt)
+		}
 		return
 	}
 	var ch event.Change

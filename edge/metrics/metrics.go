@@ -6,6 +6,10 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the edge's instruments.
 type Metrics struct {
+	// FilterAnswers counts lookups the key filter answered "no such key" (absent) or let
+	// through (passed); FilterKeys and FilterBytes describe the filter after its last build.
+	FilterAnswers           *prometheus.CounterVec
+	FilterKeys, FilterBytes prometheus.Gauge
 	// Lookups counts tier lookups by tier (l1, l2, replica, primary) and result (hit, miss).
 	Lookups *prometheus.CounterVec
 	// FillsRefused counts fills not cached or not served because they were older than a
@@ -60,6 +64,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Status answers served stale because every backend failed."}),
 		Advanced: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_states_advanced_total",
 			Help: "Cached key states moved to a change's version from its event, without a read."}),
+		FilterAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_key_filter_answers_total",
+			Help: "Lookups the key filter answered as an unknown key without a read (absent) or let through to the tiers (passed)."}, []string{"result"}),
+		FilterKeys: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_edge_key_filter_keys",
+			Help: "Keys loaded into the key filter at its last build."}),
+		FilterBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_edge_key_filter_bytes",
+			Help: "Memory of the key filter's bit array."}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_rate_limited_total",
 			Help: "Requests refused by a limit, by route and reason (a rate-limit policy answered 429; backend: Postgres reads over their rate, answered from another tier or 503)."}, []string{"route", "reason"}),
 		Requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "license_edge_request_duration_seconds",
@@ -70,7 +80,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Public writes relayed to the writer, by route and HTTP status."}, []string{"route", "status"}),
 	}
 	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.TierOpen, m.Invalidations, m.Heartbeats, m.InvalidationLag,
-		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed)
+		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed, m.FilterAnswers, m.FilterKeys, m.FilterBytes)
 	for _, t := range []string{"l1", "l2", "replica", "primary"} {
 		m.Lookups.WithLabelValues(t, "hit")
 		m.Lookups.WithLabelValues(t, "miss")
