@@ -44,11 +44,11 @@ func flood(t *testing.T, e *edge, brand string, keys []string, n, conc int) map[
 // negative caching), and distinct unknown keys no faster than the backend read limit.
 func TestUnknownKeyFloodIsBounded(t *testing.T) {
 	w := newWorld(t)
-	wr := w.writer()
-	wr.brand("flood", "pro")
+	wr := w.writer(t)
+	wr.brand(t, "flood", "pro")
 
 	t.Run("repeated-unknown-keys-read-once", func(t *testing.T) {
-		e := w.edge(w.edgeConfig("edge-flood", wr.base))
+		e := w.edge(t, w.edgeConfig("edge-flood", wr.base))
 		// unknown keys are remembered only while the edge's stream is current
 		eventually(t, 5*time.Second, "a relay heartbeat applied", func() (bool, string) { return e.node.Events.Current(), "" })
 		keys := make([]string, 100)
@@ -59,9 +59,9 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 		if counts[404] != len(keys)*20 {
 			t.Fatalf("answers %v, want %d x 404", counts, len(keys)*20)
 		}
-		t.Logf("l1 hit %v miss %v, l2 hit %v miss %v, l2 errors %v", e.metric("license_edge_cache_lookups_total", "tier", "l1", "result", "hit"),
-			e.metric("license_edge_cache_lookups_total", "tier", "l1", "result", "miss"), e.metric("license_edge_cache_lookups_total", "tier", "l2", "result", "hit"),
-			e.metric("license_edge_cache_lookups_total", "tier", "l2", "result", "miss"), e.metric("license_edge_backend_errors_total", "tier", "l2"))
+		t.Logf("l1 hit %v miss %v, l2 hit %v miss %v, l2 errors %v", e.metric(t, "license_edge_cache_lookups_total", "tier", "l1", "result", "hit"),
+			e.metric(t, "license_edge_cache_lookups_total", "tier", "l1", "result", "miss"), e.metric(t, "license_edge_cache_lookups_total", "tier", "l2", "result", "hit"),
+			e.metric(t, "license_edge_cache_lookups_total", "tier", "l2", "result", "miss"), e.metric(t, "license_edge_backend_errors_total", "tier", "l2"))
 		if reads := e.node.L3.Reads(); reads > 2*int64(len(keys)) { // the replica, then the primary, once per key
 			t.Fatalf("%d Postgres reads for %d unknown keys requested 20 times each", reads, len(keys))
 		} else {
@@ -77,7 +77,7 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 	t.Run("distinct-unknown-keys-rate-limited", func(t *testing.T) {
 		cfg := w.edgeConfig("edge-flood-limited", wr.base)
 		cfg.BackendRate, cfg.BackendBurst = 50, 20
-		e := w.edge(cfg)
+		e := w.edge(t, cfg)
 		keys := make([]string, 2000)
 		for i := range keys {
 			keys[i] = license.NewKey()
@@ -94,7 +94,7 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 		if counts[404]+counts[503] != len(keys) {
 			t.Fatalf("answers %v: want only 404 and 503", counts)
 		}
-		if e.metric("license_edge_rate_limited_total", "reason", "backend") == 0 {
+		if e.metric(t, "license_edge_rate_limited_total", "reason", "backend") == 0 {
 			t.Error("license_edge_rate_limited_total{reason=backend} not counted")
 		}
 	})

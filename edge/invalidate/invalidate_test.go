@@ -129,7 +129,7 @@ func TestResumesAfterNATSRestart(t *testing.T) {
 	resets := rec.resets.Load()
 
 	ns.Stop()
-	ns.Restart()
+	ns.Restart(t)
 	publish(t, js, 4) // the edge's consumer is gone with the old server
 	publish(t, js, 5)
 	waitFor(t, 15*time.Second, "events published after the restart", func() bool { return equal(rec.got(), []int64{2, 3, 4, 5}) })
@@ -154,7 +154,7 @@ func TestLateSubscriptionDropsCache(t *testing.T) {
 	if c.Connected() || rec.resets.Load() != 0 {
 		t.Fatal("subscribed to a stopped server")
 	}
-	ns.Restart()
+	ns.Restart(t)
 	waitFor(t, 10*time.Second, "subscribed", c.Connected)
 	if rec.resets.Load() != 1 {
 		t.Fatalf("%d resets after a late subscription, want 1", rec.resets.Load())
