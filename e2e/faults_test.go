@@ -143,7 +143,7 @@ func TestAcknowledgedKeyIsNeverAnswered404(t *testing.T) {
 							ok[j] = time.Since(acked)
 						}
 					}
-					time.Sleep(5 * time.Millisecond)
+					time.Sleep(5 * time.Millisecond) // the sampling interval of the 1.2 s watch (waits for nothing)
 				}
 				for j, d := range ok {
 					if d == 0 || d > time.Second {
