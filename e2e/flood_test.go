@@ -48,8 +48,13 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 	wr.brand(t, "flood", "pro")
 
 	t.Run("repeated-unknown-keys-read-once", func(t *testing.T) {
-		e := w.edge(t, w.edgeConfig("edge-flood", wr.base))
-		// unknown keys are remembered only while the edge's stream is current
+		cfg := w.edgeConfig("edge-flood", wr.base)
+		// what is measured is coalescing and negative caching, not their time windows: on a
+		// loaded machine (-race, 2 cores) the flood can outlast the 2 s negative TTL, and a
+		// relay heartbeat (every 250 ms) can be applied more than the default 1 s after the
+		// last, and either would make a 404 be read again
+		cfg.NegativeTTL, cfg.StreamCurrentWithin = time.Minute, 5*time.Second
+		e := w.edge(t, cfg)
 		eventually(t, 5*time.Second, "a relay heartbeat applied", func() (bool, string) { return e.node.Events.Current(), "" })
 		keys := make([]string, 100)
 		for i := range keys {
