@@ -31,6 +31,12 @@ func clientFrom(base, src string) *client {
 		Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}}}
 }
 
+// limitTimeout bounds the limiters' Redis calls in these tests. At the default 100 ms a
+// loaded machine (go test -race on 2 cores) times a few calls out, the limiter decides
+// locally and skips Redis for a while, and two instances then grant two budgets: the
+// sharing these tests check would not be what they measure.
+const limitTimeout = time.Second
+
 func limitPrefix(t *testing.T) string {
 	return fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
 }
@@ -99,7 +105,7 @@ func (w *world) limitedWriters(t testing.TB, n int, redisAddr, prefix string, ex
 	var out []*client
 	for range n {
 		out = append(out, w.writer(t, append([]func(*writerapp.Config){func(c *writerapp.Config) {
-			c.RateLimits, c.RedisAddr, c.LimitKeyPrefix = "on", redisAddr, prefix
+			c.RateLimits, c.RedisAddr, c.LimitKeyPrefix, c.LimitTimeout = "on", redisAddr, prefix, limitTimeout
 		}}, extra...)...))
 	}
 	return out
@@ -228,6 +234,7 @@ func TestEdgeRateLimits(t *testing.T) {
 	// the writer trusts the edges' source address only
 	wr := w.writer(t, func(c *writerapp.Config) {
 		c.RateLimits, c.RedisAddr, c.LimitKeyPrefix, c.TrustedProxies = "on", w.redis, prefix, "127.0.0.2/32"
+		c.LimitTimeout = limitTimeout
 	})
 	apiKey := wr.brand(t, "elim", "pro")
 	lk := wr.licenseKey(t, apiKey, map[string]any{"product": "pro", "seat_limit": 1000})
@@ -237,6 +244,7 @@ func TestEdgeRateLimits(t *testing.T) {
 	for i := range 2 {
 		cfg := w.edgeConfig(fmt.Sprintf("edge-%d", i), wr.base)
 		cfg.RateLimits, cfg.LimitKeyPrefix, cfg.WriterSourceIP, cfg.RedisAddr = "on", prefix, "127.0.0.2", redisAddr
+		cfg.LimitTimeout = limitTimeout
 		edges = append(edges, w.edge(t, cfg))
 	}
 	from := func(src string) []*client {
@@ -304,11 +312,13 @@ func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
 	prefix := limitPrefix(t)
 	wr := w.writer(t, func(c *writerapp.Config) {
 		c.RateLimits, c.RedisAddr, c.LimitKeyPrefix, c.TrustedProxies = "on", w.redis, prefix, "127.0.0.2/32"
+		c.LimitTimeout = limitTimeout
 	})
 	apiKey := wr.brand(t, "ipx", "pro")
 	lk := wr.licenseKey(t, apiKey, map[string]any{"product": "pro", "seat_limit": 100})
 	cfg := w.edgeConfig("edge-ip", wr.base)
 	cfg.RateLimits, cfg.LimitKeyPrefix, cfg.WriterSourceIP, cfg.TrustedProxies = "on", prefix, "127.0.0.2", "127.0.0.31/32"
+	cfg.LimitTimeout = limitTimeout
 	e := w.edge(t, cfg)
 
 	activate := func(c *client, instance, xff string) {
