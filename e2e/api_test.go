@@ -15,15 +15,15 @@ import (
 // relayed writes come back from the writer unchanged.
 func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 	w := newWorld(t)
-	wr := w.writer()
-	apiKey := wr.brand("alike", "pro", "lite")
-	otherKey := wr.brand("other", "pro")
-	e := w.edge(w.edgeConfig("edge-alike", wr.base))
+	wr := w.writer(t)
+	apiKey := wr.brand(t, "alike", "pro", "lite")
+	otherKey := wr.brand(t, "other", "pro")
+	e := w.edge(t, w.edgeConfig("edge-alike", wr.base))
 	validator, err := openapitest.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
-	validate := func(method, path string, r resp) {
+	validate := func(t *testing.T, method, path string, r resp) {
 		t.Helper()
 		req, _ := http.NewRequest(method, "http://edge"+path, nil)
 		if err := validator.ValidateResponse(req, r.Status, r.Header, r.Body); err != nil {
@@ -32,19 +32,19 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 	}
 
 	exp := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
-	k := wr.licenseKey(apiKey, map[string]any{"product": "pro", "seat_limit": 2, "expires_at": exp},
+	k := wr.licenseKey(t, apiKey, map[string]any{"product": "pro", "seat_limit": 2, "expires_at": exp},
 		map[string]any{"product": "lite"})
-	other := wr.licenseKey(otherKey, map[string]any{"product": "pro"})
+	other := wr.licenseKey(t, otherKey, map[string]any{"product": "pro"})
 
 	// relayed activation: same status and body as the writer gives, request id echoed
 	act := map[string]any{"license_key": k.Key, "product": "pro", "instance": "https://www.Site-1.example.com/"}
-	r := e.must(201, "POST", "/v1/public/alike/activations", "", act, "X-Request-Id", "req-edge-1")
+	r := e.must(t, 201, "POST", "/v1/public/alike/activations", "", act, "X-Request-Id", "req-edge-1")
 	if r.Header.Get("X-Request-Id") != "req-edge-1" {
 		t.Errorf("relayed X-Request-Id %q", r.Header.Get("X-Request-Id"))
 	}
-	validate("POST", "/v1/public/alike/activations", r)
-	again := e.must(200, "POST", "/v1/public/alike/activations", "", act)
-	direct := wr.must(200, "POST", "/v1/public/alike/activations", "", act)
+	validate(t, "POST", "/v1/public/alike/activations", r)
+	again := e.must(t, 200, "POST", "/v1/public/alike/activations", "", act)
+	direct := wr.must(t, 200, "POST", "/v1/public/alike/activations", "", act)
 	if string(again.Body) != string(direct.Body) {
 		t.Errorf("relayed body differs from the writer's:\nedge   %s\nwriter %s", again.Body, direct.Body)
 	}
@@ -68,14 +68,14 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 			map[string]any{"license_key": k.Key, "product": "pro", "instance": "site-2.example.com"}, 404, "activation_not_found"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.call("POST", c.path, "", c.body)
+			r := e.call(t, "POST", c.path, "", c.body)
 			if r.Status != c.status || r.Code() != c.code {
 				t.Fatalf("%d %s, want %d %s", r.Status, r.Body, c.status, c.code)
 			}
-			validate("POST", c.path, r)
+			validate(t, "POST", c.path, r)
 		})
 	}
-	if r := e.call("POST", "/v1/public/alike/activations", "", strings.Repeat("x", 70<<10)); r.Status != 400 || r.Code() != "invalid_request" {
+	if r := e.call(t, "POST", "/v1/public/alike/activations", "", strings.Repeat("x", 70<<10)); r.Status != 400 || r.Code() != "invalid_request" {
 		t.Errorf("oversized body: %d %s", r.Status, r.Body)
 	}
 
@@ -99,12 +99,12 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 			}
 			var fromEdge, fromWriter resp
 			eventually(t, time.Second, "edge agrees with writer", func() (bool, string) {
-				fromEdge = e.call("GET", path, "", nil)
-				fromWriter = wr.call("GET", path, "", nil)
+				fromEdge = e.call(t, "GET", path, "", nil)
+				fromWriter = wr.call(t, "GET", path, "", nil)
 				a, b := withoutCheckedAt(t, fromEdge.Body), withoutCheckedAt(t, fromWriter.Body)
 				return fromEdge.Status == fromWriter.Status && a == b, "edge " + a + "\nwriter " + b
 			})
-			validate("GET", path, fromEdge)
+			validate(t, "GET", path, fromEdge)
 			if fromEdge.Status == 200 {
 				if cc := fromEdge.Header.Get("Cache-Control"); !strings.HasPrefix(cc, "max-age=") {
 					t.Errorf("Cache-Control %q", cc)
@@ -118,26 +118,26 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 		{"malformed-key-404", "/v1/public/alike/licenses/not-a-key/status"},
 	} {
 		t.Run("status-"+c.name, func(t *testing.T) {
-			r := e.call("GET", c.path, "", nil)
+			r := e.call(t, "GET", c.path, "", nil)
 			if r.Status != 404 || r.Code() != "license_not_found" || r.Header.Get("Content-Type") != "application/problem+json" {
 				t.Fatalf("%d %s", r.Status, r.Body)
 			}
-			validate("GET", c.path, r)
+			validate(t, "GET", c.path, r)
 		})
 	}
 	t.Run("status-400-instance-too-long", func(t *testing.T) {
-		r := e.call("GET", base+"?instance="+strings.Repeat("a", 300), "", nil)
+		r := e.call(t, "GET", base+"?instance="+strings.Repeat("a", 300), "", nil)
 		if r.Status != 400 || r.Code() != "invalid_request" {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("service-endpoints", func(t *testing.T) {
 		for _, p := range []string{"/healthz", "/readyz"} {
-			if r := e.call("GET", p, "", nil); r.Status != 200 {
+			if r := e.call(t, "GET", p, "", nil); r.Status != 200 {
 				t.Errorf("%s: %d %s", p, r.Status, r.Body)
 			}
 		}
-		r := e.call("GET", "/metrics", "", nil)
+		r := e.call(t, "GET", "/metrics", "", nil)
 		for _, m := range []string{"license_edge_cache_lookups_total", "license_edge_invalidation_lag_seconds", "license_edge_request_duration_seconds",
 			"license_edge_fills_refused_stale_total", "license_edge_stale_answers_total", "license_edge_invalidations_applied_total"} {
 			if !strings.Contains(string(r.Body), m) {

@@ -11,11 +11,11 @@ import (
 // both edges answer the new state within 1 s (invariant 7).
 func TestConvergence(t *testing.T) {
 	w := newWorld(t)
-	wr := w.writer()
-	apiKey := wr.brand("conv", "pro")
-	e1 := w.edge(w.edgeConfig("edge-1", wr.base))
-	e2 := w.edge(w.edgeConfig("edge-2", wr.base))
-	k := wr.licenseKey(apiKey, map[string]any{"product": "pro"})
+	wr := w.writer(t)
+	apiKey := wr.brand(t, "conv", "pro")
+	e1 := w.edge(t, w.edgeConfig("edge-1", wr.base))
+	e2 := w.edge(t, w.edgeConfig("edge-2", wr.base))
+	k := wr.licenseKey(t, apiKey, map[string]any{"product": "pro"})
 	lic := k.Licenses[0]
 	key := k.Key
 
@@ -23,7 +23,7 @@ func TestConvergence(t *testing.T) {
 	// (the new key may be unknown to the replica for a moment: its creation event fixes that)
 	for _, e := range []*edge{e1, e2} {
 		eventually(t, time.Second, "new key visible on "+e.cfg.NodeID, func() (bool, string) {
-			s := e.mustStatus("conv", key, "")
+			s := e.mustStatus(t, "conv", key, "")
 			return s.HTTP == 200 && s.Code == "valid", string(s.Raw)
 		})
 	}
@@ -40,17 +40,17 @@ func TestConvergence(t *testing.T) {
 	for i := range changes {
 		switch i % 4 {
 		case 0:
-			wr.must(200, "POST", "/v1/licenses/"+lic.ID+"/suspend", apiKey, nil)
+			wr.must(t, 200, "POST", "/v1/licenses/"+lic.ID+"/suspend", apiKey, nil)
 			cur.status = "suspended"
 		case 1:
-			wr.must(200, "POST", "/v1/licenses/"+lic.ID+"/resume", apiKey, nil)
+			wr.must(t, 200, "POST", "/v1/licenses/"+lic.ID+"/resume", apiKey, nil)
 			cur.status = "valid"
 		case 2:
 			exp := renewBase.Add(time.Duration(i) * time.Hour)
-			wr.must(200, "POST", "/v1/licenses/"+lic.ID+"/renew", apiKey, map[string]any{"expires_at": exp})
+			wr.must(t, 200, "POST", "/v1/licenses/"+lic.ID+"/renew", apiKey, map[string]any{"expires_at": exp})
 			cur.expires = exp.Format(time.RFC3339)
 		case 3:
-			wr.must(201, "POST", "/v1/public/conv/activations", "", map[string]any{
+			wr.must(t, 201, "POST", "/v1/public/conv/activations", "", map[string]any{
 				"license_key": key, "product": "pro", "instance": fmt.Sprintf("site-%d.example.com", i)})
 			cur.seats++
 		}
@@ -91,7 +91,7 @@ func TestConvergence(t *testing.T) {
 	p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
 	t.Logf("convergence over %d changes x 2 edges: p50 %v, p99 %v, max %v", changes, p(.50), p(.99), lat[len(lat)-1])
 	for _, e := range []*edge{e1, e2} {
-		if n := e.metric("license_edge_invalidations_applied_total"); n < changes {
+		if n := e.metric(t, "license_edge_invalidations_applied_total"); n < changes {
 			t.Errorf("%s applied %v invalidations, want >= %d", e.cfg.NodeID, n, changes)
 		}
 	}

@@ -19,10 +19,10 @@ func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // a client keep a `valid` answer past expires_at.
 func TestExpiryWithoutEvent(t *testing.T) {
 	w := newWorld(t)
-	wr := w.writer()
-	apiKey := wr.brand("exp", "pro")
+	wr := w.writer(t)
+	apiKey := wr.brand(t, "exp", "pro")
 	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	k := wr.licenseKey(apiKey, map[string]any{"product": "pro", "expires_at": expires})
+	k := wr.licenseKey(t, apiKey, map[string]any{"product": "pro", "expires_at": expires})
 	// with no events and a frozen clock a not-yet-replicated key would stay negatively cached
 	waitReplay(t, w.db.AppURL, w.db.ReplicaAppURL)
 
@@ -50,10 +50,10 @@ func TestExpiryWithoutEvent(t *testing.T) {
 			if !tc.redis {
 				cfg.RedisAddr = "off"
 			}
-			e := w.edge(cfg)
+			e := w.edge(t, cfg)
 			var s statusOf
 			eventually(t, time.Second, "valid at first", func() (bool, string) {
-				s = e.mustStatus("exp", k.Key, "product=pro")
+				s = e.mustStatus(t, "exp", k.Key, "product=pro")
 				return s.HTTP == 200 && s.Code == "valid", string(s.Raw)
 			})
 			// fill the tier under test, then move to just before expiry
@@ -63,7 +63,7 @@ func TestExpiryWithoutEvent(t *testing.T) {
 				if tc.l1 {
 					e.node.L1.Wait() // the fill's Set has landed, or was dropped
 				}
-				r = e.call("GET", "/v1/public/exp/licenses/"+k.Key+"/status?product=pro", "", nil)
+				r = e.call(t, "GET", "/v1/public/exp/licenses/"+k.Key+"/status?product=pro", "", nil)
 				if tc.wantTier == "" || r.Header.Get("X-Cache") == tc.wantTier {
 					break
 				}
@@ -79,7 +79,7 @@ func TestExpiryWithoutEvent(t *testing.T) {
 				t.Fatalf("30s before expiry: %s", r.Body)
 			}
 			clock.Set(expires.Add(time.Second))
-			s = e.mustStatus("exp", k.Key, "product=pro")
+			s = e.mustStatus(t, "exp", k.Key, "product=pro")
 			if s.HTTP != 200 || s.Code != "expired" || s.Valid || s.Licenses[0].Status != "expired" {
 				t.Fatalf("after expiry: %s", s.Raw)
 			}

@@ -24,13 +24,13 @@ import (
 func TestPostgresUnreachableIs503(t *testing.T) {
 	w := newWorld(t)
 	dbURL, pg := viaProxy(t, w.db.AppURL)
-	wr := w.writer(func(c *writerapp.Config) {
+	wr := w.writer(t, func(c *writerapp.Config) {
 		c.DatabaseURL = dbURL
 		c.RelayRetry = retry.Policy{Initial: 30 * time.Second, Max: 30 * time.Second}
 	})
-	apiKey := wr.brand("down", "pro")
-	k := wr.licenseKey(apiKey, map[string]any{"product": "pro"})
-	e := w.edge(w.edgeConfig("edge-down", wr.base))
+	apiKey := wr.brand(t, "down", "pro")
+	k := wr.licenseKey(t, apiKey, map[string]any{"product": "pro"})
+	e := w.edge(t, w.edgeConfig("edge-down", wr.base))
 
 	pg.Stop()
 	body := map[string]any{"customer_email": "x@example.com", "licenses": []map[string]any{{"product": "pro"}}}
@@ -51,7 +51,7 @@ func TestPostgresUnreachableIs503(t *testing.T) {
 		{"readyz", wr, "GET", "/readyz", "", nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := c.cl.call(c.method, c.path, c.token, c.body, c.hdr...)
+			r := c.cl.call(t, c.method, c.path, c.token, c.body, c.hdr...)
 			if r.Status != 503 || r.Code() != "unavailable" {
 				t.Fatalf("%d %s, want 503 unavailable", r.Status, r.Body)
 			}
@@ -60,7 +60,7 @@ func TestPostgresUnreachableIs503(t *testing.T) {
 			}
 		})
 	}
-	m := wr.call("GET", "/metrics", "", nil)
+	m := wr.call(t, "GET", "/metrics", "", nil)
 	if !strings.Contains(string(m.Body), "license_writer_db_unavailable_total") ||
 		strings.Contains(string(m.Body), "license_writer_db_unavailable_total 0\n") {
 		t.Fatal("license_writer_db_unavailable_total did not count the outage")
@@ -68,13 +68,13 @@ func TestPostgresUnreachableIs503(t *testing.T) {
 
 	// the relay failed while Postgres was away and waits 30 s before its next try (its
 	// retry policy for this test): the first request that reaches Postgres again must wake it
-	pg.Start()
+	pg.Start(t)
 	eventually(t, 10*time.Second, "the writer serves again", func() (bool, string) {
 		r, err := wr.do("GET", "/readyz", "", nil)
 		return err == nil && r.Status == 200, string(r.Body)
 	})
 	back := time.Now()
-	fresh := wr.licenseKey(apiKey, map[string]any{"product": "pro"})
+	fresh := wr.licenseKey(t, apiKey, map[string]any{"product": "pro"})
 	admin, err := pgx.Connect(context.Background(), w.db.AdminURL)
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +90,8 @@ func TestPostgresUnreachableIs503(t *testing.T) {
 	}
 	t.Logf("events of the first write after the outage published %v after Postgres returned", time.Since(back).Round(time.Millisecond))
 	// the claim of the refused request was released: the retry takes effect, once
-	r := wr.must(201, "POST", "/v1/license-keys", apiKey, body, "Idempotency-Key", "during-outage")
-	again := wr.must(201, "POST", "/v1/license-keys", apiKey, body, "Idempotency-Key", "during-outage")
+	r := wr.must(t, 201, "POST", "/v1/license-keys", apiKey, body, "Idempotency-Key", "during-outage")
+	again := wr.must(t, 201, "POST", "/v1/license-keys", apiKey, body, "Idempotency-Key", "during-outage")
 	if again.Header.Get("Idempotent-Replayed") != "true" || string(again.Body) != string(r.Body) {
 		t.Fatalf("replay: %s", again.Body)
 	}
@@ -114,8 +114,8 @@ func TestAcknowledgedKeyIsNeverAnswered404(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newWorld(t)
-			wr := w.writer(c.cfg)
-			apiKey := wr.brand("ryw", "pro")
+			wr := w.writer(t, c.cfg)
+			apiKey := wr.brand(t, "ryw", "pro")
 			// the edges read a replica that applies WAL 300 ms late: its "no such key" for a
 			// key just acknowledged is what must not become a 404
 			lagging := func(name string) app.Config {
@@ -124,15 +124,15 @@ func TestAcknowledgedKeyIsNeverAnswered404(t *testing.T) {
 				cfg.KeyFilter = "on" // a key not in the edge's filter yet is no 404 either
 				return cfg
 			}
-			edges := []*edge{w.edge(lagging("edge-a")), w.edge(lagging("edge-b"))}
+			edges := []*edge{w.edge(t, lagging("edge-a")), w.edge(t, lagging("edge-b"))}
 			for _, e := range edges { // warm: the brand is known, the edge has served something
-				e.call("GET", "/v1/public/ryw/licenses/"+license.NewKey()+"/status", "", nil)
+				e.call(t, "GET", "/v1/public/ryw/licenses/"+license.NewKey()+"/status", "", nil)
 				if c.name == "relay-healthy" {
 					eventually(t, 5*time.Second, "a heartbeat applied", func() (bool, string) { return e.node.Events.Current(), "" })
 				}
 			}
 			for i := range 3 {
-				k := wr.licenseKey(apiKey, map[string]any{"product": "pro"})
+				k := wr.licenseKey(t, apiKey, map[string]any{"product": "pro"})
 				acked := time.Now()
 				// each edge polled on its own: a lookup of a key the edge's filter does not
 				// hold yet waits for the stream's certification, and must not delay the other
@@ -149,7 +149,7 @@ func TestAcknowledgedKeyIsNeverAnswered404(t *testing.T) {
 							if err == nil && st.HTTP == 200 && ok[j] == 0 {
 								ok[j] = time.Since(acked)
 							}
-							time.Sleep(5 * time.Millisecond)
+							time.Sleep(5 * time.Millisecond) // the sampling interval of the 1.2 s watch (waits for nothing)
 						}
 					})
 				}
@@ -168,10 +168,10 @@ func TestAcknowledgedKeyIsNeverAnswered404(t *testing.T) {
 			// an unknown key: remembered only while heartbeats arrive
 			e := edges[0]
 			unknown := license.NewKey()
-			e.call("GET", "/v1/public/ryw/licenses/"+unknown+"/status", "", nil)
+			e.call(t, "GET", "/v1/public/ryw/licenses/"+unknown+"/status", "", nil)
 			before := e.node.L3.Reads()
 			for range 3 {
-				if r := e.call("GET", "/v1/public/ryw/licenses/"+unknown+"/status", "", nil); r.Status != 404 {
+				if r := e.call(t, "GET", "/v1/public/ryw/licenses/"+unknown+"/status", "", nil); r.Status != 404 {
 					t.Fatalf("unknown key: %d", r.Status)
 				}
 			}

@@ -29,14 +29,14 @@ import (
 const operatorToken = "op-secret-token"
 
 // testLog is a JSON logger that writes warnings to the test log in -v mode.
-func testLog(t *testing.T, name string) *slog.Logger {
+func testLog(t testing.TB, name string) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name)
 	}
 	return slog.New(slog.NewJSONHandler(io.Discard, nil))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -45,7 +45,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // run starts fn (an app.Run) and returns its address; it is stopped when the test ends
 // or when stop is called.
-func run(t *testing.T, name string, fn func(ctx context.Context, ready chan<- string) error) (addr string, stop func()) {
+func run(t testing.TB, name string, fn func(ctx context.Context, ready chan<- string) error) (addr string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -79,9 +79,9 @@ func run(t *testing.T, name string, fn func(ctx context.Context, ready chan<- st
 	return addr, stop
 }
 
-// world is one test's backing services.
+// world is one test's backing services. Its methods take the t of the (sub)test that
+// calls them: a failure stops that test, and what they start stops when it ends.
 type world struct {
-	t     *testing.T
 	db    dbtest.DB
 	nats  *natstest.Server
 	redis string
@@ -95,7 +95,7 @@ func newWorld(t *testing.T) *world {
 		dbtest.Env(t, dbtest.EnvReplica)
 	}
 	waitReplay(t, db.AppURL, db.ReplicaAppURL)
-	return &world{t: t, db: db, nats: natstest.Start(t), redis: redis}
+	return &world{db: db, nats: natstest.Start(t), redis: redis}
 }
 
 // waitReplay waits until the replica has replayed the primary's WAL as of now (the fresh
@@ -131,8 +131,8 @@ func waitReplay(t *testing.T, primaryURL, replicaURL string) {
 }
 
 // writer starts a writer and returns a client for it; opts adjust its configuration.
-func (w *world) writer(opts ...func(*writerapp.Config)) *client {
-	w.t.Helper()
+func (w *world) writer(t testing.TB, opts ...func(*writerapp.Config)) *client {
+	t.Helper()
 	cfg := writerapp.Config{
 		Addr: "127.0.0.1:0", DatabaseURL: w.db.AppURL, NATSURL: w.nats.URL(), OperatorToken: operatorToken,
 		MaxConns: 20, ShutdownTimeout: 5 * time.Second, StatusMaxAge: time.Minute, OutboxPoll: 200 * time.Millisecond,
@@ -140,11 +140,11 @@ func (w *world) writer(opts ...func(*writerapp.Config)) *client {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	log := testLog(w.t, "writer")
-	addr, stop := run(w.t, "writer", func(ctx context.Context, ready chan<- string) error {
+	log := testLog(t, "writer")
+	addr, stop := run(t, "writer", func(ctx context.Context, ready chan<- string) error {
 		return writerapp.Run(ctx, cfg, log, ready)
 	})
-	c := newClient(w.t, "http://"+addr)
+	c := newClient("http://" + addr)
 	c.stop = stop
 	return c
 }
@@ -168,25 +168,25 @@ type edge struct {
 	cfg  app.Config
 }
 
-func (w *world) edge(cfg app.Config) *edge {
-	w.t.Helper()
+func (w *world) edge(t testing.TB, cfg app.Config) *edge {
+	t.Helper()
 	var node *app.Node
 	cfg.Started = func(n *app.Node) { node = n }
-	log := testLog(w.t, cfg.NodeID)
-	addr, stop := run(w.t, cfg.NodeID, func(ctx context.Context, ready chan<- string) error {
+	log := testLog(t, cfg.NodeID)
+	addr, stop := run(t, cfg.NodeID, func(ctx context.Context, ready chan<- string) error {
 		return app.Run(ctx, cfg, log, ready)
 	})
-	c := newClient(w.t, "http://"+addr)
+	c := newClient("http://" + addr)
 	c.stop = stop
 	return &edge{client: c, node: node, cfg: cfg}
 }
 
 // metric sums the samples of a counter (or histogram count) whose labels include want.
-func (e *edge) metric(name string, want ...string) float64 {
-	e.t.Helper()
+func (e *edge) metric(t testing.TB, name string, want ...string) float64 {
+	t.Helper()
 	mfs, err := e.cfg.Registry.Gather()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var sum float64
 	for _, mf := range mfs {
@@ -222,16 +222,15 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 	return false
 }
 
-// client calls one server.
+// client calls one server; the methods that fail the test take the caller's t.
 type client struct {
-	t    *testing.T
 	base string
 	hc   *http.Client
 	stop func()
 }
 
-func newClient(t *testing.T, base string) *client {
-	return &client{t: t, base: base, hc: &http.Client{Timeout: 10 * time.Second,
+func newClient(base string) *client {
+	return &client{base: base, hc: &http.Client{Timeout: 10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 
@@ -247,41 +246,41 @@ func (c *client) do(method, path, token string, body any, hdr ...string) (resp, 
 	return r, err
 }
 
-func (c *client) call(method, path, token string, body any, hdr ...string) resp {
-	c.t.Helper()
+func (c *client) call(t testing.TB, method, path, token string, body any, hdr ...string) resp {
+	t.Helper()
 	r, err := c.do(method, path, token, body, hdr...)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	return r
 }
 
-func (c *client) must(want int, method, path, token string, body any, hdr ...string) resp {
-	c.t.Helper()
-	r := c.call(method, path, token, body, hdr...)
+func (c *client) must(t testing.TB, want int, method, path, token string, body any, hdr ...string) resp {
+	t.Helper()
+	r := c.call(t, method, path, token, body, hdr...)
 	if r.Status != want {
-		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
 	}
 	return r
 }
 
 // brand creates a brand with products and returns its API key.
-func (c *client) brand(slug string, products ...string) string {
-	c.t.Helper()
+func (c *client) brand(t testing.TB, slug string, products ...string) string {
+	t.Helper()
 	var out resource.BrandCreated
-	c.must(201, "POST", "/v1/brands", operatorToken, map[string]string{"slug": slug, "name": slug}).JSON(c.t, &out)
+	c.must(t, 201, "POST", "/v1/brands", operatorToken, map[string]string{"slug": slug, "name": slug}).JSON(t, &out)
 	for _, p := range products {
-		c.must(201, "POST", "/v1/products", out.APIKey.Secret, map[string]string{"code": p, "name": p})
+		c.must(t, 201, "POST", "/v1/products", out.APIKey.Secret, map[string]string{"code": p, "name": p})
 	}
 	return out.APIKey.Secret
 }
 
 // licenseKey provisions a key with one license per product (expiry and seat limit optional).
-func (c *client) licenseKey(apiKey string, licenses ...map[string]any) resource.LicenseKey {
-	c.t.Helper()
+func (c *client) licenseKey(t testing.TB, apiKey string, licenses ...map[string]any) resource.LicenseKey {
+	t.Helper()
 	var out resource.LicenseKey
-	c.must(201, "POST", "/v1/license-keys", apiKey, map[string]any{
-		"customer_email": "buyer@example.com", "licenses": licenses}).JSON(c.t, &out)
+	c.must(t, 201, "POST", "/v1/license-keys", apiKey, map[string]any{
+		"customer_email": "buyer@example.com", "licenses": licenses}).JSON(t, &out)
 	return out
 }
 
@@ -316,11 +315,11 @@ func (c *client) status(brand, key, query string) (statusOf, error) {
 	return out, nil
 }
 
-func (c *client) mustStatus(brand, key, query string) statusOf {
-	c.t.Helper()
+func (c *client) mustStatus(t testing.TB, brand, key, query string) statusOf {
+	t.Helper()
 	s, err := c.status(brand, key, query)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return s
 }

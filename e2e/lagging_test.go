@@ -18,17 +18,17 @@ const envLaggingReplica = "LICENSE_TEST_LAGGING_REPLICA_URL"
 func TestLaggingReplicaNeverGoesBack(t *testing.T) {
 	dbtest.Env(t, envLaggingReplica)
 	w := newWorld(t)
-	wr := w.writer()
-	apiKey := wr.brand("lag", "pro")
+	wr := w.writer(t)
+	apiKey := wr.brand(t, "lag", "pro")
 
 	full := w.edgeConfig("edge-full", wr.base)
 	full.ReplicaURL = w.db.LaggingEdgeURL
 	noL1 := full
 	noL1.NodeID, noL1.L1Bytes = "edge-no-l1", 0
 	noL1.Registry = nil
-	edges := []*edge{w.edge(full), w.edge(withRegistry(noL1))}
+	edges := []*edge{w.edge(t, full), w.edge(t, withRegistry(noL1))}
 
-	k := wr.licenseKey(apiKey, map[string]any{"product": "pro"})
+	k := wr.licenseKey(t, apiKey, map[string]any{"product": "pro"})
 	lic := k.Licenses[0]
 	seen := map[string]int64{}
 	check := func(what string) {
@@ -58,7 +58,7 @@ func TestLaggingReplicaNeverGoesBack(t *testing.T) {
 		if i%2 == 1 {
 			op = "resume"
 		}
-		wr.must(200, "POST", "/v1/licenses/"+lic.ID+"/"+op, apiKey, nil)
+		wr.must(t, 200, "POST", "/v1/licenses/"+lic.ID+"/"+op, apiKey, nil)
 		// read continuously for a while after each change: the replica is 300 ms behind
 		until := time.Now().Add(150 * time.Millisecond)
 		for n := 0; time.Now().Before(until); n++ {
@@ -69,14 +69,14 @@ func TestLaggingReplicaNeverGoesBack(t *testing.T) {
 	want := int64(1 + changes) // created at 1, one version per change
 	for _, e := range edges {
 		eventually(t, time.Second, "final version on "+e.cfg.NodeID, func() (bool, string) {
-			s := e.mustStatus("lag", k.Key, "")
+			s := e.mustStatus(t, "lag", k.Key, "")
 			return s.Version == want, fmt.Sprintf("version %d", s.Version)
 		})
 		check("final")
-		refused := e.metric("license_edge_fills_refused_stale_total")
-		advanced := e.metric("license_edge_states_advanced_total")
+		refused := e.metric(t, "license_edge_fills_refused_stale_total")
+		advanced := e.metric(t, "license_edge_states_advanced_total")
 		t.Logf("%s: fills refused as stale %v, states advanced by events %v, replica reads %v, primary reads %v", e.cfg.NodeID,
-			refused, advanced, e.metric("license_edge_cache_lookups_total", "tier", "replica"), e.metric("license_edge_cache_lookups_total", "tier", "primary"))
+			refused, advanced, e.metric(t, "license_edge_cache_lookups_total", "tier", "replica"), e.metric(t, "license_edge_cache_lookups_total", "tier", "primary"))
 		switch {
 		case e.node.L1 == nil && refused == 0:
 			// without L1 every read goes below: the lagging replica must have been refused

@@ -25,11 +25,17 @@ import (
 // starts with a fresh per-IP budget; each test's Redis keys carry a prefix of its own.
 
 // clientFrom is a client whose connections come from the local address src.
-func clientFrom(t *testing.T, base, src string) *client {
+func clientFrom(base, src string) *client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	return &client{t: t, base: base, hc: &http.Client{Timeout: 10 * time.Second,
+	return &client{base: base, hc: &http.Client{Timeout: 10 * time.Second,
 		Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}}}
 }
+
+// limitTimeout bounds the limiters' Redis calls in these tests. At the default 100 ms a
+// loaded machine (go test -race on 2 cores) times a few calls out, the limiter decides
+// locally and skips Redis for a while, and two instances then grant two budgets: the
+// sharing these tests check would not be what they measure.
+const limitTimeout = time.Second
 
 func limitPrefix(t *testing.T) string {
 	return fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
@@ -95,11 +101,11 @@ func checkBurst(t *testing.T, p ratelimit.Policy, n int, send func(i int) (resp,
 }
 
 // limited starts writers with the limits on, sharing Redis and a key prefix.
-func (w *world) limitedWriters(n int, redisAddr, prefix string, extra ...func(*writerapp.Config)) []*client {
+func (w *world) limitedWriters(t testing.TB, n int, redisAddr, prefix string, extra ...func(*writerapp.Config)) []*client {
 	var out []*client
 	for range n {
-		out = append(out, w.writer(append([]func(*writerapp.Config){func(c *writerapp.Config) {
-			c.RateLimits, c.RedisAddr, c.LimitKeyPrefix = "on", redisAddr, prefix
+		out = append(out, w.writer(t, append([]func(*writerapp.Config){func(c *writerapp.Config) {
+			c.RateLimits, c.RedisAddr, c.LimitKeyPrefix, c.LimitTimeout = "on", redisAddr, prefix, limitTimeout
 		}}, extra...)...))
 	}
 	return out
@@ -108,56 +114,56 @@ func (w *world) limitedWriters(n int, redisAddr, prefix string, extra ...func(*w
 // TestWriterRateLimits: every row of the table on two writers sharing Redis.
 func TestWriterRateLimits(t *testing.T) {
 	w := newWorld(t)
-	ws := w.limitedWriters(2, w.redis, limitPrefix(t))
+	ws := w.limitedWriters(t, 2, w.redis, limitPrefix(t))
 	a := ws[0]
-	apiKey := a.brand("lim", "pro")
-	lk := a.licenseKey(apiKey, map[string]any{"product": "pro", "seat_limit": 1000})
-	from := func(t *testing.T, src string) []*client {
-		return []*client{clientFrom(t, ws[0].base, src), clientFrom(t, ws[1].base, src)}
+	apiKey := a.brand(t, "lim", "pro")
+	lk := a.licenseKey(t, apiKey, map[string]any{"product": "pro", "seat_limit": 1000})
+	from := func(src string) []*client {
+		return []*client{clientFrom(ws[0].base, src), clientFrom(ws[1].base, src)}
 	}
 
 	t.Run("brand API key", func(t *testing.T) {
 		var fresh resource.APIKey
-		a.must(201, "POST", "/v1/brands/lim/api-keys", operatorToken, map[string]any{}).JSON(t, &fresh)
+		a.must(t, 201, "POST", "/v1/brands/lim/api-keys", operatorToken, map[string]any{}).JSON(t, &fresh)
 		checkBurst(t, ratelimit.Brand, 130, func(i int) (resp, error) {
 			return ws[i%2].do("GET", "/v1/products", fresh.Secret, nil)
 		})
 		// the operator sets the brand's own limit: the next request of every key of the
 		// brand is counted against it
 		var b resource.Brand
-		a.must(200, "PATCH", "/v1/brands/lim", operatorToken, map[string]any{"rate_limit": map[string]int{"per_second": 1, "burst": 5}}).JSON(t, &b)
+		a.must(t, 200, "PATCH", "/v1/brands/lim", operatorToken, map[string]any{"rate_limit": map[string]int{"per_second": 1, "burst": 5}}).JSON(t, &b)
 		if b.RateLimit == nil || *b.RateLimit != (resource.RateLimit{PerSecond: 1, Burst: 5}) {
 			t.Fatalf("brand after PATCH: %+v", b)
 		}
 		var key3 resource.APIKey
-		a.must(201, "POST", "/v1/brands/lim/api-keys", operatorToken, map[string]any{}).JSON(t, &key3)
+		a.must(t, 201, "POST", "/v1/brands/lim/api-keys", operatorToken, map[string]any{}).JSON(t, &key3)
 		own := ratelimit.Policy{Name: ratelimit.Brand.Name, Rate: 1, Period: time.Second, Burst: 5}
 		checkBurst(t, own, 10, func(i int) (resp, error) { return ws[i%2].do("GET", "/v1/products", key3.Secret, nil) })
-		a.must(200, "PATCH", "/v1/brands/lim", operatorToken, map[string]any{"rate_limit": nil}).JSON(t, &b)
+		a.must(t, 200, "PATCH", "/v1/brands/lim", operatorToken, map[string]any{"rate_limit": nil}).JSON(t, &b)
 		if b.RateLimit != nil {
 			t.Fatalf("rate_limit not cleared: %+v", b)
 		}
 		for _, bad := range []any{map[string]any{}, map[string]any{"rate_limit": map[string]int{"per_second": 0, "burst": 5}},
 			map[string]any{"rate_limit": map[string]int{"per_second": 5}}, map[string]any{"rate_limit": 5}} {
-			if r := a.call("PATCH", "/v1/brands/lim", operatorToken, bad); r.Status/100 != 4 || r.Code() != "invalid_request" {
+			if r := a.call(t, "PATCH", "/v1/brands/lim", operatorToken, bad); r.Status/100 != 4 || r.Code() != "invalid_request" {
 				t.Errorf("PATCH %v: %d %s", bad, r.Status, r.Body)
 			}
 		}
-		if r := a.call("PATCH", "/v1/brands/nope", operatorToken, map[string]any{"rate_limit": nil}); r.Status != 404 {
+		if r := a.call(t, "PATCH", "/v1/brands/nope", operatorToken, map[string]any{"rate_limit": nil}); r.Status != 404 {
 			t.Errorf("PATCH unknown brand: %d", r.Status)
 		}
 	})
 
 	t.Run("status per IP", func(t *testing.T) {
-		cs := from(t, "127.0.0.11")
+		cs := from("127.0.0.11")
 		path := "/v1/public/lim/licenses/" + lk.Key + "/status"
 		checkBurst(t, ratelimit.Status, 140, func(i int) (resp, error) { return cs[i%2].do("GET", path, "", nil) })
 		// another address has its own budget
-		clientFrom(t, a.base, "127.0.0.12").must(200, "GET", path, "", nil)
+		clientFrom(a.base, "127.0.0.12").must(t, 200, "GET", path, "", nil)
 	})
 
 	t.Run("public writes per IP", func(t *testing.T) {
-		cs := from(t, "127.0.0.13")
+		cs := from("127.0.0.13")
 		checkBurst(t, ratelimit.PublicWrite, 30, func(i int) (resp, error) {
 			return cs[i%2].do("POST", "/v1/public/lim/activations", "", map[string]string{
 				"license_key": lk.Key, "product": "pro", "instance": fmt.Sprintf("site%d.example.com", i)})
@@ -165,36 +171,36 @@ func TestWriterRateLimits(t *testing.T) {
 	})
 
 	t.Run("404 answers per IP", func(t *testing.T) {
-		cs := from(t, "127.0.0.14")
+		cs := from("127.0.0.14")
 		for i := range ratelimit.NotFound.Burst {
-			cs[i%2].must(404, "GET", "/v1/public/lim/licenses/"+license.NewKey()+"/status", "", nil)
+			cs[i%2].must(t, 404, "GET", "/v1/public/lim/licenses/"+license.NewKey()+"/status", "", nil)
 		}
 		// past the budget every public request from the address is refused, known keys
 		// included, on both writers
 		for _, c := range cs {
-			r := c.must(429, "GET", "/v1/public/lim/licenses/"+lk.Key+"/status", "", nil)
+			r := c.must(t, 429, "GET", "/v1/public/lim/licenses/"+lk.Key+"/status", "", nil)
 			if r.Header.Get("RateLimit-Policy") != ratelimit.NotFound.PolicyHeader() || r.Header.Get("Retry-After") == "" {
 				t.Fatalf("known key after the 404 budget: %q %q", r.Header.Get("RateLimit-Policy"), r.Header.Get("Retry-After"))
 			}
-			c.must(429, "POST", "/v1/public/lim/deactivations", "", map[string]string{"license_key": lk.Key, "product": "pro", "instance": "x.example.com"})
+			c.must(t, 429, "POST", "/v1/public/lim/deactivations", "", map[string]string{"license_key": lk.Key, "product": "pro", "instance": "x.example.com"})
 		}
 		// brand calls from that address are not public requests
-		cs[0].must(200, "GET", "/v1/products", apiKey, nil)
+		cs[0].must(t, 200, "GET", "/v1/products", apiKey, nil)
 	})
 
 	t.Run("401 answers per IP", func(t *testing.T) {
-		cs := from(t, "127.0.0.15")
+		cs := from("127.0.0.15")
 		for i := range ratelimit.Unauthorized.Burst {
-			cs[i%2].must(401, "GET", "/v1/products", "lsk_wrong_"+strconv.Itoa(i), nil)
+			cs[i%2].must(t, 401, "GET", "/v1/products", "lsk_wrong_"+strconv.Itoa(i), nil)
 		}
 		for _, c := range cs {
-			r := c.must(429, "GET", "/v1/products", apiKey, nil) // a valid key too
+			r := c.must(t, 429, "GET", "/v1/products", apiKey, nil) // a valid key too
 			if r.Header.Get("RateLimit-Policy") != ratelimit.Unauthorized.PolicyHeader() {
 				t.Fatalf("after the 401 budget: %q", r.Header.Get("RateLimit-Policy"))
 			}
-			c.must(429, "GET", "/v1/brands", operatorToken, nil)
+			c.must(t, 429, "GET", "/v1/brands", operatorToken, nil)
 			// requests without a credential are not refused by this row
-			c.must(200, "GET", "/v1/public/lim/licenses/"+lk.Key+"/status", "", nil)
+			c.must(t, 200, "GET", "/v1/public/lim/licenses/"+lk.Key+"/status", "", nil)
 		}
 	})
 }
@@ -205,16 +211,16 @@ func TestWriterLimitsWithoutRedis(t *testing.T) {
 	w := newWorld(t)
 	var redisP *proxy
 	addr := newProxyFor(t, &redisP, w.redis)
-	ws := w.limitedWriters(2, addr, limitPrefix(t))
-	apiKey := ws[0].brand("nored", "pro")
+	ws := w.limitedWriters(t, 2, addr, limitPrefix(t))
+	apiKey := ws[0].brand(t, "nored", "pro")
 	redisP.Stop()
 	for _, wr := range ws {
 		var k resource.APIKey
-		wr.must(201, "POST", "/v1/brands/nored/api-keys", operatorToken, map[string]any{}).JSON(t, &k)
+		wr.must(t, 201, "POST", "/v1/brands/nored/api-keys", operatorToken, map[string]any{}).JSON(t, &k)
 		checkBurst(t, ratelimit.Brand, 130, func(int) (resp, error) { return wr.do("GET", "/v1/products", k.Secret, nil) })
 	}
-	lk := ws[0].licenseKey(apiKey, map[string]any{"product": "pro", "seat_limit": 10})
-	c := clientFrom(t, ws[0].base, "127.0.0.16")
+	lk := ws[0].licenseKey(t, apiKey, map[string]any{"product": "pro", "seat_limit": 10})
+	c := clientFrom(ws[0].base, "127.0.0.16")
 	checkBurst(t, ratelimit.Status, 130, func(int) (resp, error) {
 		return c.do("GET", "/v1/public/nored/licenses/"+lk.Key+"/status", "", nil)
 	})
@@ -226,37 +232,39 @@ func TestEdgeRateLimits(t *testing.T) {
 	w := newWorld(t)
 	prefix := limitPrefix(t)
 	// the writer trusts the edges' source address only
-	wr := w.writer(func(c *writerapp.Config) {
+	wr := w.writer(t, func(c *writerapp.Config) {
 		c.RateLimits, c.RedisAddr, c.LimitKeyPrefix, c.TrustedProxies = "on", w.redis, prefix, "127.0.0.2/32"
+		c.LimitTimeout = limitTimeout
 	})
-	apiKey := wr.brand("elim", "pro")
-	lk := wr.licenseKey(apiKey, map[string]any{"product": "pro", "seat_limit": 1000})
+	apiKey := wr.brand(t, "elim", "pro")
+	lk := wr.licenseKey(t, apiKey, map[string]any{"product": "pro", "seat_limit": 1000})
 	var redisP *proxy
 	redisAddr := newProxyFor(t, &redisP, w.redis)
 	var edges []*edge
 	for i := range 2 {
 		cfg := w.edgeConfig(fmt.Sprintf("edge-%d", i), wr.base)
 		cfg.RateLimits, cfg.LimitKeyPrefix, cfg.WriterSourceIP, cfg.RedisAddr = "on", prefix, "127.0.0.2", redisAddr
-		edges = append(edges, w.edge(cfg))
+		cfg.LimitTimeout = limitTimeout
+		edges = append(edges, w.edge(t, cfg))
 	}
-	from := func(t *testing.T, src string) []*client {
-		return []*client{clientFrom(t, edges[0].base, src), clientFrom(t, edges[1].base, src)}
+	from := func(src string) []*client {
+		return []*client{clientFrom(edges[0].base, src), clientFrom(edges[1].base, src)}
 	}
 	status := "/v1/public/elim/licenses/" + lk.Key + "/status"
 
 	t.Run("status per IP, shared by the edges", func(t *testing.T) {
-		cs := from(t, "127.0.0.21")
+		cs := from("127.0.0.21")
 		checkBurst(t, ratelimit.Status, 140, func(i int) (resp, error) { return cs[i%2].do("GET", status, "", nil) })
 	})
 
 	t.Run("relayed writes per IP, charged at the edge only", func(t *testing.T) {
-		cs := from(t, "127.0.0.22")
+		cs := from("127.0.0.22")
 		checkBurst(t, ratelimit.PublicWrite, 30, func(i int) (resp, error) {
 			return cs[i%2].do("POST", "/v1/public/elim/activations", "", map[string]string{
 				"license_key": lk.Key, "product": "pro", "instance": fmt.Sprintf("e%d.example.com", i)})
 		})
 		// the writer counted none of them against the address: its own budget is whole
-		direct := clientFrom(t, wr.base, "127.0.0.22")
+		direct := clientFrom(wr.base, "127.0.0.22")
 		checkBurst(t, ratelimit.PublicWrite, 25, func(i int) (resp, error) {
 			return direct.do("POST", "/v1/public/elim/activations", "", map[string]string{
 				"license_key": lk.Key, "product": "pro", "instance": fmt.Sprintf("d%d.example.com", i)})
@@ -264,33 +272,33 @@ func TestEdgeRateLimits(t *testing.T) {
 	})
 
 	t.Run("404 answers per IP", func(t *testing.T) {
-		cs := from(t, "127.0.0.23")
+		cs := from("127.0.0.23")
 		for i := range ratelimit.NotFound.Burst {
-			cs[i%2].must(404, "GET", "/v1/public/elim/licenses/"+license.NewKey()+"/status", "", nil)
+			cs[i%2].must(t, 404, "GET", "/v1/public/elim/licenses/"+license.NewKey()+"/status", "", nil)
 		}
 		for _, c := range cs {
-			if r := c.must(429, "GET", status, "", nil); r.Header.Get("RateLimit-Policy") != ratelimit.NotFound.PolicyHeader() {
+			if r := c.must(t, 429, "GET", status, "", nil); r.Header.Get("RateLimit-Policy") != ratelimit.NotFound.PolicyHeader() {
 				t.Fatalf("known key after the 404 budget: %q", r.Header.Get("RateLimit-Policy"))
 			}
 		}
 		// a 404 the writer gives to a relayed write counts too (fewer than the write
 		// budget's burst, the rest of the 404 budget spent on status checks)
-		c := from(t, "127.0.0.24")[0]
+		c := from("127.0.0.24")[0]
 		writes := ratelimit.PublicWrite.Burst - 1
 		for range writes {
-			c.must(404, "POST", "/v1/public/elim/activations", "", map[string]string{
+			c.must(t, 404, "POST", "/v1/public/elim/activations", "", map[string]string{
 				"license_key": license.NewKey(), "product": "pro", "instance": "g.example.com"})
 		}
 		for range ratelimit.NotFound.Burst - writes {
-			c.must(404, "GET", "/v1/public/elim/licenses/"+license.NewKey()+"/status", "", nil)
+			c.must(t, 404, "GET", "/v1/public/elim/licenses/"+license.NewKey()+"/status", "", nil)
 		}
-		c.must(429, "GET", status, "", nil)
+		c.must(t, 429, "GET", status, "", nil)
 	})
 
 	t.Run("Redis gone: each edge limits alone", func(t *testing.T) {
 		redisP.Stop()
 		for i, e := range edges {
-			c := clientFrom(t, e.base, "127.0.0.2"+strconv.Itoa(5+i))
+			c := clientFrom(e.base, "127.0.0.2"+strconv.Itoa(5+i))
 			checkBurst(t, ratelimit.Status, 130, func(int) (resp, error) { return c.do("GET", status, "", nil) })
 		}
 	})
@@ -302,27 +310,29 @@ func TestEdgeRateLimits(t *testing.T) {
 func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
 	w := newWorld(t)
 	prefix := limitPrefix(t)
-	wr := w.writer(func(c *writerapp.Config) {
+	wr := w.writer(t, func(c *writerapp.Config) {
 		c.RateLimits, c.RedisAddr, c.LimitKeyPrefix, c.TrustedProxies = "on", w.redis, prefix, "127.0.0.2/32"
+		c.LimitTimeout = limitTimeout
 	})
-	apiKey := wr.brand("ipx", "pro")
-	lk := wr.licenseKey(apiKey, map[string]any{"product": "pro", "seat_limit": 100})
+	apiKey := wr.brand(t, "ipx", "pro")
+	lk := wr.licenseKey(t, apiKey, map[string]any{"product": "pro", "seat_limit": 100})
 	cfg := w.edgeConfig("edge-ip", wr.base)
 	cfg.RateLimits, cfg.LimitKeyPrefix, cfg.WriterSourceIP, cfg.TrustedProxies = "on", prefix, "127.0.0.2", "127.0.0.31/32"
-	e := w.edge(cfg)
+	cfg.LimitTimeout = limitTimeout
+	e := w.edge(t, cfg)
 
 	activate := func(c *client, instance, xff string) {
 		t.Helper()
-		c.must(201, "POST", "/v1/public/ipx/activations", "", map[string]string{
+		c.must(t, 201, "POST", "/v1/public/ipx/activations", "", map[string]string{
 			"license_key": lk.Key, "product": "pro", "instance": instance}, "X-Forwarded-For", xff)
 	}
-	activate(clientFrom(t, wr.base, "127.0.0.31"), "direct.example.com", "203.0.113.7")
-	activate(clientFrom(t, e.base, "127.0.0.31"), "edge.example.com", "198.51.100.7, 203.0.113.8")
+	activate(clientFrom(wr.base, "127.0.0.31"), "direct.example.com", "203.0.113.7")
+	activate(clientFrom(e.base, "127.0.0.31"), "edge.example.com", "198.51.100.7, 203.0.113.8")
 
 	var lic resource.License
-	wr.must(200, "GET", "/v1/licenses/"+lk.Licenses[0].ID, apiKey, nil).JSON(t, &lic)
+	wr.must(t, 200, "GET", "/v1/licenses/"+lk.Licenses[0].ID, apiKey, nil).JSON(t, &lic)
 	var events resource.List[resource.Event]
-	wr.must(200, "GET", "/v1/licenses/"+lic.ID+"/events?limit=100", apiKey, nil).JSON(t, &events)
+	wr.must(t, 200, "GET", "/v1/licenses/"+lic.ID+"/events?limit=100", apiKey, nil).JSON(t, &events)
 	actors := map[string]bool{}
 	for _, ev := range events.Data {
 		actors[ev.Actor] = true
@@ -332,7 +342,7 @@ func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
 	}
 
 	// a new forged address per request buys no new budget at the writer
-	direct := clientFrom(t, wr.base, "127.0.0.32")
+	direct := clientFrom(wr.base, "127.0.0.32")
 	checkBurst(t, ratelimit.PublicWrite, 30, func(i int) (resp, error) {
 		return direct.do("POST", "/v1/public/ipx/activations", "", map[string]string{
 			"license_key": lk.Key, "product": "pro", "instance": fmt.Sprintf("f%d.example.com", i)},

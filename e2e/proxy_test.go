@@ -13,7 +13,6 @@ import (
 // unreachable (listener closed, open connections cut) and Start brings it back on the
 // same address, which is how the tests take Redis, Postgres or the writer away.
 type proxy struct {
-	t      *testing.T
 	addr   string
 	target string
 	mu     sync.Mutex
@@ -23,15 +22,15 @@ type proxy struct {
 
 func newProxy(t *testing.T, target string) *proxy {
 	t.Helper()
-	p := &proxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
-	p.listen("127.0.0.1:0")
+	p := &proxy{target: target, conns: map[net.Conn]struct{}{}}
+	p.listen(t, "127.0.0.1:0")
 	p.addr = p.ln.Addr().String()
 	t.Cleanup(p.Stop)
 	return p
 }
 
-func (p *proxy) listen(addr string) {
-	p.t.Helper()
+func (p *proxy) listen(t testing.TB, addr string) {
+	t.Helper()
 	var ln net.Listener
 	var err error
 	for range 50 { // the port may linger briefly after Stop
@@ -41,7 +40,7 @@ func (p *proxy) listen(addr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		p.t.Fatalf("proxy listen %s: %v", addr, err)
+		t.Fatalf("proxy listen %s: %v", addr, err)
 	}
 	p.mu.Lock()
 	p.ln = ln
@@ -107,13 +106,14 @@ func (p *proxy) Stop() {
 	clear(p.conns)
 }
 
-// Start brings it back on the same address.
-func (p *proxy) Start() {
+// Start brings it back on the same address (a failure to listen fails t).
+func (p *proxy) Start(t testing.TB) {
+	t.Helper()
 	p.mu.Lock()
 	up := p.ln != nil
 	p.mu.Unlock()
 	if !up {
-		p.listen(p.addr)
+		p.listen(t, p.addr)
 	}
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the servers the local topology and the tests need are installed:
-# PostgreSQL (server binaries, 15 preferred), Redis, NATS (JetStream) and curl.
+# PostgreSQL (server binaries, 15 preferred), Redis, NATS (JetStream), curl, and the C
+# compiler go test -race needs (the race detector is built with cgo).
 # On Debian/Ubuntu missing packages are installed with apt-get; elsewhere it
 # prints what to install and exits 1. Silent when everything is present.
 set -euo pipefail
@@ -14,6 +15,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+CC_BIN=$(go env CC 2>/dev/null || echo gcc)
+command -v "$CC_BIN" >/dev/null 2>&1 || missing+=(gcc)
 
 ((${#missing[@]} == 0)) && exit 0
 
@@ -33,6 +36,7 @@ This script installs them automatically only on Debian/Ubuntu. Install by hand:
   - nats-server 2.9+ (JetStream, the -js flag)
       macOS: brew install nats-server     elsewhere: the nats-server release for your OS
   - curl
+  - a C compiler (gcc or clang; \`go env CC\`): make test runs go test -race, which needs cgo
 EOF
 	exit 1
 fi
@@ -55,6 +59,6 @@ if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" 
 fi
 
 find_pg_bin >/dev/null || die "PostgreSQL server binaries still not found after install (set PG_BIN)"
-for c in psql redis-server redis-cli nats-server curl; do
+for c in psql redis-server redis-cli nats-server curl "$CC_BIN"; do
 	command -v "$c" >/dev/null 2>&1 || die "$c still not found after install"
 done

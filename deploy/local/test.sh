@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: starts the test-profile services (Postgres primary + replica, Redis,
-# NATS on the 2xxxx ports), runs the whole Go test suite against them with
+# NATS on the 2xxxx ports), runs the whole Go test suite against them (-race) with
 # LICENSE_TEST_REQUIRE=1, runs the linters, and stops the services on exit
 # (keep them with KEEP_SERVICES=1). Exits non-zero if tests or lint failed.
 #
@@ -24,15 +24,17 @@ trap cleanup EXIT
 "$LIB_DIR/services.sh" up test
 eval "$("$LIB_DIR/services.sh" env test)"
 
+# -race: the race detector needs cgo (deps.sh installed the C compiler)
+export CGO_ENABLED=1
 test_status=0
 # The fault-injection harness (loadtest/chaos) runs a topology of its own processes under
 # load: it runs after the other packages, not beside them, so that neither disturbs the
 # other's timing.
 mapfile -t packages < <(go list ./... | grep -v '/loadtest/chaos$')
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a word list on purpose
-go test -count=1 -timeout 20m ${GO_TEST_FLAGS:-} "${packages[@]}" || test_status=$?
+go test -race -count=1 -timeout 20m ${GO_TEST_FLAGS:-} "${packages[@]}" || test_status=$?
 # shellcheck disable=SC2086
-go test -count=1 -timeout 10m ${GO_TEST_FLAGS:-} ./loadtest/chaos/ || test_status=$?
+go test -race -count=1 -timeout 10m ${GO_TEST_FLAGS:-} ./loadtest/chaos/ || test_status=$?
 
 lint_status=0
 if [[ "${SKIP_LINT:-0}" != 1 ]]; then

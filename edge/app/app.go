@@ -86,6 +86,8 @@ type Config struct {
 
 	// LimitKeyPrefix prefixes the rate-limit budgets' Redis keys (tests).
 	LimitKeyPrefix string `json:"-"`
+	// LimitTimeout bounds one rate-limit Redis call (tests; default ratelimit's 100 ms).
+	LimitTimeout time.Duration `json:"-"`
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time `json:"-"`
 	// Registry receives the metrics (a new registry when nil).
@@ -246,7 +248,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		if rdb != nil {
 			shared = rdb // the region's Redis: one budget per IP for all its edges
 		}
-		limits.Limiter = ratelimit.New(shared, ratelimit.Config{ProbeEvery: cfg.TierProbeEvery, Prefix: "edge:" + cfg.LimitKeyPrefix}, log, m.TierOpenFunc("rate-limit redis"))
+		limits.Limiter = ratelimit.New(shared, ratelimit.Config{ProbeEvery: cfg.TierProbeEvery, Prefix: "edge:" + cfg.LimitKeyPrefix, Timeout: cfg.LimitTimeout}, log, m.TierOpenFunc("rate-limit redis"))
 		log.Info("rate limits on", "status", limits.Status.String(), "public_write", limits.PublicWrite.String(),
 			"not_found", limits.NotFound.String(), "shared", rdb != nil)
 	} else {

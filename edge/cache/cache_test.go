@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/licensing/licensing/edge/metrics"
@@ -230,26 +231,25 @@ func TestUnknownKeyIsCachedBriefly(t *testing.T) {
 }
 
 func TestConcurrentMissesAreCoalesced(t *testing.T) {
-	f := newFixture(t, 1<<20)
-	f.next.gate = make(chan struct{})
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Go(func() {
-			if _, err := f.c.Get(context.Background(), "acme", key); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	// let the requests pile up behind the first miss
-	for f.next.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	close(f.next.gate)
-	wg.Wait()
-	if n := f.next.calls.Load(); n != 1 {
-		t.Fatalf("%d reads below L1 for 50 concurrent misses of one key", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, 1<<20)
+		f.next.gate = make(chan struct{})
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				if _, err := f.c.Get(context.Background(), "acme", key); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		// every request has piled up: the first miss waits at the gate, the others for it
+		synctest.Wait()
+		close(f.next.gate)
+		wg.Wait()
+		if n := f.next.calls.Load(); n != 1 {
+			t.Fatalf("%d reads below L1 for 50 concurrent misses of one key", n)
+		}
+	})
 }
 
 func TestMemoryBudgetIsBytes(t *testing.T) {

@@ -74,10 +74,10 @@ func publish(t *testing.T, js jetstream.JetStream, v int64) {
 	}
 }
 
-func start(t *testing.T, url string, rec *recorder, m *metrics.Metrics) *Consumer {
+func start(t *testing.T, url string, rec *recorder, m *metrics.Metrics, now func() time.Time, log *slog.Logger) *Consumer {
 	t.Helper()
 	c := New(Config{URL: url, Name: "test", Heartbeat: 500 * time.Millisecond}, rec.apply,
-		func() { rec.resets.Add(1) }, time.Now, slog.New(slog.DiscardHandler), m)
+		func() { rec.resets.Add(1) }, now, log, m)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -121,7 +121,7 @@ func TestResumesAfterNATSRestart(t *testing.T) {
 	publish(t, js, 1) // before the edge subscribed: not for it
 	rec := &recorder{}
 	m := metrics.New(prometheus.NewRegistry())
-	c := start(t, ns.URL(), rec, m)
+	c := start(t, ns.URL(), rec, m, time.Now, slog.New(slog.DiscardHandler))
 	waitFor(t, 5*time.Second, "subscribed", c.Connected)
 	publish(t, js, 2)
 	publish(t, js, 3)
@@ -129,7 +129,7 @@ func TestResumesAfterNATSRestart(t *testing.T) {
 	resets := rec.resets.Load()
 
 	ns.Stop()
-	ns.Restart()
+	ns.Restart(t)
 	publish(t, js, 4) // the edge's consumer is gone with the old server
 	publish(t, js, 5)
 	waitFor(t, 15*time.Second, "events published after the restart", func() bool { return equal(rec.got(), []int64{2, 3, 4, 5}) })
@@ -141,6 +141,29 @@ func TestResumesAfterNATSRestart(t *testing.T) {
 	}
 }
 
+// logSignal is a log handler that closes seen when a record with message msg is logged.
+type logSignal struct {
+	msg  string
+	once sync.Once
+	seen chan struct{}
+}
+
+func (h *logSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logSignal) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logSignal) WithGroup(string) slog.Handler            { return h }
+func (h *logSignal) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
 // TestLateSubscriptionDropsCache: an edge that could not follow the stream from its
 // start cannot trust what it cached meanwhile, so it drops it once subscribed.
 func TestLateSubscriptionDropsCache(t *testing.T) {
@@ -149,15 +172,24 @@ func TestLateSubscriptionDropsCache(t *testing.T) {
 	stream(t, url)
 	ns.Stop()
 	rec := &recorder{}
-	c := start(t, url, rec, metrics.New(prometheus.NewRegistry()))
-	time.Sleep(1500 * time.Millisecond) // the edge runs, unsubscribed
+	m := metrics.New(prometheus.NewRegistry())
+	clk := &fakeClock{}
+	clk.ns.Store(time.Now().UnixNano())
+	failed := &logSignal{msg: "jetstream not available yet, retrying", seen: make(chan struct{})}
+	c := start(t, url, rec, m, clk.Now, slog.New(failed))
+	select {
+	case <-failed.seen: // the edge runs, unsubscribed: its first attempt failed
+	case <-time.After(10 * time.Second):
+		t.Fatal("no failed subscription attempt with NATS stopped")
+	}
 	if c.Connected() || rec.resets.Load() != 0 {
 		t.Fatal("subscribed to a stopped server")
 	}
-	ns.Restart()
+	clk.Advance(2 * time.Second) // unsubscribed for longer than a start takes
+	ns.Restart(t)
 	waitFor(t, 10*time.Second, "subscribed", c.Connected)
-	if rec.resets.Load() != 1 {
-		t.Fatalf("%d resets after a late subscription, want 1", rec.resets.Load())
+	if rec.resets.Load() != 1 || testutil.ToFloat64(m.Resets) != 1 {
+		t.Fatalf("%d resets (%v counted) after a late subscription, want 1", rec.resets.Load(), testutil.ToFloat64(m.Resets))
 	}
 }
 

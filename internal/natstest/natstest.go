@@ -13,7 +13,6 @@ import (
 
 // Server is an in-process NATS server.
 type Server struct {
-	t    testing.TB
 	opts server.Options
 	srv  *server.Server
 }
@@ -21,11 +20,11 @@ type Server struct {
 // Start runs a JetStream-enabled server and stops it when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, opts: server.Options{
+	s := &Server{opts: server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		NoLog: true, NoSigs: true,
 	}}
-	s.Restart()
+	s.Restart(t)
 	// keep the port it got, so a restart comes back at the same address
 	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port
 	t.Cleanup(s.Stop)
@@ -44,16 +43,17 @@ func (s *Server) Stop() {
 	}
 }
 
-// Restart starts the server (again) with the same port and store.
-func (s *Server) Restart() {
-	s.t.Helper()
+// Restart starts the server (again) with the same port and store; a failure fails t,
+// the caller's test.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
 	srv, err := server.NewServer(&s.opts)
 	if err != nil {
-		s.t.Fatalf("natstest: %v", err)
+		t.Fatalf("natstest: %v", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
-		s.t.Fatalf("natstest: server not ready")
+		t.Fatalf("natstest: server not ready")
 	}
 	s.srv = srv
 }

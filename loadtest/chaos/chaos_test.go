@@ -2,6 +2,9 @@ package chaos
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +23,7 @@ func TestShortChaos(t *testing.T) {
 	replica := dbtest.Env(t, dbtest.EnvReplica)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	topo, err := Start(ctx, Config{Dir: t.TempDir(), BasePort: 29400, ExternalPG: &ExternalPG{primary, replica}, Logf: t.Logf})
+	topo, err := Start(ctx, Config{Dir: t.TempDir(), BasePort: 29400, ExternalPG: &ExternalPG{primary, replica}, Race: raceEnabled, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +43,13 @@ func TestShortChaos(t *testing.T) {
 		}
 	}
 	t.Run("checker catches violations", func(t *testing.T) { checkerCatches(t, ctx, topo, last.ops) })
+	races, err := topo.RaceReports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range races {
+		t.Errorf("data race in a process of the topology:\n%s", r)
+	}
 }
 
 // checkerCatches corrupts what the scenario left behind, one way per check, through the
@@ -113,4 +123,35 @@ func checkerCatches(t *testing.T, ctx context.Context, topo *Topology, ops []*Op
 	exec(`UPDATE licenses SET status = CASE status WHEN 'valid' THEN 'suspended' ELSE 'valid' END WHERE license_key_id =
 		(SELECT id FROM license_keys WHERE key = $1)`, prov.Key)
 	expectFail("an edge differing from Postgres", c.edges(ctx, []*Op{prov}))
+}
+
+// TestRaceReportsFindsEveryReport: the reports a race-built writer or edge printed into
+// its log are found, one per report, named by the process.
+func TestRaceReportsFindsEveryReport(t *testing.T) {
+	dir := t.TempDir()
+	report := "==================\nWARNING: DATA RACE\nWrite at 0x00c000 by goroutine 7:\n  main.f()\n==================\n"
+	logs := map[string]string{
+		"writer-1": "{\"msg\":\"listening\"}\n" + report + "{\"msg\":\"x\"}\n" + report,
+		"edge-1":   "{\"msg\":\"listening\"}\n",
+	}
+	topo := &Topology{}
+	for name, body := range logs {
+		p := &Proc{Name: name, Log: filepath.Join(dir, name+".log")}
+		if err := os.WriteFile(p.Log, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(name, "writer") {
+			topo.Writers = append(topo.Writers, p)
+		} else {
+			topo.Edges = append(topo.Edges, p)
+		}
+	}
+	topo.Edges = append(topo.Edges, &Proc{Name: "edge-2", Log: filepath.Join(dir, "never-started.log")})
+	got, err := topo.RaceReports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "writer-1: WARNING: DATA RACE\nWrite at") || strings.Contains(got[0], "=====") {
+		t.Fatalf("reports %q", got)
+	}
 }

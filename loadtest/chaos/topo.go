@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -41,6 +42,9 @@ type Config struct {
 	ExternalPG *ExternalPG
 	// Bin holds prebuilt writer and edge binaries (default: built into Dir/bin).
 	Bin string
+	// Race builds the writer and edge with the race detector (not with Bin): a race they
+	// report goes to their logs, where RaceReports finds it.
+	Race bool
 	// WriterEnv and EdgeEnv are added to every writer's and edge's environment.
 	WriterEnv, EdgeEnv []string
 	// Logf reports progress (default: discard).
@@ -122,7 +126,11 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 		t.cfg.Bin = cfg.Bin
 		for _, b := range []string{"writer", "edge"} {
 			cfg.Logf("building %s", b)
-			cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(cfg.Bin, b), "./"+b+"/cmd/"+b)
+			args := []string{"build", "-o", filepath.Join(cfg.Bin, b)}
+			if cfg.Race {
+				args = append(args, "-race")
+			}
+			cmd := exec.CommandContext(ctx, "go", append(args, "./"+b+"/cmd/"+b)...)
 			cmd.Dir = t.repoRoot
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return nil, fmt.Errorf("go build %s: %w\n%s", b, err, out)
@@ -209,6 +217,33 @@ func (t *Topology) logPath(name string) string { return filepath.Join(t.cfg.Dir,
 
 // Dir is the topology's folder.
 func (t *Topology) Dir() string { return t.cfg.Dir }
+
+// RaceReports returns the data race reports in the writers' and edges' logs (with
+// Config.Race), each as the log's name and the report's first lines.
+func (t *Topology) RaceReports() ([]string, error) {
+	var out []string
+	for _, p := range append(append([]*Proc(nil), t.Writers...), t.Edges...) {
+		b, err := os.ReadFile(p.Log)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		rest := string(b)
+		for {
+			i := strings.Index(rest, "WARNING: DATA RACE")
+			if i < 0 {
+				break
+			}
+			rest = rest[i:]
+			report := rest
+			if end := strings.Index(rest, "\n==================\n"); end >= 0 {
+				report = rest[:end]
+			}
+			out = append(out, p.Name+": "+report)
+			rest = rest[len("WARNING: DATA RACE"):]
+		}
+	}
+	return out, nil
+}
 
 // OwnsPostgres reports whether the harness started Postgres (and may fault it).
 func (t *Topology) OwnsPostgres() bool { return t.ownsPG }

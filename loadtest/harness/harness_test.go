@@ -30,7 +30,7 @@ func TestOpenModelKeepsTheRateAndDropsWhenFull(t *testing.T) {
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the slow server under test
 		w.WriteHeader(200)
 	}))
 	defer srv.Close()

@@ -70,6 +70,8 @@ type Config struct {
 	LimitKeyPrefix string        `json:"-"`
 	RelayDelay     time.Duration `json:"-"`
 	RelayRetry     retry.Policy  `json:"-"`
+	// LimitTimeout bounds one rate-limit Redis call (tests; default ratelimit's 100 ms).
+	LimitTimeout time.Duration `json:"-"`
 }
 
 // EnvPrefix prefixes every variable of the writer's configuration.
@@ -182,7 +184,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 			rdb = ratelimit.RedisClient(cfg.RedisAddr, cfg.RedisPass)
 			defer rdb.Close()
 		}
-		limits.Limiter = ratelimit.New(rdb, ratelimit.Config{Prefix: "writer:" + cfg.LimitKeyPrefix}, log, func(open bool) { m.limitRedisSkipped.Set(b2f(open)) })
+		limits.Limiter = ratelimit.New(rdb, ratelimit.Config{Prefix: "writer:" + cfg.LimitKeyPrefix, Timeout: cfg.LimitTimeout}, log, func(open bool) { m.limitRedisSkipped.Set(b2f(open)) })
 		log.Info("rate limits on", "brand", limits.Brand.String(), "status", limits.Status.String(),
 			"public_write", limits.PublicWrite.String(), "not_found", limits.NotFound.String(),
 			"unauthorized", limits.Unauthorized.String(), "shared", rdb != nil)

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"github.com/licensing/licensing/internal/apitest"
 	"io"
 	"log/slog"
@@ -18,9 +19,9 @@ import (
 	"github.com/licensing/licensing/writer/openapi/openapitest"
 )
 
-// env is one running writer over a fresh database and an in-process NATS.
+// env is one running writer over a fresh database and an in-process NATS. Its methods
+// take the t of the (sub)test that calls them, so a failure stops that test only.
 type env struct {
-	t        *testing.T
 	base     string
 	db       dbtest.DB
 	nats     *natstest.Server
@@ -109,11 +110,19 @@ func startWith(t *testing.T, db dbtest.DB, ns *natstest.Server, opts ...option) 
 	if validatorErr != nil {
 		t.Fatalf("openapi validator: %v", validatorErr)
 	}
-	return &env{t: t, base: "http://" + addr, db: db, nats: ns, operator: cfg.OperatorToken, stop: stop,
+	e := &env{base: "http://" + addr, db: db, nats: ns, operator: cfg.OperatorToken, stop: stop,
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	t.Cleanup(func() {
+		e.adminMu.Lock()
+		defer e.adminMu.Unlock()
+		if e.adminC != nil {
+			e.adminC.Close(context.Background())
+		}
+	})
+	return e
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -125,84 +134,101 @@ type resp = apitest.Response
 
 // call sends a request and checks the answer against the OpenAPI document and the
 // conventions every response follows (X-Request-Id; problem+json for errors).
-func (e *env) call(method, path, token string, body any, hdr ...string) resp {
-	e.t.Helper()
-	req, out, err := apitest.Do(e.client, e.base, method, path, token, body, hdr...)
+func (e *env) call(t testing.TB, method, path, token string, body any, hdr ...string) resp {
+	t.Helper()
+	out, err := e.do(t, method, path, token, body, hdr...)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	if out.Header.Get("X-Request-Id") == "" {
-		e.t.Errorf("%s %s: no X-Request-Id", method, path)
-	}
-	if out.Status >= 400 && out.Header.Get("Content-Type") != "application/problem+json" {
-		e.t.Errorf("%s %s: error %d with content type %q: %s", method, path, out.Status, out.Header.Get("Content-Type"), out.Body)
-	}
-	if req.Header.Get("X-Test-Undocumented") != "true" {
-		if err := validator.ValidateResponse(req, out.Status, out.Header, out.Body); err != nil {
-			e.t.Errorf("%s %s: response does not match the OpenAPI document: %v\nbody: %s", method, path, err, out.Body)
-		}
+		t.Fatal(err)
 	}
 	return out
 }
 
+// do is call for goroutines other than the test's: a deviation from the conventions is
+// reported with t.Errorf, and a transport error is returned rather than ending the test
+// (FailNow must not be called from such a goroutine).
+func (e *env) do(t testing.TB, method, path, token string, body any, hdr ...string) (resp, error) {
+	t.Helper()
+	req, out, err := apitest.Do(e.client, e.base, method, path, token, body, hdr...)
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if out.Header.Get("X-Request-Id") == "" {
+		t.Errorf("%s %s: no X-Request-Id", method, path)
+	}
+	if out.Status >= 400 && out.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("%s %s: error %d with content type %q: %s", method, path, out.Status, out.Header.Get("Content-Type"), out.Body)
+	}
+	if req.Header.Get("X-Test-Undocumented") != "true" {
+		if err := validator.ValidateResponse(req, out.Status, out.Header, out.Body); err != nil {
+			t.Errorf("%s %s: response does not match the OpenAPI document: %v\nbody: %s", method, path, err, out.Body)
+		}
+	}
+	return out, nil
+}
+
 // must calls and fails the test unless the status is want.
-func (e *env) must(want int, method, path, token string, body any, hdr ...string) resp {
-	e.t.Helper()
-	r := e.call(method, path, token, body, hdr...)
+func (e *env) must(t testing.TB, want int, method, path, token string, body any, hdr ...string) resp {
+	t.Helper()
+	r := e.call(t, method, path, token, body, hdr...)
 	if r.Status != want {
-		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
 	}
 	return r
 }
 
 // brand creates a brand with products and returns its slug and API key.
-func (e *env) brand(slug string, products ...string) string {
-	e.t.Helper()
+func (e *env) brand(t testing.TB, slug string, products ...string) string {
+	t.Helper()
 	var out struct {
 		APIKey struct {
 			Secret string `json:"secret"`
 		} `json:"api_key"`
 	}
-	e.must(201, "POST", "/v1/brands", e.operator, map[string]string{"slug": slug, "name": strings.ToUpper(slug)}).JSON(e.t, &out)
+	e.must(t, 201, "POST", "/v1/brands", e.operator, map[string]string{"slug": slug, "name": strings.ToUpper(slug)}).JSON(t, &out)
 	for _, p := range products {
-		e.must(201, "POST", "/v1/products", out.APIKey.Secret, map[string]string{"code": p, "name": p})
+		e.must(t, 201, "POST", "/v1/products", out.APIKey.Secret, map[string]string{"code": p, "name": p})
 	}
 	return out.APIKey.Secret
 }
 
-// admin opens a superuser connection to the test database.
-func (e *env) admin() *pgx.Conn {
-	e.t.Helper()
+// admin opens a superuser connection to the test database, closed when t ends.
+func (e *env) admin(t testing.TB) *pgx.Conn {
+	t.Helper()
 	c, err := pgx.Connect(context.Background(), e.db.AdminURL)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	e.t.Cleanup(func() { c.Close(context.Background()) })
+	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 
-// count runs a counting query as the superuser (one shared connection).
-func (e *env) count(q string, args ...any) int {
-	e.t.Helper()
+// count runs a counting query as the superuser (one shared connection, closed when the
+// test that started the writer ends).
+func (e *env) count(t testing.TB, q string, args ...any) int {
+	t.Helper()
 	e.adminMu.Lock()
 	defer e.adminMu.Unlock()
 	if e.adminC == nil {
-		e.adminC = e.admin()
+		c, err := pgx.Connect(context.Background(), e.db.AdminURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.adminC = c
 	}
 	var n int
 	if err := e.adminC.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
-		e.t.Fatalf("%s: %v", q, err)
+		t.Fatalf("%s: %v", q, err)
 	}
 	return n
 }
 
 // rowCounts counts every licensing table, to prove a refused request wrote nothing.
-func (e *env) rowCounts() map[string]int {
-	e.t.Helper()
+func (e *env) rowCounts(t testing.TB) map[string]int {
+	t.Helper()
 	out := map[string]int{}
 	for _, tbl := range []string{"brands", "api_keys", "products", "license_keys", "licenses", "activations",
 		"idempotency_keys", "audit_events", "outbox"} {
-		out[tbl] = e.count("SELECT count(*) FROM " + tbl)
+		out[tbl] = e.count(t, "SELECT count(*) FROM "+tbl)
 	}
 	return out
 }

@@ -94,17 +94,18 @@ func checkEvents(t *testing.T, evs []event.Change, outboxRows int) {
 }
 
 // churn makes n changes on each of the keys: suspend/resume pairs and activations.
-func churn(e *env, brandKey string, keys []resource.LicenseKey, n int) {
+func churn(t testing.TB, e *env, brandKey string, keys []resource.LicenseKey, n int) {
+	t.Helper()
 	for i := range n {
 		for _, k := range keys {
 			id := k.Licenses[0].ID
 			switch i % 3 {
 			case 0:
-				e.must(200, "POST", "/v1/licenses/"+id+"/suspend", brandKey, nil)
+				e.must(t, 200, "POST", "/v1/licenses/"+id+"/suspend", brandKey, nil)
 			case 1:
-				e.must(200, "POST", "/v1/licenses/"+id+"/resume", brandKey, nil)
+				e.must(t, 200, "POST", "/v1/licenses/"+id+"/resume", brandKey, nil)
 			case 2:
-				e.must(201, "POST", "/v1/public/events/activations", "", map[string]string{
+				e.must(t, 201, "POST", "/v1/public/events/activations", "", map[string]string{
 					"license_key": k.Key, "product": "plugin", "instance": "site-" + time.Now().Format("150405.000000000")})
 			}
 		}
@@ -113,11 +114,11 @@ func churn(e *env, brandKey string, keys []resource.LicenseKey, n int) {
 
 func TestOutboxDeliversInOrderPerKey(t *testing.T) {
 	e := start(t)
-	key := e.brand("events", "plugin")
-	keys := []resource.LicenseKey{e.provision(key, "plugin", nil), e.provision(key, "plugin", nil), e.provision(key, "plugin", nil)}
-	churn(e, key, keys, 10)
-	evs := streamEvents(t, e.nats.URL(), e.count("SELECT count(*) FROM outbox"))
-	checkEvents(t, evs, e.count("SELECT count(*) FROM outbox"))
+	key := e.brand(t, "events", "plugin")
+	keys := []resource.LicenseKey{e.provision(t, key, "plugin", nil), e.provision(t, key, "plugin", nil), e.provision(t, key, "plugin", nil)}
+	churn(t, e, key, keys, 10)
+	evs := streamEvents(t, e.nats.URL(), e.count(t, "SELECT count(*) FROM outbox"))
+	checkEvents(t, evs, e.count(t, "SELECT count(*) FROM outbox"))
 	if evs[0].Type != event.KeyCreated || evs[0].Version != 1 {
 		t.Fatalf("first event = %+v", evs[0])
 	}
@@ -125,37 +126,37 @@ func TestOutboxDeliversInOrderPerKey(t *testing.T) {
 
 func TestOutboxSurvivesNATSAndWriterRestarts(t *testing.T) {
 	e := start(t)
-	key := e.brand("events", "plugin")
-	keys := []resource.LicenseKey{e.provision(key, "plugin", nil), e.provision(key, "plugin", nil)}
-	churn(e, key, keys, 3)
+	key := e.brand(t, "events", "plugin")
+	keys := []resource.LicenseKey{e.provision(t, key, "plugin", nil), e.provision(t, key, "plugin", nil)}
+	churn(t, e, key, keys, 3)
 
 	// NATS goes away; the writer keeps accepting changes (they wait in the outbox)
 	e.nats.Stop()
-	churn(e, key, keys, 4)
-	if n := e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL"); n == 0 {
+	churn(t, e, key, keys, 4)
+	if n := e.count(t, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"); n == 0 {
 		t.Fatal("changes made while NATS was down were marked sent")
 	}
 	// the writer stops too, before NATS is back: a new writer must deliver the backlog
 	e.stop()
-	e.nats.Restart()
+	e.nats.Restart(t)
 	e2 := startWith(t, e.db, e.nats)
-	churn(e2, key, keys, 2)
+	churn(t, e2, key, keys, 2)
 
 	// simulate a crash after publishing but before marking sent: the relay publishes
 	// these rows again and JetStream's deduplication drops the copies
 	deadline := time.Now().Add(20 * time.Second)
-	for e2.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
+	for e2.count(t, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("outbox not drained")
 		}
 		time.Sleep(20 * time.Millisecond) // poll with a deadline
 	}
-	if _, err := e2.admin().Exec(context.Background(), "UPDATE outbox SET sent_at = NULL WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 5)"); err != nil {
+	if _, err := e2.admin(t).Exec(context.Background(), "UPDATE outbox SET sent_at = NULL WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 5)"); err != nil {
 		t.Fatal(err)
 	}
-	total := e2.count("SELECT count(*) FROM outbox")
+	total := e2.count(t, "SELECT count(*) FROM outbox")
 	streamEvents(t, e2.nats.URL(), total) // every row arrived once before the re-publication
-	for e2.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
+	for e2.count(t, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("re-published rows not marked sent")
 		}
@@ -169,7 +170,7 @@ func TestOutboxSurvivesNATSAndWriterRestarts(t *testing.T) {
 // metricValue reads one sample of the writer's /metrics.
 func metricValue(t *testing.T, e *env, name string) float64 {
 	t.Helper()
-	r := e.must(200, "GET", "/metrics", "", nil, "X-Test-Undocumented", "true")
+	r := e.must(t, 200, "GET", "/metrics", "", nil, "X-Test-Undocumented", "true")
 	for _, line := range strings.Split(string(r.Body), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
@@ -206,12 +207,12 @@ func TestRelayLeadershipIsOneLeaseAcrossWriters(t *testing.T) {
 	if la, _ := leaders(); la == 0 {
 		leader, follower = b, a
 	}
-	key := leader.brand("events", "plugin")
-	keys := []resource.LicenseKey{leader.provision(key, "plugin", nil)}
-	churn(follower, key, keys, 3)
+	key := leader.brand(t, "events", "plugin")
+	keys := []resource.LicenseKey{leader.provision(t, key, "plugin", nil)}
+	churn(t, follower, key, keys, 3)
 	leader.stop() // hands the lease over
 	stopped := time.Now()
-	churn(follower, key, keys, 3)
+	churn(t, follower, key, keys, 3)
 	for metricValue(t, follower, "license_outbox_relay_leading") != 1 {
 		if time.Since(stopped) > 5*time.Second {
 			t.Fatal("the follower did not take the relay over")
@@ -219,7 +220,7 @@ func TestRelayLeadershipIsOneLeaseAcrossWriters(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("takeover %v after the leader stopped", time.Since(stopped).Round(time.Millisecond))
-	total := follower.count("SELECT count(*) FROM outbox")
+	total := follower.count(t, "SELECT count(*) FROM outbox")
 	checkEvents(t, streamEvents(t, follower.nats.URL(), total), total)
 }
 
@@ -229,12 +230,12 @@ func TestRelayLeadershipIsOneLeaseAcrossWriters(t *testing.T) {
 // after a second outage.
 func TestRelayResumesAtOnceAfterNATSReturns(t *testing.T) {
 	e := start(t, withConfig(func(c *app.Config) { c.RelayRetry = retry.Policy{Initial: 30 * time.Second, Max: 30 * time.Second} }))
-	key := e.brand("events", "plugin")
-	keys := []resource.LicenseKey{e.provision(key, "plugin", nil)}
+	key := e.brand(t, "events", "plugin")
+	keys := []resource.LicenseKey{e.provision(t, key, "plugin", nil)}
 	for round := range 2 {
 		failures := metricValue(t, e, "license_outbox_publish_failures_total")
 		e.nats.Stop()
-		churn(e, key, keys, 1)
+		churn(t, e, key, keys, 1)
 		// the relay fails to publish (the event waits in the outbox)
 		deadline := time.Now().Add(10 * time.Second)
 		for metricValue(t, e, "license_outbox_publish_failures_total") == failures {
@@ -243,9 +244,9 @@ func TestRelayResumesAtOnceAfterNATSReturns(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		e.nats.Restart()
+		e.nats.Restart(t)
 		back := time.Now()
-		for e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
+		for e.count(t, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") > 0 {
 			if time.Since(back) > 3*time.Second {
 				t.Fatalf("round %d: events still unsent %v after NATS returned", round, time.Since(back))
 			}
@@ -261,7 +262,7 @@ func TestRelayResumesAtOnceAfterNATSReturns(t *testing.T) {
 // ready again and the events go out.
 func TestWriterStaysReadyWithoutNATS(t *testing.T) {
 	e := start(t)
-	key := e.brand("events", "plugin")
+	key := e.brand(t, "events", "plugin")
 	e.nats.Stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for metricValue(t, e, "license_writer_nats_connected") != 0 {
@@ -272,21 +273,21 @@ func TestWriterStaysReadyWithoutNATS(t *testing.T) {
 	}
 	// well past the old readiness probe's failure threshold
 	for range 5 {
-		r := e.must(200, "GET", "/readyz", "", nil)
+		r := e.must(t, 200, "GET", "/readyz", "", nil)
 		var body struct{ Status string }
 		if err := json.Unmarshal(r.Body, &body); err != nil || body.Status != "degraded" {
 			t.Fatalf("readyz with NATS down: %s", r.Body)
 		}
-		e.provision(key, "plugin", nil)
+		e.provision(t, key, "plugin", nil)
 	}
-	if n := e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL"); n < 5 {
+	if n := e.count(t, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"); n < 5 {
 		t.Fatalf("%d events waiting in the outbox, want at least 5", n)
 	}
-	e.nats.Restart()
+	e.nats.Restart(t)
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		r := e.must(200, "GET", "/readyz", "", nil)
-		if strings.Contains(string(r.Body), `"ready"`) && e.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0 &&
+		r := e.must(t, 200, "GET", "/readyz", "", nil)
+		if strings.Contains(string(r.Body), `"ready"`) && e.count(t, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0 &&
 			metricValue(t, e, "license_writer_nats_connected") == 1 {
 			break
 		}

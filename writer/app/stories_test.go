@@ -16,11 +16,11 @@ func future(d time.Duration) string { return time.Now().Add(d).UTC().Format(time
 
 func TestUserStories(t *testing.T) {
 	e := start(t)
-	rm := e.brand("rankmath", "rankmath-pro", "content-ai")
+	rm := e.brand(t, "rankmath", "rankmath-pro", "content-ai")
 
 	// US1: provision one key that unlocks two products.
 	var key resource.LicenseKey
-	e.must(201, "POST", "/v1/license-keys", rm, map[string]any{
+	e.must(t, 201, "POST", "/v1/license-keys", rm, map[string]any{
 		"customer_email": "  Jane@Example.COM ",
 		"licenses": []map[string]any{
 			{"product": "rankmath-pro", "seat_limit": 2, "expires_at": future(48 * time.Hour)},
@@ -39,13 +39,13 @@ func TestUserStories(t *testing.T) {
 	}
 
 	t.Run("us1-add-license-409-product-already-licensed", func(t *testing.T) {
-		r := e.must(409, "POST", "/v1/license-keys/"+key.Key+"/licenses", rm, map[string]any{"product": "content-ai"})
+		r := e.must(t, 409, "POST", "/v1/license-keys/"+key.Key+"/licenses", rm, map[string]any{"product": "content-ai"})
 		if r.Code() != "product_already_licensed" {
 			t.Fatalf("code = %s", r.Code())
 		}
 	})
 	t.Run("us1-422-unknown-product", func(t *testing.T) {
-		r := e.must(422, "POST", "/v1/license-keys", rm, map[string]any{"customer_email": "a@b.co",
+		r := e.must(t, 422, "POST", "/v1/license-keys", rm, map[string]any{"customer_email": "a@b.co",
 			"licenses": []map[string]any{{"product": "nope"}}})
 		if r.Code() != "unknown_product" {
 			t.Fatalf("code = %s", r.Code())
@@ -53,12 +53,12 @@ func TestUserStories(t *testing.T) {
 	})
 
 	// US3: activate seats.
-	act := func(instance string) resp {
-		return e.call("POST", "/v1/public/rankmath/activations", "", map[string]string{
+	act := func(t *testing.T, instance string) resp {
+		return e.call(t, "POST", "/v1/public/rankmath/activations", "", map[string]string{
 			"license_key": key.Key, "product": "rankmath-pro", "instance": instance})
 	}
 	var ar resource.ActivationResult
-	r := act("https://WWW.Example.com:443/")
+	r := act(t, "https://WWW.Example.com:443/")
 	if r.Status != 201 {
 		t.Fatalf("activate: %d %s", r.Status, r.Body)
 	}
@@ -68,7 +68,7 @@ func TestUserStories(t *testing.T) {
 	}
 	t.Run("us3-200-reinstall-costs-no-seat", func(t *testing.T) {
 		var again resource.ActivationResult
-		r := act("http://example.com")
+		r := act(t, "http://example.com")
 		if r.Status != 200 {
 			t.Fatalf("reinstall: %d %s", r.Status, r.Body)
 		}
@@ -77,7 +77,7 @@ func TestUserStories(t *testing.T) {
 			t.Fatalf("reinstall = %+v", again)
 		}
 	})
-	if r := act("https://example.com/blog"); r.Status != 201 {
+	if r := act(t, "https://example.com/blog"); r.Status != 201 {
 		t.Fatalf("sub-site is a distinct instance: %d %s", r.Status, r.Body)
 	}
 	for _, c := range []struct {
@@ -94,7 +94,7 @@ func TestUserStories(t *testing.T) {
 		{"us3-400-nul-in-instance", "rankmath", key.Key, "rankmath-pro", "x\x00.example", 400, "invalid_request"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.call("POST", "/v1/public/"+c.brand+"/activations", "", map[string]string{
+			r := e.call(t, "POST", "/v1/public/"+c.brand+"/activations", "", map[string]string{
 				"license_key": c.key, "product": c.product, "instance": c.instance})
 			if r.Status != c.status || r.Code() != c.code {
 				t.Fatalf("got %d %s, want %d %s: %s", r.Status, r.Code(), c.status, c.code, r.Body)
@@ -105,7 +105,7 @@ func TestUserStories(t *testing.T) {
 	// US4: status on the writer.
 	t.Run("us4-status", func(t *testing.T) {
 		var st resource.Status
-		r := e.must(200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=rankmath-pro&instance="+url.QueryEscape("https://example.com"), "", nil)
+		r := e.must(t, 200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=rankmath-pro&instance="+url.QueryEscape("https://example.com"), "", nil)
 		r.JSON(t, &st)
 		if !st.Valid || st.Code != "valid" || st.Instance == nil || !st.Instance.Activated || len(st.Licenses) != 1 || st.Licenses[0].SeatsUsed != 2 {
 			t.Fatalf("status = %+v", st)
@@ -113,15 +113,15 @@ func TestUserStories(t *testing.T) {
 		if r.Header.Get("Cache-Control") == "" {
 			t.Fatal("no Cache-Control on status")
 		}
-		e.must(200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=rankmath-pro&instance=nowhere.example", "", nil).JSON(t, &st)
+		e.must(t, 200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=rankmath-pro&instance=nowhere.example", "", nil).JSON(t, &st)
 		if st.Valid || st.Code != "instance_not_activated" {
 			t.Fatalf("status for unknown instance = %+v", st)
 		}
-		e.must(200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=unknown", "", nil).JSON(t, &st)
+		e.must(t, 200, "GET", "/v1/public/rankmath/licenses/"+key.Key+"/status?product=unknown", "", nil).JSON(t, &st)
 		if st.Valid || st.Code != "product_not_licensed" {
 			t.Fatalf("status for unlicensed product = %+v", st)
 		}
-		if r := e.call("GET", "/v1/public/rankmath/licenses/AAAAA-BBBBB-CCCCC-DDDDD-EEEEE/status", "", nil); r.Status != 404 || r.Code() != "license_not_found" {
+		if r := e.call(t, "GET", "/v1/public/rankmath/licenses/AAAAA-BBBBB-CCCCC-DDDDD-EEEEE/status", "", nil); r.Status != 404 || r.Code() != "license_not_found" {
 			t.Fatalf("unknown key: %d %s", r.Status, r.Body)
 		}
 	})
@@ -129,91 +129,91 @@ func TestUserStories(t *testing.T) {
 	// US2: lifecycle.
 	path := "/v1/licenses/" + pro.ID
 	var l resource.License
-	e.must(200, "POST", path+"/suspend", rm, nil).JSON(t, &l)
+	e.must(t, 200, "POST", path+"/suspend", rm, nil).JSON(t, &l)
 	if l.Status != "suspended" {
 		t.Fatalf("suspend: %+v", l)
 	}
 	t.Run("us2-suspend-again-is-noop", func(t *testing.T) {
-		before := e.count("SELECT count(*) FROM audit_events WHERE license_id = $1", pro.ID)
-		e.must(200, "POST", path+"/suspend", rm, nil)
-		if after := e.count("SELECT count(*) FROM audit_events WHERE license_id = $1", pro.ID); after != before {
+		before := e.count(t, "SELECT count(*) FROM audit_events WHERE license_id = $1", pro.ID)
+		e.must(t, 200, "POST", path+"/suspend", rm, nil)
+		if after := e.count(t, "SELECT count(*) FROM audit_events WHERE license_id = $1", pro.ID); after != before {
 			t.Fatalf("no-op wrote %d events", after-before)
 		}
 	})
-	if r := act("https://new.example"); r.Status != 403 || r.Code() != "license_suspended" {
+	if r := act(t, "https://new.example"); r.Status != 403 || r.Code() != "license_suspended" {
 		t.Fatalf("activate suspended: %d %s", r.Status, r.Body)
 	}
-	e.must(200, "POST", path+"/renew", rm, map[string]string{"expires_at": future(365 * 24 * time.Hour)}).JSON(t, &l)
+	e.must(t, 200, "POST", path+"/renew", rm, map[string]string{"expires_at": future(365 * 24 * time.Hour)}).JSON(t, &l)
 	if l.Status != "suspended" {
 		t.Fatalf("renew must keep suspended: %+v", l)
 	}
-	e.must(200, "POST", path+"/resume", rm, nil).JSON(t, &l)
+	e.must(t, 200, "POST", path+"/resume", rm, nil).JSON(t, &l)
 	if l.Status != "valid" {
 		t.Fatalf("resume: %+v", l)
 	}
 	t.Run("us2-422-renew-in-the-past", func(t *testing.T) {
-		r := e.must(422, "POST", path+"/renew", rm, map[string]string{"expires_at": "2001-01-01T00:00:00Z"})
+		r := e.must(t, 422, "POST", path+"/renew", rm, map[string]string{"expires_at": "2001-01-01T00:00:00Z"})
 		if r.Code() != "invalid_request" {
 			t.Fatalf("code %s", r.Code())
 		}
 	})
-	e.must(200, "POST", path+"/cancel", rm, nil).JSON(t, &l)
+	e.must(t, 200, "POST", path+"/cancel", rm, nil).JSON(t, &l)
 	if l.Status != "cancelled" {
 		t.Fatalf("cancel: %+v", l)
 	}
 	for _, tr := range []string{"resume", "suspend"} {
 		t.Run("us2-409-"+tr+"-out-of-cancelled", func(t *testing.T) {
-			if r := e.call("POST", path+"/"+tr, rm, nil); r.Status != 409 || r.Code() != "invalid_transition" {
+			if r := e.call(t, "POST", path+"/"+tr, rm, nil); r.Status != 409 || r.Code() != "invalid_transition" {
 				t.Fatalf("%d %s", r.Status, r.Body)
 			}
 		})
 	}
-	if r := e.call("POST", path+"/renew", rm, map[string]string{"expires_at": future(time.Hour)}); r.Status != 409 {
+	if r := e.call(t, "POST", path+"/renew", rm, map[string]string{"expires_at": future(time.Hour)}); r.Status != 409 {
 		t.Fatalf("renew cancelled: %d", r.Status)
 	}
-	e.must(200, "POST", path+"/cancel", rm, nil) // cancel again: no-op
-	if r := act("https://new.example"); r.Status != 403 || r.Code() != "license_cancelled" {
+	e.must(t, 200, "POST", path+"/cancel", rm, nil) // cancel again: no-op
+	if r := act(t, "https://new.example"); r.Status != 403 || r.Code() != "license_cancelled" {
 		t.Fatalf("activate cancelled: %d %s", r.Status, r.Body)
 	}
 	// a cancelled license frees its product for a new license on the same key
 	var again resource.License
-	e.must(201, "POST", "/v1/license-keys/"+key.Key+"/licenses", rm, map[string]any{"product": "rankmath-pro", "seat_limit": 1}).JSON(t, &again)
+	e.must(t, 201, "POST", "/v1/license-keys/"+key.Key+"/licenses", rm, map[string]any{"product": "rankmath-pro", "seat_limit": 1}).JSON(t, &again)
 
 	// US5: deactivate by instance, and by id (support desk).
 	var dr resource.DeactivationResult
-	caiAct := e.call("POST", "/v1/public/rankmath/activations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"})
+	caiAct := e.call(t, "POST", "/v1/public/rankmath/activations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"})
 	if caiAct.Status != 201 {
 		t.Fatalf("activate unlimited: %d %s", caiAct.Status, caiAct.Body)
 	}
-	e.must(200, "POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "https://site.example/"}).JSON(t, &dr)
+	e.must(t, 200, "POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "https://site.example/"}).JSON(t, &dr)
 	if dr.License.SeatsUsed != 0 {
 		t.Fatalf("deactivate: %+v", dr)
 	}
-	if r := e.call("POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"}); r.Status != 404 || r.Code() != "activation_not_found" {
+	if r := e.call(t, "POST", "/v1/public/rankmath/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"}); r.Status != 404 || r.Code() != "activation_not_found" {
 		t.Fatalf("deactivate twice: %d %s", r.Status, r.Body)
 	}
-	if r := e.call("POST", "/v1/public/nobrand/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"}); r.Status != 404 || r.Code() != "activation_not_found" {
+	if r := e.call(t, "POST", "/v1/public/nobrand/deactivations", "", map[string]string{"license_key": key.Key, "product": "content-ai", "instance": "site.example"}); r.Status != 404 || r.Code() != "activation_not_found" {
 		t.Fatalf("deactivate under an unknown brand: %d %s", r.Status, r.Body)
 	}
-	e.call("POST", "/v1/public/rankmath/activations", "", map[string]string{"license_key": key.Key, "product": "rankmath-pro", "instance": "desk.example"})
+	e.call(t, "POST", "/v1/public/rankmath/activations", "", map[string]string{"license_key": key.Key, "product": "rankmath-pro", "instance": "desk.example"})
 	var full resource.License
-	e.must(200, "GET", "/v1/licenses/"+again.ID, rm, nil).JSON(t, &full)
+	e.must(t, 200, "GET", "/v1/licenses/"+again.ID, rm, nil).JSON(t, &full)
 	if full.Activations == nil || len(*full.Activations) != 1 || full.SeatsUsed != 1 {
 		t.Fatalf("license with activations = %+v", full)
 	}
-	e.must(204, "DELETE", "/v1/licenses/"+again.ID+"/activations/"+(*full.Activations)[0].ID, rm, nil)
+	e.must(t, 204, "DELETE", "/v1/licenses/"+again.ID+"/activations/"+(*full.Activations)[0].ID, rm, nil)
 	full = resource.License{}
-	e.must(200, "GET", "/v1/licenses/"+again.ID, rm, nil).JSON(t, &full)
+	e.must(t, 200, "GET", "/v1/licenses/"+again.ID, rm, nil).JSON(t, &full)
 	if full.Activations == nil || len(*full.Activations) != 0 || full.SeatsUsed != 0 {
 		t.Fatalf("after support-desk removal = %+v", full)
 	}
-	if r := e.call("DELETE", "/v1/licenses/"+again.ID+"/activations/"+ar.Activation.ID, rm, nil); r.Status != 404 {
+	if r := e.call(t, "DELETE", "/v1/licenses/"+again.ID+"/activations/"+ar.Activation.ID, rm, nil); r.Status != 404 {
 		t.Fatalf("remove foreign activation: %d", r.Status)
 	}
 
 	// GET key with activations
 	var got resource.LicenseKey
-	e.must(200, "GET", "/v1/license-keys/"+key.Key, rm, nil).JSON(t, &got)
+	e.must(t, 200, "GET", "/v1/license-keys/"+key.Key, rm, nil).JSON(t, &got)
 	if len(got.Licenses) != 3 {
 		t.Fatalf("key has %d licenses, want 3", len(got.Licenses))
 	}
@@ -224,10 +224,10 @@ func TestUserStories(t *testing.T) {
 	}
 
 	// US6: look customers up.
-	wr := e.brand("wp-rocket", "wp-rocket")
-	e.must(201, "POST", "/v1/license-keys", wr, map[string]any{"customer_email": "jane@example.com", "licenses": []map[string]any{{"product": "wp-rocket"}}})
+	wr := e.brand(t, "wp-rocket", "wp-rocket")
+	e.must(t, 201, "POST", "/v1/license-keys", wr, map[string]any{"customer_email": "jane@example.com", "licenses": []map[string]any{{"product": "wp-rocket"}}})
 	var list resource.List[resource.License]
-	e.must(200, "GET", "/v1/licenses?customer_email="+url.QueryEscape("JANE@example.com"), rm, nil).JSON(t, &list)
+	e.must(t, 200, "GET", "/v1/licenses?customer_email="+url.QueryEscape("JANE@example.com"), rm, nil).JSON(t, &list)
 	if len(list.Data) != 3 {
 		t.Fatalf("brand list = %d licenses, want 3", len(list.Data))
 	}
@@ -238,28 +238,28 @@ func TestUserStories(t *testing.T) {
 	}
 	t.Run("us6-pagination", func(t *testing.T) {
 		var p1, p2 resource.List[resource.License]
-		e.must(200, "GET", "/v1/licenses?limit=2&customer_email=jane@example.com", rm, nil).JSON(t, &p1)
+		e.must(t, 200, "GET", "/v1/licenses?limit=2&customer_email=jane@example.com", rm, nil).JSON(t, &p1)
 		if len(p1.Data) != 2 || p1.NextCursor == nil {
 			t.Fatalf("page 1 = %+v", p1)
 		}
-		e.must(200, "GET", "/v1/licenses?limit=2&customer_email=jane@example.com&cursor="+*p1.NextCursor, rm, nil).JSON(t, &p2)
+		e.must(t, 200, "GET", "/v1/licenses?limit=2&customer_email=jane@example.com&cursor="+*p1.NextCursor, rm, nil).JSON(t, &p2)
 		if len(p2.Data) != 1 || p2.NextCursor != nil || p2.Data[0].ID == p1.Data[0].ID || p2.Data[0].ID == p1.Data[1].ID {
 			t.Fatalf("page 2 = %+v", p2)
 		}
-		if r := e.call("GET", "/v1/licenses?limit=501&customer_email=jane@example.com", rm, nil); r.Status != 400 {
+		if r := e.call(t, "GET", "/v1/licenses?limit=501&customer_email=jane@example.com", rm, nil); r.Status != 400 {
 			t.Fatalf("limit 501: %d", r.Status)
 		}
 	})
 	t.Run("us6-403-across-brands-without-scope", func(t *testing.T) {
-		if r := e.call("GET", "/v1/customers/jane@example.com/licenses", rm, nil); r.Status != 403 || r.Code() != "insufficient_scope" {
+		if r := e.call(t, "GET", "/v1/customers/jane@example.com/licenses", rm, nil); r.Status != 403 || r.Code() != "insufficient_scope" {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("us6-across-brands-masks-others", func(t *testing.T) {
 		var k resource.APIKey
-		e.must(201, "POST", "/v1/brands/rankmath/api-keys", e.operator, map[string]any{"scopes": []string{"customers:read-all"}}).JSON(t, &k)
+		e.must(t, 201, "POST", "/v1/brands/rankmath/api-keys", e.operator, map[string]any{"scopes": []string{"customers:read-all"}}).JSON(t, &k)
 		var all resource.List[resource.CustomerLicense]
-		e.must(200, "GET", "/v1/customers/jane@example.com/licenses", k.Secret, nil).JSON(t, &all)
+		e.must(t, 200, "GET", "/v1/customers/jane@example.com/licenses", k.Secret, nil).JSON(t, &all)
 		if len(all.Data) != 4 {
 			t.Fatalf("cross-brand list = %d, want 4", len(all.Data))
 		}
@@ -275,7 +275,7 @@ func TestUserStories(t *testing.T) {
 				}
 			}
 		}
-		e.must(200, "GET", "/v1/customers/jane@example.com/licenses", e.operator, nil).JSON(t, &all)
+		e.must(t, 200, "GET", "/v1/customers/jane@example.com/licenses", e.operator, nil).JSON(t, &all)
 		for _, c := range all.Data {
 			if c.Masked {
 				t.Fatalf("operator sees masked entry: %+v", c)
@@ -283,11 +283,11 @@ func TestUserStories(t *testing.T) {
 		}
 		// paginated like every list
 		var p1, p2 resource.List[resource.CustomerLicense]
-		e.must(200, "GET", "/v1/customers/jane@example.com/licenses?limit=3", e.operator, nil).JSON(t, &p1)
+		e.must(t, 200, "GET", "/v1/customers/jane@example.com/licenses?limit=3", e.operator, nil).JSON(t, &p1)
 		if len(p1.Data) != 3 || p1.NextCursor == nil {
 			t.Fatalf("page 1 = %+v", p1)
 		}
-		e.must(200, "GET", "/v1/customers/jane@example.com/licenses?limit=3&cursor="+*p1.NextCursor, e.operator, nil).JSON(t, &p2)
+		e.must(t, 200, "GET", "/v1/customers/jane@example.com/licenses?limit=3&cursor="+*p1.NextCursor, e.operator, nil).JSON(t, &p2)
 		if len(p2.Data) != 1 || p2.NextCursor != nil {
 			t.Fatalf("page 2 = %+v", p2)
 		}
@@ -295,7 +295,7 @@ func TestUserStories(t *testing.T) {
 
 	// audit trail of the first license, oldest first
 	var evs resource.List[resource.Event]
-	e.must(200, "GET", "/v1/licenses/"+pro.ID+"/events", rm, nil).JSON(t, &evs)
+	e.must(t, 200, "GET", "/v1/licenses/"+pro.ID+"/events", rm, nil).JSON(t, &evs)
 	var actions []string
 	for _, ev := range evs.Data {
 		actions = append(actions, ev.Action)
@@ -327,48 +327,48 @@ func TestOperatorAndCredentials(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// undocumented routes by design: skip the OpenAPI check for them
-			r := e.call(c.method, c.path, c.token, c.body, "X-Test-Undocumented", fmt.Sprint(c.status >= 404 && c.status <= 405 && c.token != "" && c.code != "unauthorized"))
+			r := e.call(t, c.method, c.path, c.token, c.body, "X-Test-Undocumented", fmt.Sprint(c.status >= 404 && c.status <= 405 && c.token != "" && c.code != "unauthorized"))
 			if r.Status != c.status || r.Code() != c.code {
 				t.Fatalf("got %d %s, want %d %s", r.Status, r.Code(), c.status, c.code)
 			}
 		})
 	}
-	key := e.brand("acme", "tool")
-	if r := e.call("POST", "/v1/brands", e.operator, map[string]string{"slug": "acme", "name": "again"}); r.Status != 409 || r.Code() != "conflict" {
+	key := e.brand(t, "acme", "tool")
+	if r := e.call(t, "POST", "/v1/brands", e.operator, map[string]string{"slug": "acme", "name": "again"}); r.Status != 409 || r.Code() != "conflict" {
 		t.Fatalf("duplicate brand: %d %s", r.Status, r.Body)
 	}
-	if r := e.call("POST", "/v1/products", key, map[string]string{"code": "tool", "name": "again"}); r.Status != 409 || r.Code() != "conflict" {
+	if r := e.call(t, "POST", "/v1/products", key, map[string]string{"code": "tool", "name": "again"}); r.Status != 409 || r.Code() != "conflict" {
 		t.Fatalf("duplicate product: %d %s", r.Status, r.Body)
 	}
 	var brands resource.List[resource.Brand]
-	e.must(200, "GET", "/v1/brands", e.operator, nil).JSON(t, &brands)
+	e.must(t, 200, "GET", "/v1/brands", e.operator, nil).JSON(t, &brands)
 	if len(brands.Data) != 1 || brands.Data[0].Slug != "acme" {
 		t.Fatalf("brands = %+v", brands)
 	}
-	if r := e.call("GET", "/v1/brands", key, nil); r.Status != 403 {
+	if r := e.call(t, "GET", "/v1/brands", key, nil); r.Status != 403 {
 		t.Fatalf("brand key on operator endpoint: %d", r.Status)
 	}
 	// a second key, then revoke it: 401 at once
 	var k2 resource.APIKey
-	e.must(201, "POST", "/v1/brands/acme/api-keys", e.operator, map[string]any{}).JSON(t, &k2)
-	e.must(200, "GET", "/v1/products", k2.Secret, nil)
-	e.must(204, "DELETE", "/v1/brands/acme/api-keys/"+k2.ID, e.operator, nil)
-	if r := e.call("GET", "/v1/products", k2.Secret, nil); r.Status != 401 {
+	e.must(t, 201, "POST", "/v1/brands/acme/api-keys", e.operator, map[string]any{}).JSON(t, &k2)
+	e.must(t, 200, "GET", "/v1/products", k2.Secret, nil)
+	e.must(t, 204, "DELETE", "/v1/brands/acme/api-keys/"+k2.ID, e.operator, nil)
+	if r := e.call(t, "GET", "/v1/products", k2.Secret, nil); r.Status != 401 {
 		t.Fatalf("revoked key: %d", r.Status)
 	}
-	e.must(200, "GET", "/v1/products", key, nil)
+	e.must(t, 200, "GET", "/v1/products", key, nil)
 	// tampered secret with a valid prefix
-	if r := e.call("GET", "/v1/products", key[:len(key)-2]+"xx", nil); r.Status != 401 {
+	if r := e.call(t, "GET", "/v1/products", key[:len(key)-2]+"xx", nil); r.Status != 401 {
 		t.Fatalf("tampered key: %d", r.Status)
 	}
 	// secrets are stored only as hashes
-	if n := e.count("SELECT count(*) FROM api_keys WHERE position($1::bytea in secret_hash) > 0", []byte(key)); n != 0 {
+	if n := e.count(t, "SELECT count(*) FROM api_keys WHERE position($1::bytea in secret_hash) > 0", []byte(key)); n != 0 {
 		t.Fatal("secret stored in clear")
 	}
 	for _, p := range []string{"/healthz", "/readyz", "/api/openapi.yaml", "/api/docs/"} {
-		e.must(http.StatusOK, "GET", p, "", nil)
+		e.must(t, http.StatusOK, "GET", p, "", nil)
 	}
-	r := e.must(200, "GET", "/metrics", "", nil)
+	r := e.must(t, 200, "GET", "/metrics", "", nil)
 	for _, m := range []string{"license_writer_http_requests_total", "license_writer_http_request_duration_seconds", "license_activations_total"} {
 		if !strings.Contains(string(r.Body), m) {
 			t.Errorf("/metrics lacks %s", m)
