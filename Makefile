@@ -1,7 +1,7 @@
 # Local development and CI entry points. See deploy/local/*.sh.
 SHELL := /usr/bin/env bash
 
-.PHONY: fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
+.PHONY: bench-flood fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
 	@RATE_LIMITS=$(RATE_LIMITS) deploy/local/up.sh
@@ -40,6 +40,11 @@ bench-edge: ## edge status from L1, L2 and the replica vs a constant-response fa
 
 fuzz: ## every Go fuzz target for FUZZTIME (default 30s) each; crashers land in testdata/fuzz and then run in make test
 	@deploy/local/fuzz.sh
+
+bench-flood: ## flood shield: Postgres reads per request for distinct unknown keys with and without the key filter, and the filter's memory and false positives at 10M keys (test-profile services)
+	@deploy/local/services.sh up test
+	@eval "$$(deploy/local/services.sh env test)" && go test -run '^$$' -bench UnknownKeyFlood -benchtime 20000x -count 3 ./e2e/
+	go test -run '^$$' -bench Filter10M -benchtime 1x -count 3 ./edge/shield/
 
 bench-micro: ## Go micro-benchmarks
 	go test -run '^$$' -bench . -benchmem ./...

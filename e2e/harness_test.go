@@ -87,7 +87,7 @@ type world struct {
 	redis string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	redis := dbtest.Env(t, dbtest.EnvRedis)
 	db := dbtest.New(t)
@@ -100,7 +100,7 @@ func newWorld(t *testing.T) *world {
 
 // waitReplay waits until the replica has replayed the primary's WAL as of now (the fresh
 // database's schema), so a test's first reads do not fail on a missing table.
-func waitReplay(t *testing.T, primaryURL, replicaURL string) {
+func waitReplay(t testing.TB, primaryURL, replicaURL string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -337,7 +337,7 @@ func closedAddr(t *testing.T) string {
 }
 
 // eventually polls cond back to back (no sleeps) until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) time.Duration {
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(within)
