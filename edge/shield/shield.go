@@ -85,7 +85,22 @@ type Shield struct {
 	// during a rebuild, keys from the stream go into the filter being built too
 	building *bloom.BloomFilter
 	buildMu  sync.Mutex
+	// recent are the keys the stream created lately: each new filter gets them too, as
+	// the replica it is loaded from may not have replayed them yet
+	recent []recentKey
 }
+
+type recentKey struct {
+	key string
+	at  time.Time
+}
+
+// Recent bounds the keys remembered for the next build: those of the last RecentFor, at
+// most RecentMax (a replica lagging more than that is far behind every other bound).
+const (
+	RecentFor = 10 * time.Minute
+	RecentMax = 1 << 20
+)
 
 // New returns a shield over next; Run loads and maintains the filter. Until the first
 // load completes every lookup goes through.
@@ -178,6 +193,12 @@ func (s *Shield) Add(key string) {
 	if s.building != nil {
 		s.building.AddString(key)
 	}
+	now := s.now()
+	drop := 0
+	for drop < len(s.recent) && (now.Sub(s.recent[drop].at) > RecentFor || len(s.recent)-drop >= RecentMax) {
+		drop++
+	}
+	s.recent = append(s.recent[drop:], recentKey{key, now})
 	s.buildMu.Unlock()
 }
 
@@ -220,6 +241,11 @@ func (s *Shield) Build(ctx context.Context, estimate int) error {
 	if err != nil {
 		return fmt.Errorf("key filter: %w", err)
 	}
+	s.buildMu.Lock()
+	for _, r := range s.recent { // created lately: maybe not on the replica yet
+		f.AddString(r.key)
+	}
+	s.buildMu.Unlock()
 	s.mu.Lock()
 	s.f, s.sized = f, size
 	s.n.Store(added)

@@ -104,9 +104,10 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 	}
 	cfg.Dir = dir
 	t = &Topology{cfg: cfg, httpc: &http.Client{Timeout: 10 * time.Second}}
+	started := t // t is nil on an error return
 	defer func() {
 		if err != nil {
-			t.Close()
+			started.Close()
 		}
 	}()
 	// a fresh start: data of an earlier run would mix with this one's checks

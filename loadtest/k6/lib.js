@@ -172,3 +172,16 @@ export function iterate(name) {
   }
   runOp(sc, names[names.length - 1]);
 }
+
+// checkLimitsOff is every script's setup: the scenarios load the topology from one
+// address, so they must run with the rate limits off (`make up RATE_LIMITS=off`); a limited
+// route answers with RateLimit-Policy, and then the run stops before it starts.
+export function checkLimitsOff() {
+  for (const base of [WRITER, ...EDGES]) {
+    const r = http.get(`${base}/v1/public/k6-preflight/licenses/NOT-A-KEY/status`);
+    if (r.headers['Ratelimit-Policy'] || r.headers['RateLimit-Policy']) {
+      throw new Error(`${base} runs with rate limits on: bring the topology up with 'make up RATE_LIMITS=off' (a load run measures the service, not the limiter)`);
+    }
+  }
+  console.log('rate limits: off on the writer and every edge (make up RATE_LIMITS=off)');
+}

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -85,6 +86,32 @@ func (c *common) runner() (*harness.Runner, error) {
 	return harness.NewRunner(harness.Targets{Writer: strings.TrimRight(c.writer, "/"), Edges: edges}, m, 256), nil
 }
 
+// limitsOff checks that the targets run without rate limits (the harness loads them from
+// one address, so it must measure the service, not the limiter): a limited route answers
+// with RateLimit-Policy.
+func limitsOff(ctx context.Context, bases []string) error {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, b := range bases {
+		if b = strings.TrimRight(strings.TrimSpace(b), "/"); b == "" {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, b+"/v1/public/load-preflight/licenses/NOT-A-KEY/status", nil)
+		if err != nil {
+			return err
+		}
+		res, err := hc.Do(req)
+		if err != nil {
+			return fmt.Errorf("preflight %s: %w", b, err)
+		}
+		res.Body.Close()
+		if res.Header.Get("RateLimit-Policy") != "" {
+			return fmt.Errorf("%s runs with rate limits on: bring the topology up with 'make up RATE_LIMITS=off' (make load does)", b)
+		}
+	}
+	fmt.Fprintln(os.Stderr, "rate limits: off on the writer and every edge (make up RATE_LIMITS=off)")
+	return nil
+}
+
 func run(ctx context.Context, args []string) (bool, error) {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var c common
@@ -101,6 +128,9 @@ func run(ctx context.Context, args []string) (bool, error) {
 	}
 	r, err := c.runner()
 	if err != nil {
+		return false, err
+	}
+	if err := limitsOff(ctx, append([]string{c.writer}, strings.Split(c.edges, ",")...)); err != nil {
 		return false, err
 	}
 	var results []*harness.Result
