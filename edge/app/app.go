@@ -112,6 +112,9 @@ func FromEnv(environ []string) (c Config, unknown []string, err error) {
 	if _, err := c.limits(); err != nil {
 		return c, nil, err
 	}
+	if c.KeyFilter != "on" && c.KeyFilter != "off" {
+		return c, nil, fmt.Errorf("EDGE_KEY_FILTER %q: on or off", c.KeyFilter)
+	}
 	return c, unknown, nil
 }
 

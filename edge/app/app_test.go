@@ -58,6 +58,14 @@ func TestFromEnvDefaultsAndErrors(t *testing.T) {
 	if _, _, err := FromEnv([]string{"EDGE_REVALIDATE_CEILING=soon"}); err == nil || !strings.Contains(err.Error(), "EDGE_REVALIDATE_CEILING") {
 		t.Fatalf("bad duration: %v", err)
 	}
+	for _, bad := range []string{"EDGE_RATE_LIMITS=maybe", "EDGE_KEY_FILTER=yes", "EDGE_LIMIT_STATUS=20/s", "EDGE_LIMIT_NOT_FOUND=0/10m:30"} {
+		if _, _, err := FromEnv([]string{bad}); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	if c, _, err := FromEnv(nil); err != nil || c.RateLimits != "on" || c.KeyFilter != "on" {
+		t.Fatalf("limits and the key filter are on by default: %q %q %v", c.RateLimits, c.KeyFilter, err)
+	}
 	if h := Help(); !strings.Contains(h, "EDGE_REVALIDATE_CEILING") || !strings.Contains(h, "30s") || strings.Contains(h, "license_edge:license_edge") || !strings.Contains(h, "license_edge:xxxxx") {
 		t.Fatalf("help:\n%s", h)
 	}

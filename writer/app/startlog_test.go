@@ -75,3 +75,17 @@ func TestStartLogHidesCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitSettings: the limits are on by default with API.md's numbers; a bad switch
+// or row is refused at start.
+func TestRateLimitSettings(t *testing.T) {
+	c, _, err := app.FromEnv(nil)
+	if err != nil || c.RateLimits != "on" || c.LimitBrand != "50/1s:100" || c.LimitNotFound != "30/10m:30" {
+		t.Fatalf("defaults: %q %q %q %v", c.RateLimits, c.LimitBrand, c.LimitNotFound, err)
+	}
+	for _, bad := range []string{"WRITER_RATE_LIMITS=yes", "WRITER_LIMIT_BRAND=50", "WRITER_LIMIT_UNAUTHORIZED=20/1m:0"} {
+		if _, _, err := app.FromEnv([]string{bad}); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
