@@ -23,7 +23,9 @@ func PostgresLoader(pool *pgxpool.Pool) Loader {
 		n := 0
 		for _, b := range brands {
 			err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, `SELECT set_config('app.brand_id', $1, true)`, b); err != nil {
+				// a scan of a big brand outlasts the pool's statement timeout (the bound of a
+				// status read): this transaction lifts it for itself
+				if _, err := tx.Exec(ctx, `SELECT set_config('app.brand_id', $1, true), set_config('statement_timeout', '0', true)`, b); err != nil {
 					return err
 				}
 				rows, err := tx.Query(ctx, `SELECT key FROM license_keys`)

@@ -252,7 +252,7 @@ func (s *Shield) Build(ctx context.Context, estimate int) error {
 	s.mu.Unlock()
 	bytes := int(f.Cap() / 8)
 	s.m.Loaded(n, bytes)
-	s.log.Info("key filter built", "keys", n, "bytes", bytes, "false_positive", s.cfg.FalsePositive, "took", time.Since(start))
+	s.log.Info("key filter built", "keys", n, "bytes", bytes, "false_positive", s.cfg.FalsePositive, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
