@@ -144,13 +144,18 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 	var baseSrv *fasthttp.Server
 	var baseHC *fasthttp.HostClient
 	scenarios := []struct {
-		name  string
-		l1    bool
-		redis bool
+		name   string
+		l1     bool
+		redis  bool
+		limits bool
 	}{
-		{"L1 (memory)", true, true},
-		{"L2 (Redis, L1 off)", false, true},
-		{"replica (L1, L2 off)", false, false},
+		{"L1 (memory)", true, true, false},
+		// the same with the rate limits on (numbers too high to refuse anything): what the
+		// two Redis calls of a limited public request cost; every other row runs with the
+		// limits off, as every load tool does
+		{"L1, rate limits on", true, true, true},
+		{"L2 (Redis, L1 off)", false, true, false},
+		{"replica (L1, L2 off)", false, false, false},
 	}
 	bodySize := 0
 	for _, s := range scenarios {
@@ -160,6 +165,10 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 		}
 		if !s.redis {
 			cfg.RedisAddr = "off"
+		}
+		if s.limits {
+			cfg.RateLimits, cfg.LimitStatus, cfg.LimitNotFound = "on", "1000000000/1s:1000000000", "1000000000/1s:1000000000"
+			cfg.LimitKeyPrefix = fmt.Sprintf("bench-%d:", time.Now().UnixNano())
 		}
 		addr, stop, err := startEdge(cfg, log)
 		if err != nil {
@@ -197,7 +206,7 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 		// the baseline runs right before each tier, so both see the same machine load
 		b := load("constant fasthttp", baseHC, paths, conc, d)
 		rows = append(rows, row{tier: load(s.name, hc, paths, conc, d), base: b})
-		if bigActs > 0 {
+		if bigActs > 0 && !s.limits {
 			for _, set := range [][]string{smallPaths, bigPaths} {
 				for i, p := range set {
 					if _, err := get(hc, p); err != nil {
