@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/writer/licensing"
 	"github.com/licensing/licensing/writer/memstore"
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,18 +72,24 @@ func (d *domain) serve(r *http.Request) *httptest.ResponseRecorder {
 var hostile = []string{"\x00", "a\x00b", "\x01", "\x1f", "\x7f", "x\u0085y", "\xff", "\xc3\x28", "\xed\xa0\x80",
 	"\xf4\x90\x80\x80", "ok\r\nX-Injected: 1", "\t", "é\x00", "\x80\x80"}
 
-// randomHostile is a hostile value mixed with random bytes, or one of the fixed ones.
+// randomHostile is a hostile value mixed with random bytes, or one of the fixed ones. The
+// mix is drawn again when the random bytes happen to make it valid text (a random lead
+// byte before "\x80\x80" completes a character).
 func randomHostile(rng *rand.Rand) string {
 	h := hostile[rng.IntN(len(hostile))]
 	if rng.IntN(2) == 0 {
 		return h
 	}
-	b := make([]byte, rng.IntN(24))
-	for i := range b {
-		b[i] = byte(rng.IntN(256))
+	for {
+		b := make([]byte, rng.IntN(24))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		at := rng.IntN(len(b) + 1)
+		if v := string(b[:at]) + h + string(b[at:]); license.CheckText(v) != nil {
+			return v
+		}
 	}
-	at := rng.IntN(len(b) + 1)
-	return string(b[:at]) + h + string(b[at:])
 }
 
 // jsonString embeds v in a JSON string literal: raw (invalid UTF-8 and control bytes as
