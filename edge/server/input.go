@@ -37,17 +37,17 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // checkInput enforces the strict-input rules on what a public request carries besides
-// its body (which the writer checks): valid text in the path and in every query name and
-// value (UTF-8, no control character).
-func checkInput(ctx *fasthttp.RequestCtx) error {
-	if err := license.CheckText(string(ctx.Path())); err != nil {
+// its body (which the writer checks): valid text in the (decoded) path and in every query
+// name and value (UTF-8, no control character).
+func checkInput(ctx *fasthttp.RequestCtx, path string) error {
+	if err := license.CheckText(path); err != nil {
 		return problem.Invalid("path", "%v", err)
 	}
 	for k, v := range ctx.QueryArgs().All() {
-		if err := license.CheckText(string(k)); err != nil {
+		if err := license.CheckTextBytes(k); err != nil {
 			return problem.Invalid("query", "%v", err)
 		}
-		if err := license.CheckText(string(v)); err != nil {
+		if err := license.CheckTextBytes(v); err != nil {
 			return problem.Invalid(string(k), "%v", err)
 		}
 	}

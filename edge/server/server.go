@@ -112,7 +112,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rid string) string {
 		s.problem(ctx, rid, problem.New(problem.NotFound, "no such endpoint"))
 		return "other"
 	}
-	if err := checkInput(ctx); err != nil {
+	if err := checkInput(ctx, path); err != nil {
 		s.problem(ctx, rid, err)
 		return "invalid"
 	}
@@ -120,7 +120,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rid string) string {
 	switch {
 	case len(parts) == 4 && parts[1] == "licenses" && parts[3] == "status":
 		if s.allow(ctx, rid, method, "GET") {
-			ip := s.clientIP(ctx)
+			ip := "" // only the limits need it: no allocation on the path without them
+			if s.cfg.Limits != nil {
+				ip = s.clientIP(ctx)
+			}
 			if s.admit(ctx, rid, "status", ip, false) {
 				s.status(ctx, rid, parts[0], parts[2])
 				s.afterPublic(ctx, ip)

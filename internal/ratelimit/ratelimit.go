@@ -220,7 +220,7 @@ func (l *Limiter) Take(ctx context.Context, p Policy, key string, n int) Decisio
 				if n == 0 {
 					d.Allowed = res.Remaining >= 1
 					if !d.Allowed {
-						d.RetryAfter = b.untilOne(p, res.ResetAfter)
+						d.RetryAfter = untilOne(p, res.ResetAfter)
 					}
 				} else {
 					d.Allowed = res.Allowed >= n
@@ -299,7 +299,7 @@ func (b *bucket) take(now time.Time, n int) {
 }
 
 // untilOne is, for a budget that is full again after reset, when one event fits.
-func (b *bucket) untilOne(p Policy, reset time.Duration) time.Duration {
+func untilOne(p Policy, reset time.Duration) time.Duration {
 	full := secs(float64(p.Burst) / p.perSecond())
 	return max(reset-full+secs(1/p.perSecond()), 0)
 }

@@ -70,6 +70,9 @@ func FuzzCheckText(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if (CheckText(s) == nil) != (CheckTextBytes([]byte(s)) == nil) {
+			t.Fatalf("%q: CheckText %v, CheckTextBytes %v", s, CheckText(s), CheckTextBytes([]byte(s)))
+		}
 		if CheckText(s) != nil {
 			return
 		}

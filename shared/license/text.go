@@ -26,5 +26,20 @@ func CheckText(s string) error {
 	return nil
 }
 
+// CheckTextBytes is CheckText for bytes (a request's raw query values), without a copy.
+func CheckTextBytes(b []byte) error {
+	if !utf8.Valid(b) {
+		return ErrInvalidUTF8
+	}
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if unicode.IsControl(r) {
+			return ErrControlChar
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
 // Chars is the length of s in characters (Unicode code points), as the contract counts.
 func Chars(s string) int { return utf8.RuneCountInString(s) }
