@@ -225,7 +225,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		keyPool = primaryPool
 	}
 	if cfg.KeyFilter == "on" && node.Events != nil && keyPool != nil {
-		node.Shield = shield.New(src, node.Events, shield.PostgresLoader(keyPool),
+		node.Shield = shield.New(src, node.Events, shield.PostgresLoader(replicaPool, primaryPool, 30*time.Second),
 			shield.Config{FalsePositive: cfg.KeyFilterFP, Skew: cfg.ClockSkew, Rebuild: cfg.KeyFilterRebuild}, now, log,
 			shield.Metrics{
 				Answered: func() { m.FilterAnswers.WithLabelValues("absent").Inc() },
