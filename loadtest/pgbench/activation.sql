@@ -15,6 +15,6 @@ UPDATE licenses SET seats_used = seats_used + 1, updated_at = now()
 INSERT INTO activations (id, brand_id, license_id, instance)
   VALUES (gen_random_uuid(), :brand_id, :license_id, 'pgbench-' || :client_id || '-' || md5(random()::text));
 UPDATE license_keys SET version = version + 1, updated_at = now() WHERE id = :key_id;
-INSERT INTO outbox (brand_id, license_key_id, version, subject, payload, sent_at)
-  VALUES (:brand_id, :key_id, 0, 'pgbench', '{}', now());
+INSERT INTO outbox (brand_id, license_key_id, version, subject, payload, sent_at, dispatched_at)
+  VALUES (:brand_id, :key_id, 0, 'pgbench', '{}', now(), now());
 END;

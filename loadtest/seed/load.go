@@ -290,10 +290,13 @@ func copyChunk(ctx context.Context, pool *pgxpool.Pool, plan *Plan, c *chunk) er
 		}
 		out := make([][]any, len(c.outbox))
 		for i, o := range c.outbox {
-			// sent a few milliseconds after commit, as the relay would have
-			out[i] = []any{o.BrandID, o.KeyID, o.Version, o.Subject, o.Payload, o.At, o.At.Add(5 * time.Millisecond)}
+			// sent and dispatched a few milliseconds after commit, as the relay and the
+			// webhook dispatcher would have
+			done := o.At.Add(5 * time.Millisecond)
+			out[i] = []any{o.BrandID, o.KeyID, o.Version, o.Subject, o.Payload, o.At, done, done}
 		}
-		return copyRows(ctx, tx, "outbox", []string{"brand_id", "license_key_id", "version", "subject", "payload", "created_at", "sent_at"}, out)
+		return copyRows(ctx, tx, "outbox", []string{"brand_id", "license_key_id", "version", "subject", "payload", "created_at",
+			"sent_at", "dispatched_at"}, out)
 	})
 }
 

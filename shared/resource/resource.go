@@ -153,3 +153,60 @@ type Status struct {
 	Instance   *StatusInstance `json:"instance,omitempty"`
 	CheckedAt  time.Time       `json:"checked_at"`
 }
+
+// WebhookEndpoint is a URL a brand subscribed to events (API.md "Webhooks"). Secret is
+// present only in the answer that created it.
+type WebhookEndpoint struct {
+	ID          string   `json:"id"`
+	URL         string   `json:"url"`
+	Events      []string `json:"events"` // empty: every type
+	Description string   `json:"description"`
+	Status      string   `json:"status"` // enabled | disabled
+	// DisabledReason says why a disabled endpoint is: "manual" (PATCH) or "failing"
+	// (every delivery failed for 5 days); null while enabled.
+	DisabledReason *string   `json:"disabled_reason"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Secret         string    `json:"secret,omitempty"`
+}
+
+// WebhookSecret answers a secret rotation.
+type WebhookSecret struct {
+	Secret string `json:"secret"`
+	// PreviousValidUntil is when the previous secret stops signing deliveries.
+	PreviousValidUntil time.Time `json:"previous_valid_until"`
+}
+
+// WebhookDelivery is one event's delivery to one endpoint, with its latest attempt.
+type WebhookDelivery struct {
+	ID             string     `json:"id"`
+	EndpointID     string     `json:"endpoint_id"`
+	EventID        string     `json:"event_id"`
+	Type           string     `json:"type"`
+	Attempt        int        `json:"attempt"` // attempts made so far
+	Status         string     `json:"status"`  // pending | succeeded | failed
+	ResponseStatus *int       `json:"response_status"`
+	Error          *string    `json:"error"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+}
+
+// WebhookPayload is the body of a webhook delivery: the event type, when the change was
+// committed, and the resource as the API returns it.
+type WebhookPayload struct {
+	Type      string    `json:"type"`
+	Timestamp time.Time `json:"timestamp"`
+	Data      any       `json:"data"`
+}
+
+// WebhookTestData is the data of a webhook.test event.
+type WebhookTestData struct {
+	EndpointID string `json:"endpoint_id"`
+	Message    string `json:"message"`
+}
+
+// WebhookActivation is the data of activation.* events: the activation with its license.
+type WebhookActivation struct {
+	Activation
+	License License `json:"license"`
+}

@@ -59,6 +59,15 @@ func (s *Server) routes(metrics http.Handler) {
 	m.HandleFunc("DELETE /v1/licenses/{id}/activations/{activation_id}", s.brand(s.removeActivation))
 	m.HandleFunc("GET /v1/licenses/{id}/events", s.brand(s.events))
 	m.HandleFunc("GET /v1/customers/{email}/licenses", s.anyCredential(s.customerLicenses))
+	m.HandleFunc("POST /v1/webhook-endpoints", s.brand(s.createEndpoint))
+	m.HandleFunc("GET /v1/webhook-endpoints", s.brand(s.listEndpoints))
+	m.HandleFunc("GET /v1/webhook-endpoints/{id}", s.brand(s.getEndpoint))
+	m.HandleFunc("PATCH /v1/webhook-endpoints/{id}", s.brand(s.updateEndpoint))
+	m.HandleFunc("DELETE /v1/webhook-endpoints/{id}", s.brand(s.deleteEndpoint))
+	m.HandleFunc("POST /v1/webhook-endpoints/{id}/rotate-secret", s.brand(s.rotateSecret))
+	m.HandleFunc("POST /v1/webhook-endpoints/{id}/test", s.brand(s.testEndpoint))
+	m.HandleFunc("GET /v1/webhook-endpoints/{id}/deliveries", s.brand(s.listDeliveries))
+	m.HandleFunc("POST /v1/webhook-deliveries/{id}/retry", s.brand(s.retryDelivery))
 
 	// public
 	m.HandleFunc("POST /v1/public/{brand}/activations", s.public(s.activate))
@@ -426,4 +435,95 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, _ *licensing.Pri
 		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(license.CacheMaxAge(s.cfg.StatusMaxAge, out, s.svc.Now())))
 	}
 	s.reply(w, r, http.StatusOK, out, err)
+}
+
+// ---------------------------------------------------------------- webhooks
+
+type endpointIn struct {
+	URL         string   `json:"url"`
+	Events      []string `json:"events"`
+	Description string   `json:"description"`
+}
+
+func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	var in endpointIn
+	m, ok := s.input(w, r, p, &in, false)
+	if !ok {
+		return
+	}
+	out, err := s.svc.CreateEndpoint(r.Context(), m, *p, in.URL, in.Events, in.Description)
+	s.reply(w, r, http.StatusCreated, out, err)
+}
+
+func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	page, err := licensing.ParsePage(r.URL.Query().Get("limit"), r.URL.Query().Get("cursor"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	out, err := s.svc.ListEndpoints(r.Context(), *p, page)
+	s.reply(w, r, http.StatusOK, out, err)
+}
+
+func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	out, err := s.svc.GetEndpoint(r.Context(), *p, r.PathValue("id"))
+	s.reply(w, r, http.StatusOK, out, err)
+}
+
+func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	var in struct {
+		URL         *string   `json:"url"`
+		Events      *[]string `json:"events"`
+		Description *string   `json:"description"`
+		Status      *string   `json:"status"`
+	}
+	if _, err := readJSON(w, r, &in, false); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	out, err := s.svc.UpdateEndpoint(r.Context(), s.meta(r, p), *p, r.PathValue("id"),
+		licensing.EndpointPatch{URL: in.URL, Events: in.Events, Description: in.Description, Status: in.Status})
+	s.reply(w, r, http.StatusOK, out, err)
+}
+
+func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	err := s.svc.DeleteEndpoint(r.Context(), s.meta(r, p), *p, r.PathValue("id"))
+	s.reply(w, r, http.StatusNoContent, nil, err)
+}
+
+func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	m, ok := s.input(w, r, p, &struct{}{}, true)
+	if !ok {
+		return
+	}
+	out, err := s.svc.RotateSecret(r.Context(), m, *p, r.PathValue("id"))
+	s.reply(w, r, http.StatusOK, out, err)
+}
+
+func (s *Server) testEndpoint(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	m, ok := s.input(w, r, p, &struct{}{}, true)
+	if !ok {
+		return
+	}
+	out, err := s.svc.TestEndpoint(r.Context(), m, *p, r.PathValue("id"))
+	s.reply(w, r, http.StatusAccepted, out, err)
+}
+
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	page, err := licensing.ParsePage(r.URL.Query().Get("limit"), r.URL.Query().Get("cursor"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	out, err := s.svc.ListDeliveries(r.Context(), *p, r.PathValue("id"), page)
+	s.reply(w, r, http.StatusOK, out, err)
+}
+
+func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	m, ok := s.input(w, r, p, &struct{}{}, true)
+	if !ok {
+		return
+	}
+	out, err := s.svc.RetryDelivery(r.Context(), m, *p, r.PathValue("id"))
+	s.reply(w, r, http.StatusAccepted, out, err)
 }

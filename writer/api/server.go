@@ -51,6 +51,16 @@ type Service interface {
 	Events(ctx context.Context, p licensing.Principal, licenseID string, page licensing.Page) (resource.List[resource.Event], error)
 	CustomerLicenses(ctx context.Context, p licensing.Principal, email string, page licensing.Page) (resource.List[resource.CustomerLicense], error)
 
+	CreateEndpoint(ctx context.Context, m licensing.Meta, p licensing.Principal, url string, events []string, description string) (resource.WebhookEndpoint, error)
+	ListEndpoints(ctx context.Context, p licensing.Principal, page licensing.Page) (resource.List[resource.WebhookEndpoint], error)
+	GetEndpoint(ctx context.Context, p licensing.Principal, id string) (resource.WebhookEndpoint, error)
+	UpdateEndpoint(ctx context.Context, m licensing.Meta, p licensing.Principal, id string, patch licensing.EndpointPatch) (resource.WebhookEndpoint, error)
+	DeleteEndpoint(ctx context.Context, m licensing.Meta, p licensing.Principal, id string) error
+	RotateSecret(ctx context.Context, m licensing.Meta, p licensing.Principal, id string) (resource.WebhookSecret, error)
+	TestEndpoint(ctx context.Context, m licensing.Meta, p licensing.Principal, id string) (resource.WebhookDelivery, error)
+	ListDeliveries(ctx context.Context, p licensing.Principal, endpointID string, page licensing.Page) (resource.List[resource.WebhookDelivery], error)
+	RetryDelivery(ctx context.Context, m licensing.Meta, p licensing.Principal, id string) (resource.WebhookDelivery, error)
+
 	Activate(ctx context.Context, m licensing.Meta, brand, key, product, instance string) (licensing.ActivateResult, error)
 	Deactivate(ctx context.Context, m licensing.Meta, brand, key, product, instance string) (resource.DeactivationResult, error)
 	Status(ctx context.Context, brand, key, product, instance string) (resource.Status, error)

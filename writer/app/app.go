@@ -17,6 +17,7 @@ import (
 	"github.com/licensing/licensing/internal/clientip"
 	"github.com/licensing/licensing/internal/ratelimit"
 	"github.com/licensing/licensing/internal/redislog"
+	"github.com/licensing/licensing/internal/sealbox"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/shared/retry"
 	"github.com/licensing/licensing/writer/api"
@@ -24,6 +25,7 @@ import (
 	"github.com/licensing/licensing/writer/openapi"
 	"github.com/licensing/licensing/writer/outbox"
 	"github.com/licensing/licensing/writer/postgres"
+	"github.com/licensing/licensing/writer/webhook"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +64,20 @@ type Config struct {
 	LimitWrite     string `env:"LIMIT_PUBLIC_WRITE" envDefault:"2/1s:20" help:"public activations and deactivations per client IP (not charged for a trusted proxy's requests: the edge charged them)"`
 	LimitNotFound  string `env:"LIMIT_NOT_FOUND" envDefault:"30/10m:30" help:"public 404 answers per client IP; past it every public request from the IP is 429"`
 	LimitUnauth    string `env:"LIMIT_UNAUTHORIZED" envDefault:"20/1m:20" help:"401 answers per client IP; past it every request with a credential from the IP is 429"`
+
+	// Webhooks (API.md "Webhooks"; writer/webhook). Zero values (a test's literal
+	// configuration) take the defaults.
+	WebhookKeys          string          `env:"WEBHOOK_KEYS" mask:"secret" help:"comma-separated base64 32-byte keys sealing webhook signing secrets at rest (AES-256-GCM): the first seals, every one opens (list a new key first to rotate); empty: the webhook endpoints answer 503"`
+	WebhookAllowLoopback bool            `env:"WEBHOOK_ALLOW_LOOPBACK" envDefault:"false" help:"let endpoint URLs resolve to loopback, and use http there (the local topology and tests only)"`
+	WebhookAllowPrivate  bool            `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false" help:"let endpoint URLs resolve to private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): on-premises receivers only; link-local and metadata addresses are never allowed"`
+	WebhookDeliver       string          `env:"WEBHOOK_DELIVER" envDefault:"on" help:"on: this writer works delivery jobs; off: it only dispatches events into the delivery log, other writers deliver"`
+	WebhookWorkers       int             `env:"WEBHOOK_WORKERS" envDefault:"50" help:"concurrent delivery attempts per writer"`
+	WebhookPerEndpoint   int             `env:"WEBHOOK_PER_ENDPOINT" envDefault:"4" help:"concurrent delivery attempts to one endpoint per writer (a slow endpoint holds no more of the workers)"`
+	WebhookTimeout       time.Duration   `env:"WEBHOOK_TIMEOUT" envDefault:"15s" help:"one delivery attempt: any 2xx within it is success"`
+	WebhookSchedule      []time.Duration `env:"WEBHOOK_RETRY_SCHEDULE" envDefault:"5s,5m,30m,2h,5h,10h,10h" help:"waits before each retry (jittered by ±20 %); after the last the delivery is failed"`
+	WebhookDisableAfter  time.Duration   `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h" help:"an endpoint whose deliveries all failed for this long is disabled"`
+	WebhookRescueAfter   time.Duration   `env:"WEBHOOK_RESCUE_AFTER" envDefault:"1m" help:"a delivery still running after this (its writer died) is attempted again; more than WEBHOOK_TIMEOUT"`
+	ExpiryInterval       time.Duration   `env:"EXPIRY_INTERVAL" envDefault:"10s" help:"how often passed expiries are recorded as license.expired changes (API.md: within a minute)"`
 
 	// Tests only (no variable): NoRelay runs no outbox relay, RelayDelay slows it down,
 	// RelayRetry replaces its retry policy.
@@ -168,6 +184,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	}
 	svc := licensing.New(store, time.Now, log)
 	svc.Observe = func(result string) { m.activations.WithLabelValues(result).Inc() }
+	hooks, err := cfg.webhooks(pool, svc, log, reg)
+	if err != nil {
+		return err
+	}
 
 	limits, err := cfg.limits()
 	if err != nil {
@@ -265,6 +285,32 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		}
 		return relay.Run(gctx)
 	})
+	g.Go(func() error { return hooks.Run(gctx) })
+	g.Go(func() error {
+		every := cfg.ExpiryInterval
+		if every <= 0 {
+			every = 10 * time.Second
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			for {
+				n, err := svc.RecordExpiries(gctx, 500)
+				if err != nil && gctx.Err() == nil {
+					log.Warn("recording expiries", "err", err)
+				}
+				m.expiries.Add(float64(n))
+				if n < 500 || err != nil {
+					break
+				}
+			}
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
 	g.Go(func() error {
 		every := cfg.IdempotencyCleanup
 		if every <= 0 {
@@ -286,6 +332,40 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		}
 	})
 	return g.Wait()
+}
+
+// webhooks builds the dispatcher and delivery workers and gives the domain its webhook
+// configuration.
+func (c Config) webhooks(pool *pgxpool.Pool, svc *licensing.Service, log *slog.Logger, reg prometheus.Registerer) (*webhook.Webhooks, error) {
+	var sealer licensing.Sealer
+	if c.WebhookKeys != "" {
+		box, err := sealbox.Parse(c.WebhookKeys)
+		if err != nil {
+			return nil, fmt.Errorf("%sWEBHOOK_KEYS: %w", EnvPrefix, err)
+		}
+		sealer = box
+	} else {
+		log.Warn("webhooks: no WRITER_WEBHOOK_KEYS; the webhook endpoints answer 503 (events are still dispatched)")
+	}
+	if c.WebhookDeliver != "" && c.WebhookDeliver != "on" && c.WebhookDeliver != "off" {
+		return nil, fmt.Errorf("%sWEBHOOK_DELIVER %q: on or off", EnvPrefix, c.WebhookDeliver)
+	}
+	guard := webhook.Guard{AllowLoopback: c.WebhookAllowLoopback, AllowPrivate: c.WebhookAllowPrivate}
+	hooks, err := webhook.New(pool, sealer, webhook.Config{
+		Workers: c.WebhookWorkers, PerEndpoint: c.WebhookPerEndpoint, Timeout: c.WebhookTimeout,
+		Schedule: c.WebhookSchedule, DisableAfter: c.WebhookDisableAfter, RescueAfter: c.WebhookRescueAfter,
+		NoWorkers: c.WebhookDeliver == "off", Guard: guard,
+	}, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	if sealer != nil {
+		svc.SetWebhooks(licensing.Webhooks{Sealer: sealer, CheckURL: guard.CheckURL, Queue: hooks})
+	}
+	if c.WebhookAllowLoopback || c.WebhookAllowPrivate {
+		log.Warn("webhooks may reach internal addresses", "loopback", c.WebhookAllowLoopback, "private", c.WebhookAllowPrivate)
+	}
+	return hooks, nil
 }
 
 // readiness: the writer can serve requests when Postgres is usable. NATS is not part of
@@ -321,6 +401,7 @@ type metrics struct {
 	outboxPublished   prometheus.Counter
 	outboxFailures    prometheus.Counter
 	outboxLag         prometheus.Histogram
+	expiries          prometheus.Counter
 }
 
 func b2f(b bool) float64 {
@@ -349,10 +430,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		outboxLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "license_outbox_lag_seconds",
 			Help:    "From outbox row insert to JetStream acknowledgement.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
+		expiries: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_expiries_recorded_total",
+			Help: "Expiries this writer recorded as license.expired changes (each expiry once across writers)."}),
 		limitRedisSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_writer_rate_limit_redis_skipped",
 			Help: "1 while the rate limits' Redis is unreachable and each writer limits alone."}),
 	}
-	reg.MustRegister(m.limitRedisSkipped, m.relayLeading, m.heartbeats, m.dbUnavailable, m.inputRefused, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag)
+	reg.MustRegister(m.limitRedisSkipped, m.relayLeading, m.heartbeats, m.dbUnavailable, m.inputRefused, m.activations, m.outboxPublished, m.outboxFailures, m.outboxLag, m.expiries)
 	// export the common outcomes at zero from the start
 	for _, r := range []string{licensing.ResultActivated, licensing.ResultExisting, "seat_limit_reached",
 		"license_not_found", "license_suspended", "license_cancelled", "license_expired", "invalid_request"} {

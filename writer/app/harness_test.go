@@ -227,7 +227,7 @@ func (e *env) rowCounts(t testing.TB) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, tbl := range []string{"brands", "api_keys", "products", "license_keys", "licenses", "activations",
-		"idempotency_keys", "audit_events", "outbox"} {
+		"idempotency_keys", "audit_events", "outbox", "webhook_endpoints", "webhook_events", "webhook_deliveries"} {
 		out[tbl] = e.count(t, "SELECT count(*) FROM "+tbl)
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/licensing/licensing/shared/problem"
@@ -70,8 +71,13 @@ type StoredOutcome struct {
 	Body []byte
 }
 
-// OutcomeOK marks a stored success.
-const OutcomeOK = "ok"
+// OutcomeOK marks a stored success; OutcomeSealed one whose body is sealed because it
+// carries a secret shown once (a webhook endpoint's signing secret): the record holds
+// it encrypted with the webhook key, bound to the brand and the Idempotency-Key.
+const (
+	OutcomeOK     = "ok"
+	OutcomeSealed = "sealed"
+)
 
 type storedProblem struct {
 	Detail string         `json:"detail"`
@@ -88,8 +94,23 @@ func problemOutcome(e *problem.Error) StoredOutcome {
 	return StoredOutcome{Kind: string(e.Kind), Body: b}
 }
 
+// sealedOutcomeAD binds a sealed outcome to its record.
+func sealedOutcomeAD(brandID, key string) []byte {
+	return []byte("idempotency:" + brandID + ":" + key)
+}
+
 // replay turns a stored outcome back into what the operation returns.
-func (o StoredOutcome) replay() *Replay {
+func (s *Service) replay(o StoredOutcome, brandID, key string) error {
+	if o.Kind == OutcomeSealed {
+		if s.webhooks.Sealer == nil {
+			return fmt.Errorf("replay: a sealed outcome and no webhook key configured")
+		}
+		body, err := s.webhooks.Sealer.Open(o.Body, sealedOutcomeAD(brandID, key))
+		if err != nil {
+			return fmt.Errorf("replay: open sealed outcome: %w", err)
+		}
+		return &Replay{Body: body}
+	}
 	if o.Kind == OutcomeOK {
 		return &Replay{Body: o.Body}
 	}
@@ -125,6 +146,16 @@ const (
 // domain error's outcome is stored after the rollback; an internal error releases the
 // claim so that a retry may run again.
 func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn func(Tx) (T, error)) (T, error) {
+	return idempotentOutcome(s, ctx, m, p, false, fn)
+}
+
+// idempotentSealed is idempotent for an answer that carries a secret shown once: the
+// stored outcome is sealed (OutcomeSealed).
+func idempotentSealed[T any](s *Service, ctx context.Context, m Meta, p Principal, fn func(Tx) (T, error)) (T, error) {
+	return idempotentOutcome(s, ctx, m, p, true, fn)
+}
+
+func idempotentOutcome[T any](s *Service, ctx context.Context, m Meta, p Principal, sealed bool, fn func(Tx) (T, error)) (T, error) {
 	var zero T
 	scope := BrandScope(p.BrandID)
 	idem := m.Idempotency
@@ -151,6 +182,12 @@ func idempotent[T any](s *Service, ctx context.Context, m Meta, p Principal, fn 
 		o, err := successOutcome(out)
 		if err != nil {
 			return err
+		}
+		if sealed {
+			if s.webhooks.Sealer == nil {
+				return fmt.Errorf("seal outcome: no webhook key configured")
+			}
+			o = StoredOutcome{Kind: OutcomeSealed, Body: s.webhooks.Sealer.Seal(o.Body, sealedOutcomeAD(p.BrandID, idem.Key))}
 		}
 		// fenced by the token: if a retry took the claim over meanwhile (this writer was
 		// paused, or lost its database for longer than the lease), this transaction rolls
@@ -237,7 +274,7 @@ func (s *Service) claim(ctx context.Context, brandID string, idem *Idempotency) 
 			return problem.New(problem.IdempotencyKeyReused, "this Idempotency-Key was used with a different request")
 		}
 		if ex.State == IdemDone {
-			return ex.Outcome.replay()
+			return s.replay(ex.Outcome, brandID, idem.Key)
 		}
 		taken, err := tx.TakeOverIdempotency(ctx, brandID, idem.Key, idem.Fingerprint, now.Add(-IdempotencyLeaseTimeout), now, token)
 		if err != nil {

@@ -67,6 +67,7 @@ type Service struct {
 	brandMu    sync.RWMutex
 	brandCache map[string]BrandRow
 	cursors    atomic.Pointer[cursors] // read from the store at first use
+	webhooks   Webhooks
 }
 
 // New returns a service over store. now is the clock.

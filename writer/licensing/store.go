@@ -42,6 +42,8 @@ type Tx interface {
 	AuditTx        // audit.go: audit events and the change record (version, audit, outbox)
 	IdempotencyTx  // idempotency.go: idempotency records
 	StatusTx       // status.go: the state a status check reads
+	WebhookTx      // webhooks.go: webhook endpoints and their delivery log
+	ExpiryTx       // expiry.go: recording expiries
 }
 
 // Lock order: every change under a license key locks the key row first and nothing else.

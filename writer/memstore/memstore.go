@@ -60,6 +60,11 @@ type data struct {
 	outbox      []OutboxRow
 	idem        map[[2]string]licensing.IdemRow
 	cursorKey   []byte
+	// webhooks.go
+	endpoints      map[string]licensing.EndpointRow
+	webhookEvents  map[string]licensing.WebhookEventRow
+	deliveries     map[string]licensing.DeliveryRow
+	expiryRecorded map[string]time.Time // license id → the expires_at whose passing was recorded
 }
 
 func randomKey() []byte {
@@ -73,6 +78,8 @@ func (d *data) clone() *data {
 		brands: maps.Clone(d.brands), apiKeys: maps.Clone(d.apiKeys), products: maps.Clone(d.products),
 		keys: maps.Clone(d.keys), licenses: maps.Clone(d.licenses), activations: maps.Clone(d.activations),
 		audit: slices.Clone(d.audit), outbox: slices.Clone(d.outbox), idem: maps.Clone(d.idem), cursorKey: d.cursorKey,
+		endpoints: maps.Clone(d.endpoints), webhookEvents: maps.Clone(d.webhookEvents),
+		deliveries: maps.Clone(d.deliveries), expiryRecorded: maps.Clone(d.expiryRecorded),
 	}
 }
 
@@ -83,6 +90,8 @@ func New() *Store {
 		products: map[string]licensing.ProductRow{}, keys: map[string]licensing.KeyRow{},
 		licenses: map[string]licensing.LicenseRow{}, activations: map[string]licensing.ActivationRow{},
 		idem: map[[2]string]licensing.IdemRow{}, cursorKey: randomKey(),
+		endpoints: map[string]licensing.EndpointRow{}, webhookEvents: map[string]licensing.WebhookEventRow{},
+		deliveries: map[string]licensing.DeliveryRow{}, expiryRecorded: map[string]time.Time{},
 	}}
 }
 

@@ -53,7 +53,7 @@ const LeaseName = "outbox-relay"
 type Config struct {
 	BatchSize      int           // rows per round, default 500
 	PollInterval   time.Duration // fallback when no notification arrives, default 1s
-	Retention      time.Duration // sent rows are deleted after this, default 1h
+	Retention      time.Duration // sent and dispatched rows are deleted after this, default 1h
 	AckTimeout     time.Duration // wait for JetStream acks, default 5s
 	HeartbeatEvery time.Duration // default 250ms
 	RenewEvery     time.Duration // lease renewal, default 1s
@@ -298,7 +298,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			return err
 		}
 		if time.Since(lastCleanup) > time.Minute {
-			if _, err := c.Exec(ctx, "DELETE FROM outbox WHERE sent_at < now() - $1::interval", r.cfg.Retention.String()); err != nil {
+			if _, err := c.Exec(ctx, "DELETE FROM outbox WHERE sent_at < now() - $1::interval AND dispatched_at IS NOT NULL", r.cfg.Retention.String()); err != nil {
 				return err
 			}
 			lastCleanup = time.Now()
@@ -359,7 +359,8 @@ func (r *Relay) round(ctx context.Context, c *pgx.Conn, token string, seq *uint6
 	// the lease check and the read in one statement
 	rows, err := c.Query(ctx, `SELECT l.held, o.id, o.subject, o.payload || jsonb_build_object('id', o.id), o.created_at
 		FROM (SELECT EXISTS (SELECT 1 FROM leases WHERE name = $2 AND token = $3) AS held) l
-		LEFT JOIN LATERAL (SELECT id, subject, payload, created_at FROM outbox WHERE l.held AND sent_at IS NULL
+		LEFT JOIN LATERAL (SELECT id, subject, payload, created_at FROM outbox WHERE l.held
+			AND (sent_at IS NULL OR dispatched_at IS NULL) AND sent_at IS NULL -- outbox_pending's predicate: its index
 			ORDER BY id LIMIT $1) o ON true`, r.cfg.BatchSize, LeaseName, token)
 	if err != nil {
 		return 0, err

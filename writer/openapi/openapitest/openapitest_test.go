@@ -108,6 +108,15 @@ var documented = []struct{ method, path string }{
 	{"GET", "/v1/licenses"},
 	{"GET", "/v1/customers/{email}/licenses"},
 	{"GET", "/v1/licenses/{id}/events"},
+	{"POST", "/v1/webhook-endpoints"},
+	{"GET", "/v1/webhook-endpoints"},
+	{"GET", "/v1/webhook-endpoints/{id}"},
+	{"PATCH", "/v1/webhook-endpoints/{id}"},
+	{"DELETE", "/v1/webhook-endpoints/{id}"},
+	{"POST", "/v1/webhook-endpoints/{id}/rotate-secret"},
+	{"POST", "/v1/webhook-endpoints/{id}/test"},
+	{"GET", "/v1/webhook-endpoints/{id}/deliveries"},
+	{"POST", "/v1/webhook-deliveries/{id}/retry"},
 	{"POST", "/v1/public/{brand}/activations"},
 	{"POST", "/v1/public/{brand}/deactivations"},
 	{"GET", "/v1/public/{brand}/licenses/{key}/status"},
@@ -154,7 +163,8 @@ func TestEveryAPIOperationIsDocumented(t *testing.T) {
 	for p, item := range m.Model.Paths.PathItems.FromOldest() {
 		for method, op := range item.GetOperations().FromOldest() {
 			hasIdem := slices.ContainsFunc(op.Parameters, func(pr *v3.Parameter) bool { return pr.Name == "Idempotency-Key" })
-			brandPost := method == "post" && (p == "/v1/products" || strings.HasPrefix(p, "/v1/license-keys") || strings.HasPrefix(p, "/v1/licenses/"))
+			brandPost := method == "post" && (p == "/v1/products" || strings.HasPrefix(p, "/v1/license-keys") || strings.HasPrefix(p, "/v1/licenses/") ||
+				strings.HasPrefix(p, "/v1/webhook-"))
 			if hasIdem != brandPost {
 				t.Errorf("%s %s: Idempotency-Key parameter present=%v, want %v", method, p, hasIdem, brandPost)
 			}
