@@ -1,7 +1,7 @@
 # Local development and CI entry points. See deploy/local/*.sh.
 SHELL := /usr/bin/env bash
 
-.PHONY: bench-flood fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
+.PHONY: bench-webhooks bench-flood fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
 	@RATE_LIMITS=$(RATE_LIMITS) deploy/local/up.sh
@@ -45,6 +45,10 @@ bench-flood: ## flood shield: Postgres reads per request for distinct unknown ke
 	@deploy/local/services.sh up test
 	@eval "$$(deploy/local/services.sh env test)" && go test -run '^$$' -bench UnknownKeyFlood -benchtime 20000x -count 3 ./e2e/
 	go test -run '^$$' -bench Filter10M -benchtime 1x -count 3 ./edge/shield/
+
+bench-webhooks: ## webhooks: delivery throughput (1000 endpoints, healthy vs 10% failing), change-to-first-attempt latency, activation rate with and without 100 subscribed endpoints (test-profile services)
+	@deploy/local/services.sh up test
+	@eval "$$(deploy/local/services.sh env test)" && go test -run '^$$' -bench Webhook -benchtime 1x -count 3 -timeout 40m ./writer/app/
 
 bench-micro: ## Go micro-benchmarks
 	go test -run '^$$' -bench . -benchmem ./...

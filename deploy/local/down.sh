@@ -6,6 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DATA="$REPO_ROOT/.data/local"
+stop_pidfile "$DATA/hook-receiver.pid" hook-receiver 10
 for i in 2 1; do
 	stop_pidfile "$DATA/edge-$i.pid" edge 20
 done

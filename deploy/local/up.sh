@@ -3,7 +3,8 @@
 #   Postgres primary :15432 + streaming replica :15433, Redis :16379, NATS :14222,
 #   writers :8080 and :8083 (one Postgres; the outbox relay runs on whichever holds
 #   its lease), edges :8081 and :8082 relaying writes to both writers,
-#   plus demo brands, products and a license key (first run only).
+#   plus demo brands, products and a license key (first run only), and a demo webhook
+#   receiver :8090 subscribed to the rankmath brand's events.
 # Idempotent: with everything running it only prints the summary again.
 # RATE_LIMITS=off (make up RATE_LIMITS=off) runs the writers and edges without rate limits,
 # for black-box suites that hammer the topology from one address; the default is on.
@@ -21,6 +22,7 @@ WRITER_PORT=${WRITER_PORT:-8080}
 WRITER2_PORT=${WRITER2_PORT:-8083}
 WRITER_PORTS=("$WRITER_PORT" "$WRITER2_PORT")
 EDGE_PORTS=("${EDGE1_PORT:-8081}" "${EDGE2_PORT:-8082}")
+RECEIVER_PORT=${RECEIVER_PORT:-8090}
 export PG_PORT PG_REPLICA_PORT REDIS_PORT NATS_PORT
 
 DATA="$REPO_ROOT/.data/local"
@@ -54,6 +56,8 @@ if [[ -d edge/cmd/edge ]]; then
 	log "building bin/edge"
 	go build -o bin/edge ./edge/cmd/edge
 fi
+log "building bin/hook-receiver"
+go build -o bin/hook-receiver ./writer/cmd/hook-receiver
 
 # --- operator token (generated once) -------------------------------------------
 TOKEN_FILE="$DATA/operator-token"
@@ -65,6 +69,15 @@ if [[ ! -s "$TOKEN_FILE" ]]; then
 fi
 OPERATOR_TOKEN=$(cat "$TOKEN_FILE")
 
+# --- the key sealing webhook secrets at rest (generated once) ----------------------
+WEBHOOK_KEY_FILE="$DATA/webhook-key"
+if [[ ! -s "$WEBHOOK_KEY_FILE" ]]; then
+	(
+		umask 077
+		head -c 32 /dev/urandom | base64 -w0 >"$WEBHOOK_KEY_FILE"
+	)
+fi
+
 WRITER_ENV=(
 	"WRITER_DATABASE_URL=$PRIMARY_APP_URL"
 	"WRITER_MIGRATE_DATABASE_URL=$MIGRATE_URL"
@@ -73,6 +86,9 @@ WRITER_ENV=(
 	"WRITER_REDIS_ADDR=127.0.0.1:$REDIS_PORT"
 	"WRITER_TRUSTED_PROXIES=$EDGE_SOURCE_IP/32"
 	"WRITER_RATE_LIMITS=$RATE_LIMITS"
+	"WRITER_WEBHOOK_KEYS=$(cat "$WEBHOOK_KEY_FILE")"
+	# the demo receiver listens on loopback: allowed here only (never in production)
+	"WRITER_WEBHOOK_ALLOW_LOOPBACK=true"
 )
 
 # --- rate-limit mode: a change restarts the writers and edges -------------------
@@ -254,6 +270,50 @@ if [[ "$DEMO_DONE" != 1 ]]; then
 	demo_set DEMO_DONE 1
 fi
 
+# --- demo webhook receiver (endpoint registered on the first run) -------------------
+WEBHOOK_SECRET_FILE="$DATA/webhook-secret"
+RECEIVER_URL="http://127.0.0.1:$RECEIVER_PORT/hooks"
+WEBHOOK_ENDPOINT_ID=${WEBHOOK_ENDPOINT_ID:-}
+if [[ -z "$WEBHOOK_ENDPOINT_ID" || ! -s "$WEBHOOK_SECRET_FILE" ]]; then
+	api POST /v1/webhook-endpoints "$RANKMATH_API_KEY" \
+		"{\"url\":\"$RECEIVER_URL\",\"description\":\"make up demo receiver\"}" \
+		-H 'Idempotency-Key: make-up-demo-webhook-1'
+	[[ "$HTTP_STATUS" == 201 ]] || die "POST /v1/webhook-endpoints: $HTTP_STATUS $HTTP_BODY"
+	secret=$(printf '%s' "$HTTP_BODY" | json_field secret)
+	id=$(printf '%s' "$HTTP_BODY" | json_field id)
+	[[ -n "$secret" && -n "$id" ]] || die "no id or secret in the webhook endpoint answer"
+	(
+		umask 077
+		printf '%s\n' "$secret" >"$WEBHOOK_SECRET_FILE"
+	)
+	demo_set WEBHOOK_ENDPOINT_ID "$id"
+	log "webhook endpoint $id registered for rankmath → $RECEIVER_URL"
+fi
+start_bg hook-receiver "$DATA/hook-receiver.pid" "$LOGS/hook-receiver.log" bin/hook-receiver -- \
+	"WEBHOOK_RECEIVER_ADDR=127.0.0.1:$RECEIVER_PORT" "WEBHOOK_SECRET_FILE=$WEBHOOK_SECRET_FILE"
+deadline=$((SECONDS + 10))
+until curl -s -o /dev/null "http://127.0.0.1:$RECEIVER_PORT/"; do
+	pid_alive "$DATA/hook-receiver.pid" || die "hook-receiver exited (see $LOGS/hook-receiver.log)"
+	((SECONDS < deadline)) || die "hook-receiver not listening on :$RECEIVER_PORT"
+	sleep 0.1
+done
+# show one delivery arriving: a webhook.test, verified by the receiver
+WEBHOOK_DEMO_LINE=""
+api POST "/v1/webhook-endpoints/$WEBHOOK_ENDPOINT_ID/test" "$RANKMATH_API_KEY" ''
+if [[ "$HTTP_STATUS" == 202 ]]; then
+	event=$(printf '%s' "$HTTP_BODY" | json_field event_id)
+	deadline=$((SECONDS + 20))
+	until WEBHOOK_DEMO_LINE=$(grep -F "webhook-id=$event" "$LOGS/hook-receiver.log" | tail -n 1) && [[ -n "$WEBHOOK_DEMO_LINE" ]]; do
+		if ((SECONDS >= deadline)); then
+			warn "the demo receiver has not logged webhook.test $event after 20 s (see $LOGS/hook-receiver.log)"
+			break
+		fi
+		sleep 0.2
+	done
+else
+	warn "POST /v1/webhook-endpoints/$WEBHOOK_ENDPOINT_ID/test: $HTTP_STATUS $HTTP_BODY"
+fi
+
 # --- summary ---------------------------------------------------------------------
 W=$WRITER_URL
 K=$DEMO_LICENSE_KEY
@@ -279,6 +339,9 @@ else
 	echo "rate limits OFF (make up RATE_LIMITS=off); plain 'make up' turns them back on"
 fi
 cat <<EOF
+
+webhooks    demo receiver http://127.0.0.1:$RECEIVER_PORT/hooks for rankmath (log .data/local/logs/hook-receiver.log)
+            last delivery: ${WEBHOOK_DEMO_LINE:-none yet}
 
 operator token      $OPERATOR_TOKEN
 rankmath API key    $RANKMATH_API_KEY
@@ -306,6 +369,9 @@ if ((EDGES_RUNNING)); then
 EOF
 fi
 cat <<EOF
+  # webhooks: every change of rankmath is delivered, signed, to the demo receiver; watch it
+  tail -f .data/local/logs/hook-receiver.log
+  curl -s $W/v1/webhook-endpoints/$WEBHOOK_ENDPOINT_ID/deliveries -H 'Authorization: Bearer $RANKMATH_API_KEY'
   # API docs: $W/api/docs/
 
 Stop everything with: make down

@@ -47,14 +47,14 @@ type option struct {
 func withConfig(f func(*app.Config)) option { return option{cfg: f} }
 func withLog(w io.Writer) option            { return option{logTo: w} }
 
-func start(t *testing.T, opts ...option) *env {
+func start(t testing.TB, opts ...option) *env {
 	t.Helper()
 	return startWith(t, dbtest.New(t), natstest.Start(t), opts...)
 }
 
 // startWith runs a writer over an existing database and NATS server; the writer stops when
 // the test ends or when stop is called.
-func startWith(t *testing.T, db dbtest.DB, ns *natstest.Server, opts ...option) *env {
+func startWith(t testing.TB, db dbtest.DB, ns *natstest.Server, opts ...option) *env {
 	t.Helper()
 	cfg := app.Config{
 		Addr: "127.0.0.1:0", DatabaseURL: db.AppURL, NATSURL: ns.URL(), OperatorToken: "op-secret-token",

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,10 +18,12 @@ type metrics struct {
 	dispatchLag    prometheus.Histogram
 	autoDisabled   prometheus.Counter
 	snoozed        prometheus.Counter
+	backlog        *backlog
 }
 
-func newMetrics(reg prometheus.Registerer, w *Webhooks) *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		backlog: &backlog{},
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_webhook_attempts_total",
 			Help: "Webhook delivery attempts by outcome: succeeded, http_error, timeout, network_error, forbidden_address, endpoint_disabled, internal_error."},
 			[]string{"outcome"}),
@@ -43,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, w *Webhooks) *metrics {
 			Help: "Attempts deferred because their endpoint already had its share of concurrent attempts (a slow endpoint held back)."}),
 	}
 	reg.MustRegister(m.attempts, m.deliveries, m.attemptSeconds, m.dispatched, m.queued, m.dispatchLag, m.autoDisabled,
-		m.snoozed, &backlog{w: w})
+		m.snoozed, m.backlog)
 	for _, o := range []string{outcomeSucceeded, outcomeHTTPError, outcomeTimeout, outcomeNetwork, outcomeForbidden} {
 		m.attempts.WithLabelValues(o)
 	}
@@ -52,18 +55,27 @@ func newMetrics(reg prometheus.Registerer, w *Webhooks) *metrics {
 	return m
 }
 
-// backlog reads the delivery log's state at scrape time (one indexed query).
-type backlog struct{ w *Webhooks }
+// backlog holds the delivery log's state, sampled every BacklogEvery by sampleBacklog
+// (one indexed query): a scrape never touches Postgres, so /metrics answers during a
+// database outage, with the last values.
+type backlog struct {
+	mu                     sync.Mutex
+	pending, due, disabled float64
+	oldest                 float64
+}
+
+// BacklogEvery is how often the backlog gauges are sampled.
+const BacklogEvery = 10 * time.Second
 
 var (
 	pendingDesc = prometheus.NewDesc("license_webhook_deliveries_pending",
-		"Deliveries not settled yet (waiting for their first attempt or a retry).", nil, nil)
+		"Deliveries not settled yet (waiting for their first attempt or a retry); database-wide, sampled every 10 s.", nil, nil)
 	dueDesc = prometheus.NewDesc("license_webhook_deliveries_due",
-		"Pending deliveries whose attempt time has come: the queue the workers have not caught up with.", nil, nil)
+		"Pending deliveries whose attempt time has come: the queue the workers have not caught up with; database-wide.", nil, nil)
 	oldestDesc = prometheus.NewDesc("license_webhook_oldest_due_seconds",
-		"How long the oldest due delivery has waited past its attempt time (0: none due).", nil, nil)
+		"How long the oldest due delivery has waited past its attempt time (0: none due); database-wide.", nil, nil)
 	disabledDesc = prometheus.NewDesc("license_webhook_endpoints_failing_disabled",
-		"Endpoints disabled because every delivery failed for 5 days.", nil, nil)
+		"Endpoints disabled because every delivery failed for 5 days; database-wide.", nil, nil)
 )
 
 func (b *backlog) Describe(ch chan<- *prometheus.Desc) {
@@ -74,24 +86,43 @@ func (b *backlog) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (b *backlog) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	var pending, due, disabled int64
-	var oldest float64
-	err := b.w.allBrands(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),
-			(SELECT count(*) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()),
-			(SELECT coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 FROM webhook_deliveries
-				WHERE status = 'pending' AND next_attempt_at <= now()),
-			(SELECT count(*) FROM webhook_endpoints WHERE disabled_reason = 'failing')`).Scan(&pending, &due, &oldest, &disabled)
-	})
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(pendingDesc, err)
-		return
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, b.pending)
+	ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, b.due)
+	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, b.oldest)
+	ch <- prometheus.MustNewConstMetric(disabledDesc, prometheus.GaugeValue, b.disabled)
+}
+
+// sampleBacklog refreshes the backlog gauges until ctx ends.
+func (w *Webhooks) sampleBacklog(ctx context.Context) {
+	t := time.NewTicker(BacklogEvery)
+	defer t.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var pending, due, disabled int64
+		var oldest float64
+		err := w.allBrands(qctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(qctx, `SELECT
+				(SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),
+				(SELECT count(*) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()),
+				(SELECT coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 FROM webhook_deliveries
+					WHERE status = 'pending' AND next_attempt_at <= now()),
+				(SELECT count(*) FROM webhook_endpoints WHERE disabled_reason = 'failing')`).Scan(&pending, &due, &oldest, &disabled)
+		})
+		cancel()
+		if err == nil {
+			b := w.m.backlog
+			b.mu.Lock()
+			b.pending, b.due, b.oldest, b.disabled = float64(pending), float64(due), oldest, float64(disabled)
+			b.mu.Unlock()
+		} else if ctx.Err() == nil {
+			w.log.Debug("webhook backlog sample", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
-	ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(due))
-	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest)
-	ch <- prometheus.MustNewConstMetric(disabledDesc, prometheus.GaugeValue, float64(disabled))
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/licensing/licensing/migrations"
+	"github.com/licensing/licensing/shared/retry"
 	"github.com/licensing/licensing/writer/licensing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
@@ -130,7 +131,7 @@ type Webhooks struct {
 func New(pool *pgxpool.Pool, sealer licensing.Sealer, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Webhooks, error) {
 	cfg.defaults()
 	w := &Webhooks{cfg: cfg, pool: pool, sealer: sealer, log: log, slots: newSlots(cfg.PerEndpoint), now: time.Now}
-	w.m = newMetrics(reg, w)
+	w.m = newMetrics(reg)
 	w.http = &http.Client{
 		Timeout: cfg.Timeout,
 		Transport: &http.Transport{
@@ -177,9 +178,21 @@ func New(pool *pgxpool.Pool, sealer licensing.Sealer, cfg Config, log *slog.Logg
 
 // Run dispatches and delivers until ctx ends.
 func (w *Webhooks) Run(ctx context.Context) error {
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		w.sampleBacklog(ctx)
+	}()
+	defer func() { <-sampled }()
 	if !w.cfg.NoWorkers {
-		if err := w.river.Start(ctx); err != nil {
-			return fmt.Errorf("river: %w", err)
+		// Postgres may be unreachable at start: keep trying, the writer serves meanwhile
+		err := retry.Until(ctx, retry.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second},
+			func() error { return w.river.Start(ctx) },
+			func(err error, wait time.Duration) {
+				w.log.Warn("webhook workers not started", "err", err, "retry_in", wait)
+			})
+		if err != nil {
+			return nil // ctx ended
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.Timeout+time.Second)
