@@ -188,6 +188,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	if err != nil {
 		return err
 	}
+	defer hooks.Close()
 
 	limits, err := cfg.limits()
 	if err != nil {

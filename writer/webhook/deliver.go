@@ -57,26 +57,22 @@ type target struct {
 	body     []byte
 }
 
-// allBrands runs fn in a transaction that sees every brand (the workers act for none).
+// allBrands runs fn in a transaction of the webhooks' pool (whose sessions see every
+// brand).
 func (w *Webhooks) allBrands(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT set_config('app.brand_id', 'all', true)"); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
+	return pgx.BeginFunc(ctx, w.pool, fn)
 }
 
 func (w *Webhooks) load(ctx context.Context, id string) (*target, error) {
 	var t target
-	err := w.allBrands(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT d.id, d.brand_id, d.event_id, d.endpoint_id, d.type, d.status, d.attempt,
+	err := func() error {
+		return w.pool.QueryRow(ctx, `SELECT d.id, d.brand_id, d.event_id, d.endpoint_id, d.type, d.status, d.attempt,
 			e.url, e.status, e.secret, e.previous_secret, e.previous_until, ev.body
 			FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN webhook_events ev ON ev.id = d.event_id
 			WHERE d.id = $1`, id).Scan(&t.d.ID, &t.d.BrandID, &t.d.EventID, &t.d.EndpointID, &t.d.Type, &t.d.Status,
 			&t.d.Attempt, &t.endpoint.URL, &t.endpoint.Status, &t.endpoint.Secret, &t.endpoint.PreviousSecret,
 			&t.endpoint.PreviousUntil, &t.body)
-	})
+	}()
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil // the endpoint was deleted, and its deliveries with it
 	}
@@ -230,17 +226,42 @@ func (w *Webhooks) settle(ctx context.Context, t *target, job *river.Job[Deliver
 		errText = &a.err
 	}
 	disabled := false
-	err := w.allBrands(ctx, func(tx pgx.Tx) error {
+	var err error
+	if a.outcome == outcomeSucceeded || a.outcome == outcomeDisabled || t.d.Type == licensing.WebhookTest {
+		// one statement: the delivery, and a success clears the endpoint's failure record
+		// (an attempt stopped by a disabled endpoint, or a test, says nothing of its health)
+		_, err = w.pool.Exec(ctx, `WITH d AS (UPDATE webhook_deliveries SET status = $2, attempt = attempt + $3,
+				response_status = $4, error = $5, next_attempt_at = $6, updated_at = $7 WHERE id = $1 RETURNING endpoint_id)
+			UPDATE webhook_endpoints e SET failing_since = NULL FROM d
+			WHERE $8 AND e.id = d.endpoint_id AND e.failing_since IS NOT NULL`,
+			t.d.ID, status, tried, a.status, errText, next, now,
+			a.outcome == outcomeSucceeded && t.d.Type != licensing.WebhookTest)
+	} else {
+		err = w.recordFailure(ctx, t, status, tried, a, errText, next, now, &disabled)
+	}
+	if err != nil {
+		return fmt.Errorf("record delivery attempt: %w", err)
+	}
+	w.m.attempts.WithLabelValues(a.outcome).Inc()
+	if status != licensing.DeliveryPending {
+		w.m.deliveries.WithLabelValues(status).Inc()
+	}
+	if disabled {
+		w.m.autoDisabled.Inc()
+		w.log.Warn("webhook endpoint disabled: every delivery failed", "endpoint", t.d.EndpointID, "brand", t.d.BrandID,
+			"for", w.cfg.DisableAfter)
+	}
+	return nil
+}
+
+// recordFailure records a failed attempt and the endpoint's failure record, disabling
+// the endpoint once it has failed for DisableAfter.
+func (w *Webhooks) recordFailure(ctx context.Context, t *target, status string, tried int, a attempt, errText *string,
+	next *time.Time, now time.Time, disabled *bool) error {
+	return w.allBrands(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = $2, attempt = attempt + $3, response_status = $4,
 			error = $5, next_attempt_at = $6, updated_at = $7 WHERE id = $1`,
 			t.d.ID, status, tried, a.status, errText, next, now); err != nil {
-			return err
-		}
-		if a.outcome == outcomeDisabled || t.d.Type == licensing.WebhookTest {
-			return nil // says nothing about the endpoint's health
-		}
-		if a.outcome == outcomeSucceeded {
-			_, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`, t.d.EndpointID)
 			return err
 		}
 		var epStatus, url string
@@ -257,7 +278,7 @@ func (w *Webhooks) settle(ctx context.Context, t *target, job *river.Job[Deliver
 			_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET failing_since = $2 WHERE id = $1`, t.d.EndpointID, since)
 			return err
 		}
-		disabled = true
+		*disabled = true
 		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET failing_since = $2, status = 'disabled',
 			disabled_reason = 'failing', updated_at = $3 WHERE id = $1`, t.d.EndpointID, since, now); err != nil {
 			return err
@@ -269,17 +290,4 @@ func (w *Webhooks) settle(ctx context.Context, t *target, job *river.Job[Deliver
 			uuid.Must(uuid.NewV7()), t.d.BrandID, now, t.d.EndpointID, url, since)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("record delivery attempt: %w", err)
-	}
-	w.m.attempts.WithLabelValues(a.outcome).Inc()
-	if status != licensing.DeliveryPending {
-		w.m.deliveries.WithLabelValues(status).Inc()
-	}
-	if disabled {
-		w.m.autoDisabled.Inc()
-		w.log.Warn("webhook endpoint disabled: every delivery failed", "endpoint", t.d.EndpointID, "brand", t.d.BrandID,
-			"for", w.cfg.DisableAfter)
-	}
-	return nil
 }

@@ -127,9 +127,25 @@ type Webhooks struct {
 	now    func() time.Time
 }
 
-// New builds the webhooks of a writer; Run starts them.
-func New(pool *pgxpool.Pool, sealer licensing.Sealer, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Webhooks, error) {
+// New builds the webhooks of a writer over a pool of their own, configured like appPool
+// (same database and role) but whose sessions see every brand (app.brand_id = 'all'
+// for the session, as the outbox relay's connection): the dispatcher, the workers and
+// River act for no single brand, and each of their reads and writes is then one round
+// trip instead of a transaction that sets the scope first. Only this package uses it.
+// Run starts them; Close releases the pool.
+func New(appPool *pgxpool.Pool, sealer licensing.Sealer, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Webhooks, error) {
 	cfg.defaults()
+	pcfg := appPool.Config().Copy()
+	pcfg.MaxConns = int32(min(max(cfg.Workers/2, 4), 32))
+	pcfg.MinConns = 0
+	pcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SELECT set_config('app.brand_id', 'all', false)")
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("webhook pool: %w", err)
+	}
 	w := &Webhooks{cfg: cfg, pool: pool, sealer: sealer, log: log, slots: newSlots(cfg.PerEndpoint), now: time.Now}
 	w.m = newMetrics(reg)
 	w.http = &http.Client{
@@ -170,11 +186,15 @@ func New(pool *pgxpool.Pool, sealer licensing.Sealer, cfg Config, log *slog.Logg
 	}
 	rc, err := river.NewClient(riverpgxv5.New(pool), rcfg)
 	if err != nil {
+		pool.Close()
 		return nil, fmt.Errorf("river: %w", err)
 	}
 	w.river = rc
 	return w, nil
 }
+
+// Close releases the webhooks' pool (after Run returned).
+func (w *Webhooks) Close() { w.pool.Close() }
 
 // Run dispatches and delivers until ctx ends.
 func (w *Webhooks) Run(ctx context.Context) error {
