@@ -49,7 +49,7 @@ bench-flood: ## flood shield: Postgres reads per request for distinct unknown ke
 bench-webhooks: ## webhooks: delivery throughput (1000 endpoints, healthy vs 10% failing), change-to-first-attempt latency, activation rate with and without 100 subscribed endpoints (test-profile services)
 	@deploy/local/services.sh up test
 	@eval "$$(deploy/local/services.sh env test)" && go test -run '^$$' -bench 'WebhookThroughput|WebhookLatency' -benchtime 1x -count 3 -timeout 20m ./writer/app/
-	@eval "$$(deploy/local/services.sh env test)" && go test -run '^$$' -bench ActivationWithWebhooks -benchtime 1x -count 1 -timeout 30m -v ./writer/app/ | grep -v '^=== RUN'
+	@eval "$$(deploy/local/services.sh env test)" && go test -run '^$$' -bench ActivationWithWebhooks -benchtime 1x -count 1 -timeout 30m ./writer/app/
 
 bench-micro: ## Go micro-benchmarks
 	go test -run '^$$' -bench . -benchmem ./...

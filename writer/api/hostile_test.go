@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licensing/licensing/internal/sealbox"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/writer/licensing"
 	"github.com/licensing/licensing/writer/memstore"
+	"github.com/licensing/licensing/writer/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,7 +28,8 @@ type domain struct {
 	s       *Server
 	store   *memstore.Store
 	apiKey  string
-	key, id string // a license key and its license's id
+	key, id  string // a license key and its license's id
+	endpoint string // a webhook endpoint's id
 }
 
 func newDomain(tb testing.TB) *domain {
@@ -50,9 +53,18 @@ func newDomain(tb testing.TB) *domain {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	box, err := sealbox.New([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc.SetWebhooks(licensing.Webhooks{Sealer: box, CheckURL: webhook.Guard{}.CheckURL})
+	ep, err := svc.CreateEndpoint(ctx, licensing.Meta{Actor: "test"}, p, "https://93.184.216.34/hooks", nil, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
 	s := New(svc, Config{OperatorToken: opToken, StatusMaxAge: time.Minute}, slog.New(slog.DiscardHandler),
 		prometheus.NewRegistry(), prometheus.NewRegistry())
-	return &domain{s: s, store: store, apiKey: b.APIKey.Secret, key: lk.Key, id: lk.Licenses[0].ID}
+	return &domain{s: s, store: store, apiKey: b.APIKey.Secret, key: lk.Key, id: lk.Licenses[0].ID, endpoint: ep.ID}
 }
 
 // written is how much the store holds that a write adds to (every write audits, and every
@@ -214,6 +226,25 @@ func templates() []template {
 		{"status.path-key", func(d *domain, v string, _ bool) *http.Request {
 			return req("GET", "/v1/public/acme/licenses/"+url.PathEscape(d.key+v)+"/status", "")
 		}},
+		{"webhook.url", func(d *domain, v string, esc bool) *http.Request {
+			return req("POST", "/v1/webhook-endpoints", `{"url":`+jsonString("https://93.184.216.34/h"+v, esc)+`}`,
+				"Authorization", "Bearer "+d.apiKey)
+		}},
+		{"webhook.description", func(d *domain, v string, esc bool) *http.Request {
+			return req("POST", "/v1/webhook-endpoints", `{"url":"https://93.184.216.34/h","description":`+jsonString("d"+v, esc)+`}`,
+				"Authorization", "Bearer "+d.apiKey)
+		}},
+		{"webhook.events", func(d *domain, v string, esc bool) *http.Request {
+			return req("POST", "/v1/webhook-endpoints", `{"url":"https://93.184.216.34/h","events":[`+jsonString("license.created"+v, esc)+`]}`,
+				"Authorization", "Bearer "+d.apiKey)
+		}},
+		{"webhook.patch-url", func(d *domain, v string, esc bool) *http.Request {
+			return req("PATCH", "/v1/webhook-endpoints/"+d.endpoint, `{"url":`+jsonString("https://93.184.216.34/p"+v, esc)+`}`,
+				"Authorization", "Bearer "+d.apiKey)
+		}},
+		{"webhook.path-id", func(d *domain, v string, _ bool) *http.Request {
+			return req("POST", "/v1/webhook-endpoints/"+url.PathEscape(d.endpoint+v)+"/rotate-secret", "", "Authorization", "Bearer "+d.apiKey)
+		}},
 		{"customers.path-email", func(d *domain, v string, _ bool) *http.Request {
 			return req("GET", "/v1/customers/"+url.PathEscape("jane"+v+"@example.com")+"/licenses", "", "Authorization", "Bearer "+opToken)
 		}},
@@ -286,6 +317,8 @@ func FuzzWriterRequest(f *testing.F) {
 		{"GET", "/v1/licenses?customer_email=jane%40example.com&limit=1&cursor=AAAA", "", "", "KEY", ""},
 		{"POST", "/v1/products", `{"code":"p","code":"q"}`, "application/json", "KEY", ""},
 		{"DELETE", "/v1/brands/acme/api-keys/x", "", "", "OP", ""},
+		{"POST", "/v1/webhook-endpoints", `{"url":"https://93.184.216.34/h","events":["license.created"]}`, "application/json", "KEY", "idem-2"},
+		{"PATCH", "/v1/webhook-endpoints/0190d5b0-0000-7000-8000-000000000000", `{"status":"disabled"}`, "application/json", "KEY", ""},
 	} {
 		f.Add(s.method, s.target, []byte(s.body), s.ct, s.auth, s.idem)
 	}

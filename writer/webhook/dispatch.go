@@ -63,6 +63,22 @@ func (w *Webhooks) listen(ctx context.Context) error {
 		if n == DispatchBatch {
 			continue
 		}
+		// rows another transaction held (the relay marking them sent, another writer's
+		// dispatcher) were skipped: come back for them at once rather than at the next
+		// notification or poll
+		var skipped bool
+		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM outbox
+			WHERE (sent_at IS NULL OR dispatched_at IS NULL) AND dispatched_at IS NULL)`).Scan(&skipped); err != nil {
+			return err
+		}
+		if skipped {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Millisecond):
+			}
+			continue
+		}
 		wctx, cancel := context.WithTimeout(ctx, w.cfg.DispatchPoll)
 		_, err = c.WaitForNotification(wctx)
 		cancel()
