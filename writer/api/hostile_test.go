@@ -25,9 +25,9 @@ import (
 // conformance suite holds it to Postgres' behaviour), with one brand, a product, an API
 // key and a license key provisioned.
 type domain struct {
-	s       *Server
-	store   *memstore.Store
-	apiKey  string
+	s        *Server
+	store    *memstore.Store
+	apiKey   string
 	key, id  string // a license key and its license's id
 	endpoint string // a webhook endpoint's id
 }

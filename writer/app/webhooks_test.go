@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"sync/atomic"
 	"syscall"
 
@@ -534,6 +535,27 @@ func TestWebhookRetries(t *testing.T) {
 	}
 	other := e.brand(t, "other")
 	e.must(t, 404, "POST", "/v1/webhook-deliveries/"+d.ID+"/retry", other, nil)
+
+	// every webhook metric the dashboard and the alert rules name is exported
+	metrics := string(e.must(t, 200, "GET", "/metrics", "", nil).Body)
+	for _, f := range []string{"../../deploy/prometheus/rules.yaml", "../../deploy/grafana/license-service.json"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := regexp.MustCompile(`[a-z_:]*license_(?:webhook|expiries)_[a-z_:]+`).FindAllString(string(b), -1)
+		if len(names) == 0 {
+			t.Fatalf("%s names no webhook metric", f)
+		}
+		for _, n := range names {
+			if strings.Contains(n, ":") {
+				continue // a recording rule's name
+			}
+			if !regexp.MustCompile(`(?m)^` + n + `[{ ]`).MatchString(metrics) {
+				t.Errorf("%s names %s, which the writer does not export", f, n)
+			}
+		}
+	}
 }
 
 // A delivery whose retries are exhausted is failed; an endpoint whose deliveries all

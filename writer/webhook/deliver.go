@@ -106,7 +106,13 @@ func (dw *deliveryWorker) Work(ctx context.Context, job *river.Job[DeliveryArgs]
 		return err
 	}
 	if a.outcome != outcomeSucceeded {
-		return fmt.Errorf("delivery %s attempt %d: %s", t.d.ID, t.d.Attempt+1, a.err)
+		// the outcome only: the detail (which may name the endpoint's URL) is in the
+		// delivery log, shown to the brand, not in the writer's logs
+		detail := a.outcome
+		if a.status != nil {
+			detail += " " + strconv.Itoa(*a.status)
+		}
+		return fmt.Errorf("delivery %s attempt %d: %s", t.d.ID, t.d.Attempt+1, detail)
 	}
 	return nil
 }
