@@ -15,7 +15,7 @@ const module = deptest.Module
 func TestDomainImportsNoTransportAndNoDriver(t *testing.T) {
 	deptest.Forbid(t, deptest.List(t, module+"/writer/licensing"),
 		"net/http", "github.com/jackc/pgx", "github.com/nats-io", "github.com/redis/go-redis", "github.com/valyala/fasthttp",
-		module+"/writer/api", module+"/writer/postgres")
+		"github.com/riverqueue", module+"/writer/api", module+"/writer/postgres", module+"/writer/webhook")
 }
 
 func TestWriterDoesNotImportEdge(t *testing.T) {

@@ -2,14 +2,11 @@ package licensing
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strconv"
 
+	"github.com/licensing/licensing/internal/sealbox"
 	"github.com/licensing/licensing/shared/problem"
 	"github.com/licensing/licensing/shared/resource"
 )
@@ -47,33 +44,23 @@ func ParsePage(limit, cursor string) (Page, error) {
 
 var errBadCursor = problem.Invalid("cursor", "is not a cursor this API returned for this list")
 
-// cursors seal keyset positions (the id of a page's last row) with AES-GCM: a cursor
-// reveals nothing (not the id of a masked entry of another brand in a cross-brand list),
-// cannot be forged, and opens only for the list and caller it was made for (the list is
-// the additional data). Every writer uses the same key, made once per database (CursorTx).
-type cursors struct{ aead cipher.AEAD }
+// cursors seal keyset positions (the id of a page's last row) with AES-GCM
+// (internal/sealbox): a cursor reveals nothing (not the id of a masked entry of another
+// brand in a cross-brand list), cannot be forged, and opens only for the list and caller
+// it was made for (the list is the additional data). Every writer uses the same key, made
+// once per database (CursorTx).
+type cursors struct{ box *sealbox.Box }
 
 func newCursors(key []byte) (*cursors, error) {
-	if len(key) != 32 {
-		return nil, errors.New("cursor key: need 32 bytes")
-	}
-	block, err := aes.NewCipher(key)
+	box, err := sealbox.New(key)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &cursors{aead: aead}, nil
+	return &cursors{box: box}, nil
 }
 
 func (c *cursors) seal(list, id string) string {
-	nonce := make([]byte, c.aead.NonceSize(), c.aead.NonceSize()+len(id)+c.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		panic("licensing: crypto/rand: " + err.Error())
-	}
-	return base64.RawURLEncoding.EncodeToString(c.aead.Seal(nonce, nonce, []byte(id), []byte(list)))
+	return base64.RawURLEncoding.EncodeToString(c.box.Seal([]byte(id), []byte(list)))
 }
 
 // open returns the id sealed in cursor ("" for no cursor).
@@ -82,10 +69,10 @@ func (c *cursors) open(list, cursor string) (string, error) {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) < c.aead.NonceSize() {
+	if err != nil {
 		return "", errBadCursor
 	}
-	id, err := c.aead.Open(nil, b[:c.aead.NonceSize()], b[c.aead.NonceSize():], []byte(list))
+	id, err := c.box.Open(b, []byte(list))
 	if err != nil || !validID(string(id)) {
 		return "", errBadCursor
 	}
