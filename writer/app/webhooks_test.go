@@ -961,3 +961,33 @@ func TestWebhookWorkerKilled(t *testing.T) {
 		}
 	}
 }
+
+// An outbox row that is not a contract event (a tool's '{}', an unknown type) is
+// dispatched with no delivery and never blocks the events behind it.
+func TestWebhookDispatcherSkipsRowsThatAreNotEvents(t *testing.T) {
+	e := start(t, withConfig(hooksConfig(webhookKey())))
+	api := e.brand(t, "hooks", "pro")
+	r := newReceiver(t, nil)
+	e.subscribe(t, api, r.URL)
+	var brandID string
+	admin := e.admin(t)
+	if err := admin.QueryRow(context.Background(), "SELECT id::text FROM brands WHERE slug = 'hooks'").Scan(&brandID); err != nil {
+		t.Fatal(err)
+	}
+	for _, payload := range []string{`{}`, `{"type":"license.exploded"}`, `{"type":"license.created"}`, `[1,2]`} {
+		if _, err := admin.Exec(context.Background(), `INSERT INTO outbox (brand_id, license_key_id, version, subject, payload)
+			VALUES ($1, gen_random_uuid(), 1, 'license.events.x', $2::jsonb)`, brandID, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.must(t, 201, "POST", "/v1/license-keys", api, map[string]any{"customer_email": "c@example.com",
+		"licenses": []map[string]any{{"product": "pro"}}})
+	r.waitFor(t, 10*time.Second, "the real event behind the junk rows", func(hs []hook) bool { return len(hs) >= 1 })
+	e.settled(t, 1)
+	if n := e.count(t, "SELECT count(*) FROM outbox WHERE dispatched_at IS NULL"); n != 0 {
+		t.Fatalf("%d outbox rows left undispatched", n)
+	}
+	if got := types(r.hooks()); len(got) != 1 || got[0] != "license_key.created" {
+		t.Fatalf("received %v", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -126,8 +127,9 @@ func (w *Webhooks) DispatchOnce(ctx context.Context) (int, error) {
 				return err
 			}
 			if err := json.Unmarshal(payload, &r.change); err != nil {
-				rows.Close()
-				return fmt.Errorf("outbox %d: %w", r.id, err)
+				// never a poison row: it is marked dispatched with no delivery
+				w.log.Error("webhook dispatcher: outbox row is not an event; skipped", "outbox_id", r.id, "err", err)
+				r.change = event.Change{}
 			}
 			r.change.ID = r.id
 			batch = append(batch, r)
@@ -172,6 +174,9 @@ func (w *Webhooks) DispatchOnce(ctx context.Context) (int, error) {
 		var deliveries []licensing.DeliveryRow
 		insert := &pgx.Batch{}
 		for _, r := range batch {
+			if !slices.Contains(licensing.WebhookEventTypes, r.change.Type) {
+				continue // not a contract event type: nothing to deliver
+			}
 			var targets []string
 			for _, e := range endpoints[r.brandID] {
 				if licensing.Subscribed(e.events, r.change.Type) {
@@ -183,7 +188,8 @@ func (w *Webhooks) DispatchOnce(ctx context.Context) (int, error) {
 			}
 			body, err := licensing.WebhookBody(&r.change)
 			if err != nil {
-				return err
+				w.log.Error("webhook dispatcher: event cannot be rendered; skipped", "outbox_id", r.id, "type", r.change.Type, "err", err)
+				continue
 			}
 			eventID := uuid.Must(uuid.NewV7()).String()
 			insert.Queue(`INSERT INTO webhook_events (id, brand_id, outbox_id, type, body, created_at)
