@@ -173,7 +173,9 @@ func New(appPool *pgxpool.Pool, sealer licensing.Sealer, cfg Config, log *slog.L
 		JobTimeout:           cfg.jobTimeout(),
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		MaxAttempts:          len(cfg.Schedule) + 1,
-		Logger:               log.With("component", "river"),
+		// River reports each failed attempt at info level: the delivery log and the
+		// metrics carry those; its warnings and errors go to the writer's log
+		Logger: slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("component", "river"),
 		// a succeeded delivery's job is kept a day, a failed one a week: a manual retry
 		// within that time revives the job; later it inserts a new one
 		CompletedJobRetentionPeriod: 24 * time.Hour,
@@ -224,6 +226,21 @@ func (w *Webhooks) Run(ctx context.Context) error {
 	}
 	return w.dispatch(ctx)
 }
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+func (h minLevel) WithGroup(g string) slog.Handler { return minLevel{h.Handler.WithGroup(g), h.min} }
 
 // ---------------------------------------------------------------- the domain's queue
 
