@@ -236,12 +236,16 @@ func (w *Webhooks) settle(ctx context.Context, t *target, job *river.Job[Deliver
 	if a.outcome == outcomeSucceeded || a.outcome == outcomeDisabled || t.d.Type == licensing.WebhookTest {
 		// one statement: the delivery, and a success clears the endpoint's failure record
 		// (an attempt stopped by a disabled endpoint, or a test, says nothing of its health)
+		// (a delivery stopped because its endpoint is disabled keeps its last attempt's
+		// status and says why it stopped before that attempt's error)
 		_, err = w.pool.Exec(ctx, `WITH d AS (UPDATE webhook_deliveries SET status = $2, attempt = attempt + $3,
-				response_status = $4, error = $5, next_attempt_at = $6, updated_at = $7 WHERE id = $1 RETURNING endpoint_id)
+				response_status = CASE WHEN $9 THEN response_status ELSE $4 END,
+				error = CASE WHEN $9 THEN $5 || coalesce('; last attempt: ' || error, '') ELSE $5 END,
+				next_attempt_at = $6, updated_at = $7 WHERE id = $1 RETURNING endpoint_id)
 			UPDATE webhook_endpoints e SET failing_since = NULL FROM d
 			WHERE $8 AND e.id = d.endpoint_id AND e.failing_since IS NOT NULL`,
 			t.d.ID, status, tried, a.status, errText, next, now,
-			a.outcome == outcomeSucceeded && t.d.Type != licensing.WebhookTest)
+			a.outcome == outcomeSucceeded && t.d.Type != licensing.WebhookTest, a.outcome == outcomeDisabled)
 	} else {
 		err = w.recordFailure(ctx, t, status, tried, a, errText, next, now, &disabled)
 	}
