@@ -99,12 +99,12 @@ func (t *txn) InsertDelivery(ctx context.Context, d licensing.DeliveryRow) error
 	return mapErr("insert webhook delivery", err)
 }
 
-// DeliveryCols are the columns ScanDelivery reads (also used by writer/webhook).
-const DeliveryCols = `d.id, d.brand_id, d.event_id, d.endpoint_id, d.type, d.status, d.attempt, d.response_status, d.error,
+// deliveryCols are the columns scanDelivery reads.
+const deliveryCols = `d.id, d.brand_id, d.event_id, d.endpoint_id, d.type, d.status, d.attempt, d.response_status, d.error,
 	d.next_attempt_at, d.job_id, d.created_at, d.updated_at`
 
-// ScanDelivery reads DeliveryCols.
-func ScanDelivery(r pgx.Row) (licensing.DeliveryRow, error) {
+// scanDelivery reads deliveryCols.
+func scanDelivery(r pgx.Row) (licensing.DeliveryRow, error) {
 	var d licensing.DeliveryRow
 	err := r.Scan(&d.ID, &d.BrandID, &d.EventID, &d.EndpointID, &d.Type, &d.Status, &d.Attempt, &d.ResponseStatus,
 		&d.Error, &d.NextAttemptAt, &d.JobID, &d.CreatedAt, &d.UpdatedAt)
@@ -112,7 +112,7 @@ func ScanDelivery(r pgx.Row) (licensing.DeliveryRow, error) {
 }
 
 func (t *txn) LockDelivery(ctx context.Context, brandID, id string) (licensing.DeliveryRow, error) {
-	d, err := ScanDelivery(t.row(ctx, `SELECT `+DeliveryCols+` FROM webhook_deliveries d WHERE d.brand_id = $1 AND d.id = $2
+	d, err := scanDelivery(t.row(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries d WHERE d.brand_id = $1 AND d.id = $2
 		FOR UPDATE`, brandID, id))
 	return d, mapErr("lock webhook delivery", err)
 }
@@ -127,9 +127,9 @@ func (t *txn) RequeueDelivery(ctx context.Context, brandID, id string, at time.T
 }
 
 func (t *txn) ListDeliveries(ctx context.Context, brandID, endpointID, before string, limit int) ([]licensing.DeliveryRow, error) {
-	rows, err := t.query(ctx, `SELECT `+DeliveryCols+` FROM webhook_deliveries d WHERE d.brand_id = $1 AND d.endpoint_id = $2
+	rows, err := t.query(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries d WHERE d.brand_id = $1 AND d.endpoint_id = $2
 		AND ($3::uuid IS NULL OR d.id < $3::uuid) ORDER BY d.id DESC LIMIT $4`, brandID, endpointID, nullUUID(before), limit)
-	return collect("list webhook deliveries", rows, err, func(r pgx.Rows) (licensing.DeliveryRow, error) { return ScanDelivery(r) })
+	return collect("list webhook deliveries", rows, err, func(r pgx.Rows) (licensing.DeliveryRow, error) { return scanDelivery(r) })
 }
 
 // ---------------------------------------------------------------- expiries

@@ -65,14 +65,12 @@ func (w *Webhooks) allBrands(ctx context.Context, fn func(pgx.Tx) error) error {
 
 func (w *Webhooks) load(ctx context.Context, id string) (*target, error) {
 	var t target
-	err := func() error {
-		return w.pool.QueryRow(ctx, `SELECT d.id, d.brand_id, d.event_id, d.endpoint_id, d.type, d.status, d.attempt,
+	err := w.pool.QueryRow(ctx, `SELECT d.id, d.brand_id, d.event_id, d.endpoint_id, d.type, d.status, d.attempt,
 			e.url, e.status, e.secret, e.previous_secret, e.previous_until, ev.body
 			FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN webhook_events ev ON ev.id = d.event_id
 			WHERE d.id = $1`, id).Scan(&t.d.ID, &t.d.BrandID, &t.d.EventID, &t.d.EndpointID, &t.d.Type, &t.d.Status,
-			&t.d.Attempt, &t.endpoint.URL, &t.endpoint.Status, &t.endpoint.Secret, &t.endpoint.PreviousSecret,
-			&t.endpoint.PreviousUntil, &t.body)
-	}()
+		&t.d.Attempt, &t.endpoint.URL, &t.endpoint.Status, &t.endpoint.Secret, &t.endpoint.PreviousSecret,
+		&t.endpoint.PreviousUntil, &t.body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil // the endpoint was deleted, and its deliveries with it
 	}
