@@ -113,15 +113,26 @@ func (g Guard) CheckURL(ctx context.Context, raw string) (string, error) {
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return "", bad("must not carry a fragment")
 	}
+	if u.Scheme == "http" && !g.AllowLoopback {
+		return "", bad("must be an https URL") // http only on loopback, and only when allowed
+	}
 	host := u.Hostname()
 	addrs, err := g.resolve(ctx, host)
 	if err != nil {
 		return "", bad("host %q does not resolve", host)
 	}
+	_, literal := netip.ParseAddr(strings.Trim(host, "[]"))
 	allLoopback := true
 	for _, a := range addrs {
 		if err := g.Check(a); err != nil {
-			return "", bad("resolves to %v", err)
+			if literal == nil {
+				return "", bad("%v", err)
+			}
+			var f *errForbidden
+			if errors.As(err, &f) {
+				return "", bad("host %q resolves to %s, a %s address, which webhooks may not reach", host, f.addr, f.reason)
+			}
+			return "", bad("host %q: %v", host, err)
 		}
 		allLoopback = allLoopback && a.Unmap().IsLoopback()
 	}
