@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure the servers the local topology and the tests need are installed:
-# PostgreSQL (server binaries, 15 preferred), Redis, NATS (JetStream), curl, and the C
-# compiler go test -race needs (the race detector is built with cgo).
+# PostgreSQL (server binaries, 15 preferred), Redis, NATS (JetStream), curl, the C
+# compiler go test -race needs (the race detector is built with cgo), and for the PHP
+# client's tests (e2e/php_test.go, e2e/wordpress_test.go): PHP CLI with curl, mysqli, xml,
+# mbstring and sodium (built into Debian's PHP), phpunit, WordPress (Debian's package; the
+# test copies its files, it does not use /etc/wordpress) and MariaDB (the test starts a
+# private mariadbd; on a machine that starts services, Debian's packages also start the
+# system's apache2 and mariadb, which the tests do not use).
 # On Debian/Ubuntu missing packages are installed with apt-get; elsewhere it
 # prints what to install and exits 1. Silent when everything is present.
 set -euo pipefail
@@ -17,6 +22,19 @@ command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 CC_BIN=$(go env CC 2>/dev/null || echo gcc)
 command -v "$CC_BIN" >/dev/null 2>&1 || missing+=(gcc)
+# PHP client tests
+if command -v php >/dev/null 2>&1; then
+	php_modules=$(php -m 2>/dev/null | tr '[:upper:]' '[:lower:]')
+	grep -qx curl <<<"$php_modules" || missing+=(php-curl)
+	grep -qx mysqli <<<"$php_modules" || missing+=(php-mysql)
+	grep -qx xml <<<"$php_modules" || missing+=(php-xml)
+	grep -qx mbstring <<<"$php_modules" || missing+=(php-mbstring)
+else
+	missing+=(php-cli php-curl php-mysql php-xml php-mbstring)
+fi
+command -v phpunit >/dev/null 2>&1 || missing+=(phpunit)
+[[ -f /usr/share/wordpress/wp-load.php ]] || missing+=(wordpress)
+[[ -x /usr/sbin/mariadbd ]] || command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
 
 ((${#missing[@]} == 0)) && exit 0
 
@@ -37,6 +55,9 @@ This script installs them automatically only on Debian/Ubuntu. Install by hand:
       macOS: brew install nats-server     elsewhere: the nats-server release for your OS
   - curl
   - a C compiler (gcc or clang; \`go env CC\`): make test runs go test -race, which needs cgo
+  - PHP 7.4+ CLI with curl, mysqli, xml, mbstring and sodium; phpunit 9; WordPress 6 in
+    /usr/share/wordpress; MariaDB server (mariadbd): the PHP client's and WordPress tests
+    (or skip them: LICENSE_TEST_SKIP_PHP=1 LICENSE_TEST_SKIP_WORDPRESS=1)
 EOF
 	exit 1
 fi
@@ -59,6 +80,6 @@ if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" 
 fi
 
 find_pg_bin >/dev/null || die "PostgreSQL server binaries still not found after install (set PG_BIN)"
-for c in psql redis-server redis-cli nats-server curl "$CC_BIN"; do
+for c in psql redis-server redis-cli nats-server curl "$CC_BIN" php phpunit; do
 	command -v "$c" >/dev/null 2>&1 || die "$c still not found after install"
 done
