@@ -182,7 +182,7 @@ func TestEdgeRoleCannotWrite(t *testing.T) {
 	if callable, err := pgx.CollectRows(fns, pgx.RowTo[string]); err != nil || len(callable) > 0 {
 		t.Fatalf("license_edge may execute %v (%v)", callable, err)
 	}
-	refused(t, ctx, edge, brands[0].id, `SELECT license_activate(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
+	refused(t, ctx, edge, brands[0].id, `SELECT license_activate(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
 	refused(t, ctx, edge, brands[0].id, `SELECT license_deactivate(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
 	refused(t, ctx, edge, brands[0].id, `CREATE TABLE edge_scratch (id int)`)
 	refused(t, ctx, edge, brands[0].id, `CREATE FUNCTION edge_scratch() RETURNS int LANGUAGE sql AS 'SELECT 1'`)
@@ -202,7 +202,7 @@ func TestEdgeRoleCannotWrite(t *testing.T) {
 	// the writer's role keeps its seat statements (00004 took them from PUBLIC only)
 	app := connect(t, ctx, db.AppURL)
 	var outcome string
-	if err := app.QueryRow(ctx, `SELECT (license_activate($1, $2, $3, 'nope', 'x', gen_random_uuid(), gen_random_uuid(), now(), 'test', '')).outcome`,
+	if err := app.QueryRow(ctx, `SELECT (license_activate($1, $2, $3, 'nope', 'x', false, NULL, gen_random_uuid(), gen_random_uuid(), now(), 'test', '')).outcome`,
 		brands[0].id, brands[0].slug, brands[0].key).Scan(&outcome); err != nil || outcome != "license_not_found" {
 		t.Fatalf("license_app calling license_activate: %q %v", outcome, err)
 	}

@@ -13,6 +13,7 @@ package statusread
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,7 +74,8 @@ func ScanState(rows pgx.Rows) (st license.State, found bool, err error) {
 // entry's as-of version) and the version of the newest of those activations. Arguments:
 // brand slug, key, normalized instance. No row for an unknown key.
 const InstanceQuery = `SELECT k.version, coalesce(max(a.version), 0),
-  coalesce(array_agg(a.license_id::text ORDER BY a.license_id) FILTER (WHERE a.license_id IS NOT NULL), '{}')
+  coalesce(array_agg(a.license_id::text ORDER BY a.license_id) FILTER (WHERE a.license_id IS NOT NULL), '{}'),
+  coalesce(array_agg(a.development ORDER BY a.license_id) FILTER (WHERE a.license_id IS NOT NULL), '{}')
 FROM license_keys k
 JOIN brands b ON b.id = k.brand_id
 LEFT JOIN licenses l ON l.license_key_id = k.id AND l.brand_id = k.brand_id
@@ -84,15 +86,19 @@ GROUP BY k.id, k.version`
 // ScanInstance reads InstanceQuery's row; found is false for an unknown key.
 func ScanInstance(row pgx.Row, instance string) (in license.Instance, found bool, err error) {
 	var ids []string
+	var dev []bool
 	in.Instance = instance
-	if err := row.Scan(&in.AsOf, &in.Changed, &ids); err != nil {
+	if err := row.Scan(&in.AsOf, &in.Changed, &ids, &dev); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return in, false, nil
 		}
 		return in, false, err
 	}
-	for _, id := range ids {
-		in.Activations = append(in.Activations, license.InstanceActivation{LicenseID: id})
+	if len(dev) != len(ids) {
+		return in, false, fmt.Errorf("instance row: %d activations with %d development flags", len(ids), len(dev))
+	}
+	for i, id := range ids {
+		in.Activations = append(in.Activations, license.InstanceActivation{LicenseID: id, Development: dev[i]})
 	}
 	return in, true, nil
 }

@@ -151,8 +151,9 @@ func (c *Checker) provisioning(ctx context.Context, db *pgx.Conn, ops []*Op) Che
 
 type pair struct{ license, instance string }
 
-// actState is what the answers say of one (license, instance) pair.
-type actState struct{ known, active bool }
+// actState is what the answers say of one (license, instance) pair; dev is whether its
+// activation is a development instance's.
+type actState struct{ known, active, dev bool }
 
 // activationStates replays the activations and deactivations in each key's order (an op
 // without a definitive answer makes its pair unknown until the next answered one), and
@@ -173,14 +174,24 @@ func activationStates(ops []*Op) (map[pair]actState, []string) {
 		case o.Status == 0:
 			st.known = false
 		case o.Kind == "activate" && o.Acked():
-			st = actState{known: true, active: true}
+			if o.AnsweredDev != o.Dev {
+				odd = append(odd, fmt.Sprintf("op %d: activation of %s answered development=%v, want %v", o.ID, o.Instance, o.AnsweredDev, o.Dev))
+			}
+			if st.known && st.active && st.dev != o.Dev {
+				odd = append(odd, fmt.Sprintf("op %d: reinstall of %s changed its classification", o.ID, o.Instance))
+			}
+			st = actState{known: true, active: true, dev: o.Dev}
 		case o.Kind == "deactivate" && (o.Acked() || o.Code == "activation_not_found"):
 			st = actState{known: true, active: false}
-		case o.Kind == "activate" && o.Code == "seat_limit_reached":
+		case o.Kind == "activate" && (o.Code == "seat_limit_reached" || o.Code == "dev_instance_limit_reached"):
 			// refused: nothing changed, and the instance was not active (a reinstall never
-			// costs a seat: it would have answered 200)
+			// costs a seat: it would have answered 200); a development instance is never
+			// refused for want of a seat, nor another one for the development cap
 			if st.known && st.active {
 				odd = append(odd, fmt.Sprintf("op %d: activation of an active instance refused with %s", o.ID, o.Code))
+			}
+			if o.Dev != (o.Code == "dev_instance_limit_reached") {
+				odd = append(odd, fmt.Sprintf("op %d: activation of %s (development %v) refused with %s", o.ID, o.Instance, o.Dev, o.Code))
 			}
 		case o.Kind == "activate" && (o.Code == "license_suspended" || o.Code == "license_cancelled" || o.Code == "license_expired"):
 			// refused by the license's status: nothing changed
@@ -199,18 +210,20 @@ func (c *Checker) activations(ctx context.Context, db *pgx.Conn, ops []*Op) Chec
 	want, odd := activationStates(ops)
 	ch.Failed = append(ch.Failed, odd...)
 	have := map[pair]bool{}
-	rows, err := db.Query(ctx, `SELECT license_id::text, instance FROM activations`)
+	dev := map[pair]bool{}
+	rows, err := db.Query(ctx, `SELECT license_id::text, instance, development FROM activations`)
 	if err != nil {
 		ch.fail("query: %v", err)
 		return ch
 	}
 	for rows.Next() {
 		var p pair
-		if err := rows.Scan(&p.license, &p.instance); err != nil {
+		var d bool
+		if err := rows.Scan(&p.license, &p.instance, &d); err != nil {
 			ch.fail("scan: %v", err)
 			return ch
 		}
-		have[p] = true
+		have[p], dev[p] = true, d
 	}
 	rows.Close()
 	for p, st := range want {
@@ -220,6 +233,8 @@ func (c *Checker) activations(ctx context.Context, db *pgx.Conn, ops []*Op) Chec
 		ch.Checked++
 		if have[p] != st.active {
 			ch.fail("license %s instance %s: active=%v in Postgres, the acknowledged answers say %v", p.license, p.instance, have[p], st.active)
+		} else if st.active && dev[p] != st.dev {
+			ch.fail("license %s instance %s: development=%v in Postgres, the acknowledged answer says %v", p.license, p.instance, dev[p], st.dev)
 		}
 	}
 	return ch
@@ -264,10 +279,13 @@ func (c *Checker) lifecycle(ctx context.Context, db *pgx.Conn, ops []*Op) Check 
 	return ch
 }
 
-// seats: seats_used equals the seat-taking activation rows of every license.
+// seats: seats_used equals the seat-taking activation rows of every license, within its
+// limit, and dev_instances_used its development ones, at most 20 (invariant 1 as amended).
 func (c *Checker) seats(ctx context.Context, db *pgx.Conn) Check {
-	ch := Check{Name: "seats_used = activation rows"}
-	rows, err := db.Query(ctx, `SELECT l.id::text, l.seats_used, l.seat_limit, (SELECT count(*) FROM activations a WHERE a.license_id = l.id)
+	ch := Check{Name: "seats_used = seat-taking activation rows, dev_instances_used = development ones"}
+	rows, err := db.Query(ctx, `SELECT l.id::text, l.seats_used, l.seat_limit,
+		(SELECT count(*) FROM activations a WHERE a.license_id = l.id AND NOT a.development),
+		l.dev_instances_used, (SELECT count(*) FROM activations a WHERE a.license_id = l.id AND a.development)
 		FROM licenses l`)
 	if err != nil {
 		ch.fail("query: %v", err)
@@ -278,14 +296,17 @@ func (c *Checker) seats(ctx context.Context, db *pgx.Conn) Check {
 		var id string
 		var used int
 		var limit *int
-		var n int
-		if err := rows.Scan(&id, &used, &limit, &n); err != nil {
+		var n, devUsed, devN int
+		if err := rows.Scan(&id, &used, &limit, &n, &devUsed, &devN); err != nil {
 			ch.fail("scan: %v", err)
 			return ch
 		}
 		ch.Checked++
 		if used != n || (limit != nil && n > *limit) {
-			ch.fail("license %s: seats_used %d, %d activation rows, limit %v", id, used, n, limit)
+			ch.fail("license %s: seats_used %d, %d seat-taking activation rows, limit %v", id, used, n, limit)
+		}
+		if devUsed != devN || devN > 20 {
+			ch.fail("license %s: dev_instances_used %d, %d development activation rows", id, devUsed, devN)
 		}
 	}
 	return ch

@@ -52,6 +52,10 @@ type Op struct {
 	Licenses map[string]string
 	// LicenseStatus is the license's status in a lifecycle answer.
 	LicenseStatus string
+	// Dev: the activated instance is a development instance as sent (API.md v1.1; the
+	// harness's products keep the default settings); AnsweredDev is what a 2xx answer
+	// said (activation.development).
+	Dev, AnsweredDev bool
 }
 
 // Acked reports whether the op was acknowledged (2xx).

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/resource"
 )
 
@@ -191,10 +192,24 @@ func (l *Load) change(ctx context.Context, worker int) {
 		if r >= 0.55 {
 			kind, path = "deactivate", "/deactivations"
 		}
-		inst := fmt.Sprintf("site-%d.example", rand.IntN(l.cfg.Instances))
-		op := l.j.newOp(&Op{Kind: kind, Key: k.Key, Product: product, LicenseID: lic, Instance: inst, IdemKey: idem, Start: time.Now()})
-		l.write(ctx, op, l.e, "POST", "/v1/public/"+l.t.Brand+path,
-			map[string]string{"license_key": k.Key, "product": product, "instance": inst})
+		// one instance in five is a staging copy of a site: a development instance, which
+		// takes no seat
+		site := rand.IntN(l.cfg.Instances)
+		raw := fmt.Sprintf("site-%d.example", site)
+		if rand.IntN(5) == 0 {
+			raw = fmt.Sprintf("https://staging.site-%d.example.com/", site)
+		}
+		inst, _ := license.NormalizeInstance(raw)
+		op := l.j.newOp(&Op{Kind: kind, Key: k.Key, Product: product, LicenseID: lic, Instance: inst, IdemKey: idem,
+			Dev: license.IsDevelopmentInstance(raw, nil), Start: time.Now()})
+		b := l.write(ctx, op, l.e, "POST", "/v1/public/"+l.t.Brand+path,
+			map[string]string{"license_key": k.Key, "product": product, "instance": raw})
+		if kind == "activate" && op.Acked() {
+			var out resource.ActivationResult
+			if json.Unmarshal(b, &out) == nil {
+				op.AnsweredDev = out.Activation.Development
+			}
+		}
 	default:
 		kinds := []string{"suspend", "resume", "renew"}
 		kind := kinds[rand.IntN(len(kinds))]

@@ -18,7 +18,7 @@ import (
 
 func manifest() *seed.Manifest {
 	lim := 3
-	t := seed.Target{Brand: "b", Key: "K", Product: "p", LicenseID: "L", Status: "valid", SeatLimit: &lim, Instance: "x.example", Raw: "https://x.example/"}
+	t := seed.Target{Brand: "b", Key: "K", Product: "p", LicenseID: "L", Status: "valid", SeatLimit: &lim, Instance: "x.example.com", Raw: "https://x.example.com/"}
 	return &seed.Manifest{Brands: []seed.ManifestBrand{{Slug: "b", APIKey: "lsk_a_b"}},
 		Status: []seed.Target{t}, Free: []seed.Target{t}, NearFull: []seed.Target{t}, Unlimited: []seed.Target{t},
 		Active: []seed.Target{t}, Lifecycle: []seed.Target{t}}

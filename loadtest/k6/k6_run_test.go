@@ -86,7 +86,7 @@ func TestScriptsRunTheSharedScenarios(t *testing.T) {
 
 	lim := 3
 	tg := seed.Target{Brand: "acme", Key: "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", Product: "pro", LicenseID: "lic-1", Status: "valid",
-		SeatLimit: &lim, SeatsUsed: 1, Instance: "x.example", Raw: "https://www.x.example/"}
+		SeatLimit: &lim, SeatsUsed: 1, Instance: "x.example.com", Raw: "https://www.x.example.com/"}
 	m := seed.Manifest{Brands: []seed.ManifestBrand{{Slug: "acme", APIKey: "lsk_p_s", Products: []string{"pro"}}},
 		Status: []seed.Target{tg}, Free: []seed.Target{tg}, NearFull: []seed.Target{tg}, Unlimited: []seed.Target{tg},
 		Active: []seed.Target{tg}, Lifecycle: []seed.Target{tg}}
@@ -170,7 +170,7 @@ func TestScriptsRunTheSharedScenarios(t *testing.T) {
 						t.Fatalf("status call %s %s", c.Method, c.URL)
 					}
 				case scenario.OpDeactivate:
-					if !strings.HasSuffix(c.URL, "/v1/public/acme/deactivations") || !strings.Contains(c.Body, `"instance":"https://www.x.example/"`) {
+					if !strings.HasSuffix(c.URL, "/v1/public/acme/deactivations") || !strings.Contains(c.Body, `"instance":"https://www.x.example.com/"`) {
 						t.Fatalf("deactivate call %s %s", c.URL, c.Body)
 					}
 				case scenario.OpLifecycle:

@@ -128,6 +128,7 @@ type License struct {
 	ExpiresAt   *time.Time
 	SeatLimit   *int
 	SeatsUsed   int
+	DevUsed     int // development activations (API.md v1.1: no seat)
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	Activations []Activation
@@ -144,6 +145,8 @@ type Activation struct {
 	ActivatedAt time.Time
 	// Version is the key version the activation made (set by Generator.Next).
 	Version int64
+	// Development: a staging copy of a site, which takes no seat.
+	Development bool
 }
 
 // Plan holds the small tables of a run.
@@ -363,8 +366,12 @@ func changes(k *Key) []change {
 	var cs []change
 	for i := range k.Licenses {
 		l := &k.Licenses[i]
+		used := 0
 		for j, a := range l.Activations {
-			cs = append(cs, change{at: a.ActivatedAt, lic: i, act: j, used: j + 1})
+			if !a.Development {
+				used++
+			}
+			cs = append(cs, change{at: a.ActivatedAt, lic: i, act: j, used: used})
 		}
 		if l.Transition != "" {
 			cs = append(cs, change{at: l.TransitionAt, lic: i, act: -1})
@@ -471,6 +478,26 @@ func (g *Generator) license(created time.Time, product int) License {
 			l.UpdatedAt = at
 		}
 	}
+	// development instances: one license in ten also runs on 1–3 staging copies of a
+	// site, which take no seat (API.md v1.1)
+	if r.IntN(10) == 0 {
+		d := 1 + r.IntN(3)
+		base := g.siteN
+		g.siteN += uint64(d)
+		for j := 0; j < d; j++ {
+			raw := devInstance(r, base+uint64(j))
+			inst, err := license.NormalizeInstance(raw)
+			if err != nil || !license.IsDevelopmentInstance(raw, nil) {
+				panic("seed: generated an invalid development instance " + raw)
+			}
+			at := between(r, created, end)
+			l.Activations = append(l.Activations, Activation{ID: uuidV7(r, at), Raw: raw, Instance: inst, ActivatedAt: at, Development: true})
+			if at.After(l.UpdatedAt) {
+				l.UpdatedAt = at
+			}
+		}
+		l.DevUsed = d
+	}
 	slices.SortFunc(l.Activations, func(a, b Activation) int { return a.ActivatedAt.Compare(b.ActivatedAt) })
 	l.SeatsUsed = n
 	if l.Transition != "" {
@@ -512,6 +539,22 @@ func rawInstance(r *rand.Rand, seq uint64) string {
 		return "  https://" + host + "/shop  "
 	default:
 		return "https://" + host
+	}
+}
+
+// devInstance is a development copy of a site as a plugin reports it: a staging
+// subdomain, a .local or .test name, or localhost with a port.
+func devInstance(r *rand.Rand, seq uint64) string {
+	word := siteWords[r.IntN(len(siteWords))] + strconv.FormatUint(seq, 36)
+	switch r.IntN(4) {
+	case 0:
+		return "https://" + word + ".local/"
+	case 1:
+		return "http://" + word + ".test"
+	case 2:
+		return "http://localhost:" + strconv.Itoa(1024+int(seq%60000)) + "/" + word
+	default:
+		return "https://staging." + word + "." + tlds[r.IntN(len(tlds))]
 	}
 }
 
@@ -599,14 +642,19 @@ func (p *Plan) Events(k *Key, audit []AuditRow, outbox []OutboxRow) ([]AuditRow,
 		if c.act >= 0 {
 			a := l.Activations[c.act]
 			ev.Type, action, who = event.ActivationCreated, "license.activated", "public"
-			before = LicenseResource(k, l, pr, license.StatusValid, c.used-1, l.CreatedAt)
+			prev := c.used - 1
+			if a.Development {
+				prev = c.used
+			}
+			before = LicenseResource(k, l, pr, license.StatusValid, prev, l.CreatedAt)
 			lr := LicenseResource(k, l, pr, license.StatusValid, c.used, a.ActivatedAt)
-			act := resource.Activation{ID: UUIDString(a.ID), LicenseID: UUIDString(l.ID), Instance: a.Instance, ActivatedAt: a.ActivatedAt.UTC()}
+			act := resource.Activation{ID: UUIDString(a.ID), LicenseID: UUIDString(l.ID), Instance: a.Instance, ActivatedAt: a.ActivatedAt.UTC(),
+				Development: a.Development}
 			after = map[string]any{"license": lr, "activation": act}
 			le := licenseEvent(l, pr, license.StatusValid, c.used, a.ActivatedAt)
 			ev.License = &le
 			ev.Activation = &event.Activation{ID: act.ID, LicenseID: act.LicenseID, Instance: act.Instance,
-				ActivatedAt: act.ActivatedAt, Version: version}
+				ActivatedAt: act.ActivatedAt, Version: version, Development: a.Development}
 		} else {
 			ev.Type, action, who = event.LicenseSuspended, "license.suspend", actor
 			if l.Transition == license.Cancel {

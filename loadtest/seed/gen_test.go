@@ -45,7 +45,7 @@ func TestGeneratedDataFollowsTheWritersRules(t *testing.T) {
 	seenKey := map[string]bool{}
 	mix := map[string]int{}
 	limits := map[string]int{}
-	nearFull, multi := 0, 0
+	nearFull, multi, devInstances := 0, 0, 0
 	for _, k := range keys {
 		if !license.ValidKey(k.Key) {
 			t.Fatalf("key %q has not the format of license.NewKey", k.Key)
@@ -67,8 +67,18 @@ func TestGeneratedDataFollowsTheWritersRules(t *testing.T) {
 				t.Fatalf("key %s licenses product %d twice", k.Key, l.Product)
 			}
 			products[l.Product] = true
-			if l.SeatsUsed != len(l.Activations) {
-				t.Fatalf("seats_used %d != %d activations", l.SeatsUsed, len(l.Activations))
+			dev := 0
+			for _, a := range l.Activations {
+				if a.Development != license.IsDevelopmentInstance(a.Raw, nil) {
+					t.Fatalf("activation %q: development %v", a.Raw, a.Development)
+				}
+				if a.Development {
+					dev++
+				}
+			}
+			devInstances += dev
+			if l.SeatsUsed != len(l.Activations)-dev || l.DevUsed != dev || dev > 20 {
+				t.Fatalf("seats_used %d, dev %d: %d activations of which %d development", l.SeatsUsed, l.DevUsed, len(l.Activations), dev)
 			}
 			if l.SeatLimit != nil && l.SeatsUsed > *l.SeatLimit {
 				t.Fatalf("seats_used %d exceeds seat_limit %d", l.SeatsUsed, *l.SeatLimit)
@@ -120,6 +130,10 @@ func TestGeneratedDataFollowsTheWritersRules(t *testing.T) {
 	}
 	if acts < p.Config.Activations {
 		t.Fatalf("generated %d activations, want at least %d", acts, p.Config.Activations)
+	}
+	// the data mix has development instances: one license in ten, 1–3 each
+	if devInstances < len(keys)/40 {
+		t.Fatalf("%d development activations over %d keys, want about one license in ten with 1–3", devInstances, len(keys))
 	}
 	for _, st := range []string{"valid", "expired", "suspended", "cancelled"} {
 		if mix[st] == 0 {

@@ -254,9 +254,9 @@ func copyChunk(ctx context.Context, pool *pgxpool.Pool, plan *Plan, c *chunk) er
 					exp = *l.ExpiresAt
 				}
 				lics = append(lics, []any{l.ID, b.ID, k.ID, b.Products[l.Product].ID, l.Status, exp, limit,
-					int32(l.SeatsUsed), l.CreatedAt, l.UpdatedAt})
+					int32(l.SeatsUsed), int32(l.DevUsed), l.CreatedAt, l.UpdatedAt})
 				for _, a := range l.Activations {
-					acts = append(acts, []any{a.ID, b.ID, l.ID, a.Instance, a.ActivatedAt, a.Version})
+					acts = append(acts, []any{a.ID, b.ID, l.ID, a.Instance, a.ActivatedAt, a.Version, a.Development})
 				}
 			}
 		}
@@ -264,10 +264,10 @@ func copyChunk(ctx context.Context, pool *pgxpool.Pool, plan *Plan, c *chunk) er
 			return err
 		}
 		if err := copyRows(ctx, tx, "licenses", []string{"id", "brand_id", "license_key_id", "product_id", "status", "expires_at",
-			"seat_limit", "seats_used", "created_at", "updated_at"}, lics); err != nil {
+			"seat_limit", "seats_used", "dev_instances_used", "created_at", "updated_at"}, lics); err != nil {
 			return err
 		}
-		if err := copyRows(ctx, tx, "activations", []string{"id", "brand_id", "license_id", "instance", "activated_at", "version"}, acts); err != nil {
+		if err := copyRows(ctx, tx, "activations", []string{"id", "brand_id", "license_id", "instance", "activated_at", "version", "development"}, acts); err != nil {
 			return err
 		}
 		audit := make([][]any, len(c.audit))

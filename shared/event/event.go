@@ -100,6 +100,7 @@ type Activation struct {
 	Instance    string    `json:"instance"`
 	ActivatedAt time.Time `json:"activated_at"`
 	Version     int64     `json:"version"`
+	Development bool      `json:"development"`
 }
 
 // Instance is the instance whose activation the change created or deleted ("" for other

@@ -113,3 +113,41 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+func TestNormalizeDevSuffix(t *testing.T) {
+	for in, want := range map[string]string{
+		"wpengine.com": "wpengine.com", ".Kinsta.Cloud": "kinsta.cloud", "staging.my-host.co.uk": "staging.my-host.co.uk",
+	} {
+		got, err := NormalizeDevSuffix(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeDevSuffix(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", ".", "com", ".com", "a..b", "-a.com", "a-.com", "a_b.com", "a b.com", "wpengine.com.", "ä.com",
+		strings.Repeat("a", 64) + ".com", strings.Repeat("abcdefgh.", 30) + "com"} {
+		if got, err := NormalizeDevSuffix(in); err == nil {
+			t.Errorf("NormalizeDevSuffix(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+// TestClassifyInstanceAgreesWithIsDevelopmentInstance: the split the writer's SQL uses
+// (fixed rules in Go, the host matched against the product's suffixes) gives the same
+// verdict as the one-call classification.
+func TestClassifyInstanceAgreesWithIsDevelopmentInstance(t *testing.T) {
+	suffixes := []string{"wpengine.com", "kinsta.cloud"}
+	for _, in := range []string{"https://x.wpengine.com", "https://wpengine.com", "https://xwpengine.com", "http://a.b.kinsta.cloud/",
+		"https://staging.shop.com", "https://shop.com", "x.wpengine.com", "http://localhost"} {
+		host, builtin := ClassifyInstance(in)
+		split := builtin
+		for _, s := range suffixes {
+			split = split || UnderSuffix(host, s)
+		}
+		if whole := IsDevelopmentInstance(in, suffixes); split != whole {
+			t.Errorf("%q: ClassifyInstance+UnderSuffix says %v, IsDevelopmentInstance %v", in, split, whole)
+		}
+	}
+	if UnderSuffix("", "wpengine.com") || UnderSuffix("x.wpengine.com", "") {
+		t.Error("an empty host or suffix matched")
+	}
+}

@@ -47,19 +47,25 @@ type Instance struct {
 // InstanceActivation is one activation of an instance: the license it holds a seat of.
 type InstanceActivation struct {
 	LicenseID string `json:"license_id"`
+	// Development: a development instance's activation, which holds no seat.
+	Development bool `json:"development,omitempty"`
 }
 
 // On reports whether the instance holds an activation of license id.
 func (in *Instance) On(licenseID string) bool {
+	return in.activation(licenseID) != nil
+}
+
+func (in *Instance) activation(licenseID string) *InstanceActivation {
 	if in == nil {
-		return false
+		return nil
 	}
-	for _, a := range in.Activations {
-		if a.LicenseID == licenseID {
-			return true
+	for i := range in.Activations {
+		if in.Activations[i].LicenseID == licenseID {
+			return &in.Activations[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // Evaluate answers a status check against the state at now. product is optional ("" when
@@ -74,12 +80,17 @@ func (s *State) Evaluate(product string, inst *Instance, now time.Time) resource
 	}
 	var asked *LicenseState
 	anyValid, anyValidActivated, anyActivated := false, false, false
+	var validAct, anyAct *InstanceActivation // the first activation on a valid license, on any
 	best := ""
 	for i := range s.Licenses {
 		l := &s.Licenses[i]
 		st := EffectiveStatus(l.Status, l.ExpiresAt, now)
 		valid := st == StatusValid
-		on := inst.On(l.ID)
+		act := inst.activation(l.ID)
+		on := act != nil
+		if on && anyAct == nil {
+			anyAct = act
+		}
 		anyActivated = anyActivated || on
 		if product != "" && l.Product != product {
 			continue
@@ -99,6 +110,9 @@ func (s *State) Evaluate(product string, inst *Instance, now time.Time) resource
 		if valid {
 			anyValid = true
 			anyValidActivated = anyValidActivated || on
+			if on && validAct == nil {
+				validAct = act
+			}
 		}
 		if best == "" || rank(st) < rank(best) {
 			best = st
@@ -122,13 +136,17 @@ func (s *State) Evaluate(product string, inst *Instance, now time.Time) resource
 		// The instance counts only where it holds a seat of the license that answers:
 		// the asked product's license, or (without product) a valid license. A seat left
 		// on a cancelled license never makes a site look licensed.
-		var activated bool
+		// The development flag is the answering activation's.
+		var act *InstanceActivation
 		if product != "" {
-			activated = asked != nil && inst.On(asked.ID)
-		} else {
-			activated = anyValidActivated || anyActivated
+			if asked != nil {
+				act = inst.activation(asked.ID)
+			}
+		} else if act = validAct; act == nil {
+			act = anyAct
 		}
-		out.Instance = &resource.StatusInstance{ID: inst.Instance, Activated: activated}
+		activated := act != nil
+		out.Instance = &resource.StatusInstance{ID: inst.Instance, Activated: activated, Development: activated && act.Development}
 		if out.Valid && !(activated && (product != "" || anyValidActivated)) {
 			out.Valid = false
 			out.Code = CodeInstanceNotActivated

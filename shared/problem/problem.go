@@ -14,51 +14,53 @@ type Kind string
 
 // The closed set of kinds (API.md).
 const (
-	Internal               Kind = "internal"
-	InvalidRequest         Kind = "invalid_request"
-	Unauthorized           Kind = "unauthorized"
-	InsufficientScope      Kind = "insufficient_scope"
-	NotFound               Kind = "not_found"
-	Conflict               Kind = "conflict"
-	UnknownProduct         Kind = "unknown_product"
-	ProductAlreadyLicensed Kind = "product_already_licensed"
-	InvalidTransition      Kind = "invalid_transition"
-	LicenseNotFound        Kind = "license_not_found"
-	ActivationNotFound     Kind = "activation_not_found"
-	SeatLimitReached       Kind = "seat_limit_reached"
-	LicenseSuspended       Kind = "license_suspended"
-	LicenseCancelled       Kind = "license_cancelled"
-	LicenseExpired         Kind = "license_expired"
-	IdempotencyKeyReused   Kind = "idempotency_key_reused"
-	IdempotencyInProgress  Kind = "idempotency_in_progress"
-	RateLimited            Kind = "rate_limited"
-	UnsupportedMediaType   Kind = "unsupported_media_type"
-	MethodNotAllowed       Kind = "method_not_allowed"
-	Unavailable            Kind = "unavailable"
+	Internal                Kind = "internal"
+	InvalidRequest          Kind = "invalid_request"
+	Unauthorized            Kind = "unauthorized"
+	InsufficientScope       Kind = "insufficient_scope"
+	NotFound                Kind = "not_found"
+	Conflict                Kind = "conflict"
+	UnknownProduct          Kind = "unknown_product"
+	ProductAlreadyLicensed  Kind = "product_already_licensed"
+	InvalidTransition       Kind = "invalid_transition"
+	LicenseNotFound         Kind = "license_not_found"
+	ActivationNotFound      Kind = "activation_not_found"
+	SeatLimitReached        Kind = "seat_limit_reached"
+	DevInstanceLimitReached Kind = "dev_instance_limit_reached"
+	LicenseSuspended        Kind = "license_suspended"
+	LicenseCancelled        Kind = "license_cancelled"
+	LicenseExpired          Kind = "license_expired"
+	IdempotencyKeyReused    Kind = "idempotency_key_reused"
+	IdempotencyInProgress   Kind = "idempotency_in_progress"
+	RateLimited             Kind = "rate_limited"
+	UnsupportedMediaType    Kind = "unsupported_media_type"
+	MethodNotAllowed        Kind = "method_not_allowed"
+	Unavailable             Kind = "unavailable"
 )
 
 var titles = map[Kind]string{
-	Internal:               "Internal server error",
-	InvalidRequest:         "Invalid request",
-	Unauthorized:           "Unauthorized",
-	InsufficientScope:      "Insufficient scope",
-	NotFound:               "Not found",
-	Conflict:               "Conflict",
-	UnknownProduct:         "Unknown product",
-	ProductAlreadyLicensed: "Product already licensed",
-	InvalidTransition:      "Invalid transition",
-	LicenseNotFound:        "License not found",
-	ActivationNotFound:     "Activation not found",
-	SeatLimitReached:       "Seat limit reached",
-	LicenseSuspended:       "License suspended",
-	LicenseCancelled:       "License cancelled",
-	LicenseExpired:         "License expired",
-	IdempotencyKeyReused:   "Idempotency key reused",
-	IdempotencyInProgress:  "Idempotency key in progress",
-	RateLimited:            "Rate limited",
-	UnsupportedMediaType:   "Unsupported media type",
-	MethodNotAllowed:       "Method not allowed",
-	Unavailable:            "Service unavailable",
+	Internal:                "Internal server error",
+	InvalidRequest:          "Invalid request",
+	Unauthorized:            "Unauthorized",
+	InsufficientScope:       "Insufficient scope",
+	NotFound:                "Not found",
+	Conflict:                "Conflict",
+	UnknownProduct:          "Unknown product",
+	ProductAlreadyLicensed:  "Product already licensed",
+	InvalidTransition:       "Invalid transition",
+	LicenseNotFound:         "License not found",
+	ActivationNotFound:      "Activation not found",
+	SeatLimitReached:        "Seat limit reached",
+	DevInstanceLimitReached: "Development instance limit reached",
+	LicenseSuspended:        "License suspended",
+	LicenseCancelled:        "License cancelled",
+	LicenseExpired:          "License expired",
+	IdempotencyKeyReused:    "Idempotency key reused",
+	IdempotencyInProgress:   "Idempotency key in progress",
+	RateLimited:             "Rate limited",
+	UnsupportedMediaType:    "Unsupported media type",
+	MethodNotAllowed:        "Method not allowed",
+	Unavailable:             "Service unavailable",
 }
 
 // Kinds lists every kind (for transports that check their tables cover them all).

@@ -38,10 +38,14 @@ type BrandCreated struct {
 
 // Product is something a brand sells.
 type Product struct {
-	ID        string    `json:"id"`
-	Code      string    `json:"code"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
+	ID   string `json:"id"`
+	Code string `json:"code"`
+	Name string `json:"name"`
+	// DevInstances: development instances of this product take no seat (API.md v1.1);
+	// DevInstanceSuffixes are further host suffixes that mark one (normalized).
+	DevInstances        bool      `json:"dev_instances"`
+	DevInstanceSuffixes []string  `json:"dev_instance_suffixes"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
 // Activation is one seat taken by an instance.
@@ -50,6 +54,9 @@ type Activation struct {
 	LicenseID   string    `json:"license_id"`
 	Instance    string    `json:"instance"`
 	ActivatedAt time.Time `json:"activated_at"`
+	// Development: a development instance, which takes no seat (classified at its first
+	// activation).
+	Development bool `json:"development"`
 }
 
 // License entitles a license key to one product.
@@ -141,6 +148,8 @@ type StatusLicense struct {
 type StatusInstance struct {
 	ID        string `json:"id"`
 	Activated bool   `json:"activated"`
+	// Development: the activation that answers is a development instance's.
+	Development bool `json:"development"`
 }
 
 // Status is the answer to a status check (US4).

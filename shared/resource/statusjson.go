@@ -36,6 +36,8 @@ func (s *Status) AppendJSON(b []byte) []byte {
 		b = appendString(b, s.Instance.ID)
 		b = append(b, `,"activated":`...)
 		b = strconv.AppendBool(b, s.Instance.Activated)
+		b = append(b, `,"development":`...)
+		b = strconv.AppendBool(b, s.Instance.Development)
 		b = append(b, '}')
 	}
 	b = append(b, `,"checked_at":`...)

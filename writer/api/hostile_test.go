@@ -45,7 +45,7 @@ func newDomain(tb testing.TB) *domain {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := svc.CreateProduct(ctx, licensing.Meta{Actor: "test"}, p, "pro", "Pro"); err != nil {
+	if _, err := svc.CreateProduct(ctx, licensing.Meta{Actor: "test"}, p, licensing.ProductSpec{Code: "pro", Name: "Pro"}); err != nil {
 		tb.Fatal(err)
 	}
 	seats := 100

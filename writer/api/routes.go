@@ -47,6 +47,7 @@ func (s *Server) routes(metrics http.Handler) {
 	// brand
 	m.HandleFunc("POST /v1/products", s.brand(s.createProduct))
 	m.HandleFunc("GET /v1/products", s.brand(s.listProducts))
+	m.HandleFunc("PATCH /v1/products/{code}", s.brand(s.updateProduct))
 	m.HandleFunc("POST /v1/license-keys", s.brand(s.provision))
 	m.HandleFunc("POST /v1/license-keys/{key}/licenses", s.brand(s.addLicense))
 	m.HandleFunc("GET /v1/license-keys/{key}", s.brand(s.getLicenseKey))
@@ -240,15 +241,33 @@ func (s *Server) input(w http.ResponseWriter, r *http.Request, p *licensing.Prin
 
 func (s *Server) createProduct(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
 	var in struct {
-		Code string `json:"code"`
-		Name string `json:"name"`
+		Code                string   `json:"code"`
+		Name                string   `json:"name"`
+		DevInstances        *bool    `json:"dev_instances"`
+		DevInstanceSuffixes []string `json:"dev_instance_suffixes"`
 	}
 	m, ok := s.input(w, r, p, &in, false)
 	if !ok {
 		return
 	}
-	out, err := s.svc.CreateProduct(r.Context(), m, *p, in.Code, in.Name)
+	out, err := s.svc.CreateProduct(r.Context(), m, *p, licensing.ProductSpec{Code: in.Code, Name: in.Name,
+		DevInstances: in.DevInstances, DevInstanceSuffixes: in.DevInstanceSuffixes})
 	s.reply(w, r, http.StatusCreated, out, err)
+}
+
+func (s *Server) updateProduct(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {
+	var in struct {
+		Name                *string   `json:"name"`
+		DevInstances        *bool     `json:"dev_instances"`
+		DevInstanceSuffixes *[]string `json:"dev_instance_suffixes"`
+	}
+	if _, err := readJSON(w, r, &in, false); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	out, err := s.svc.UpdateProduct(r.Context(), s.meta(r, p), *p, r.PathValue("code"),
+		licensing.ProductPatch{Name: in.Name, DevInstances: in.DevInstances, DevInstanceSuffixes: in.DevInstanceSuffixes})
+	s.reply(w, r, http.StatusOK, out, err)
 }
 
 func (s *Server) listProducts(w http.ResponseWriter, r *http.Request, p *licensing.Principal) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
 	"github.com/licensing/licensing/shared/requestid"
@@ -38,7 +39,8 @@ type Service interface {
 	CreateAPIKey(ctx context.Context, m licensing.Meta, slug string, scopes []string) (resource.APIKey, error)
 	RevokeAPIKey(ctx context.Context, m licensing.Meta, slug, id string) error
 
-	CreateProduct(ctx context.Context, m licensing.Meta, p licensing.Principal, code, name string) (resource.Product, error)
+	CreateProduct(ctx context.Context, m licensing.Meta, p licensing.Principal, spec licensing.ProductSpec) (resource.Product, error)
+	UpdateProduct(ctx context.Context, m licensing.Meta, p licensing.Principal, code string, patch licensing.ProductPatch) (resource.Product, error)
 	ListProducts(ctx context.Context, p licensing.Principal, page licensing.Page) (resource.List[resource.Product], error)
 	Provision(ctx context.Context, m licensing.Meta, p licensing.Principal, email string, specs []licensing.LicenseSpec) (resource.LicenseKey, error)
 	AddLicense(ctx context.Context, m licensing.Meta, p licensing.Principal, key string, sp licensing.LicenseSpec) (resource.License, error)
@@ -93,6 +95,9 @@ type Config struct {
 	Limits *Limits
 	// Trusted are the proxies (the edges) whose X-Forwarded-For names the client.
 	Trusted clientip.Trusted
+	// Signer signs status answers asked for as application/jose and publishes its key set
+	// at /.well-known/jwks.json (nil: plain answers only, no key set).
+	Signer *lease.Signer
 }
 
 // Server is the writer's HTTP handler.

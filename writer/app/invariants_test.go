@@ -95,7 +95,7 @@ func TestSeatsCannotBeOversold(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				r, err := e.do(t, "POST", "/v1/public/seats/activations", "", map[string]string{
-					"license_key": k.Key, "product": "plugin", "instance": "https://www.same.example/"})
+					"license_key": k.Key, "product": "plugin", "instance": "https://www.same.example.com/"})
 				if err != nil {
 					t.Error(err)
 					return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,10 @@ type BrandTx interface {
 	RevokeAPIKey(ctx context.Context, brandID, id string, at time.Time) error
 
 	InsertProduct(ctx context.Context, p ProductRow) error
+	// LockProduct reads the brand's product by code for update; not_found when absent.
+	LockProduct(ctx context.Context, brandID, code string) (ProductRow, error)
+	// UpdateProduct writes a product's name and development-instance settings.
+	UpdateProduct(ctx context.Context, p ProductRow) error
 	ListProducts(ctx context.Context, brandID, after string, limit int) ([]ProductRow, error)
 	// ProductsByCode returns the brand's products among codes, by code (missing ones absent).
 	ProductsByCode(ctx context.Context, brandID string, codes []string) (map[string]ProductRow, error)
@@ -244,17 +249,60 @@ func (s *Service) brand(ctx context.Context, slug string) (BrandRow, error) {
 	return b, nil
 }
 
+// ProductSpec is a new product: its code and name, and its development-instance
+// settings (API.md v1.1): DevInstances nil means the default, true.
+type ProductSpec struct {
+	Code, Name          string
+	DevInstances        *bool
+	DevInstanceSuffixes []string
+}
+
+// ProductPatch changes a product; nil fields are left as they are.
+type ProductPatch struct {
+	Name                *string
+	DevInstances        *bool
+	DevInstanceSuffixes *[]string
+}
+
+// MaxDevInstanceSuffixes bounds a product's dev_instance_suffixes (the schema holds it too).
+const MaxDevInstanceSuffixes = 50
+
+// devSuffixes validates and normalizes a suffix list, dropping duplicates.
+func devSuffixes(in []string) ([]string, error) {
+	if len(in) > MaxDevInstanceSuffixes {
+		return nil, problem.Unacceptable("dev_instance_suffixes", "must have at most %d entries", MaxDevInstanceSuffixes)
+	}
+	out := make([]string, 0, len(in))
+	for i, s := range in {
+		n, err := license.NormalizeDevSuffix(s)
+		if err != nil {
+			return nil, problem.Unacceptable(fmt.Sprintf("dev_instance_suffixes[%d]", i), "%v", err)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
 // CreateProduct adds a product to the brand; 409 conflict when the code exists.
-func (s *Service) CreateProduct(ctx context.Context, m Meta, p Principal, code, name string) (resource.Product, error) {
+func (s *Service) CreateProduct(ctx context.Context, m Meta, p Principal, spec ProductSpec) (resource.Product, error) {
+	code := spec.Code
 	if !license.ValidSlug(code) {
 		return resource.Product{}, problem.Unacceptable("code", "must match ^[a-z0-9][a-z0-9-]{1,62}$")
 	}
-	name, err := validName("name", name)
+	name, err := validName("name", spec.Name)
 	if err != nil {
 		return resource.Product{}, err
 	}
+	sfx, err := devSuffixes(spec.DevInstanceSuffixes)
+	if err != nil {
+		return resource.Product{}, err
+	}
+	dev := spec.DevInstances == nil || *spec.DevInstances
 	return idempotent(s, ctx, m, p, func(tx Tx) (resource.Product, error) {
-		row := ProductRow{ID: newID(), BrandID: p.BrandID, Code: code, Name: name, CreatedAt: s.Now()}
+		row := ProductRow{ID: newID(), BrandID: p.BrandID, Code: code, Name: name, DevInstances: dev,
+			DevInstanceSuffixes: sfx, CreatedAt: s.Now()}
 		if err := tx.InsertProduct(ctx, row); err != nil {
 			if problem.Is(err, problem.Conflict) {
 				return resource.Product{}, problem.New(problem.Conflict, "product %q already exists", code)
@@ -266,6 +314,59 @@ func (s *Service) CreateProduct(ctx context.Context, m Meta, p Principal, code, 
 			Actor: m.Actor, Request: m.RequestID, At: row.CreatedAt, After: out})
 		return out, err
 	})
+}
+
+// UpdateProduct changes a product's name or development-instance settings (PATCH
+// /v1/products/{code}). The settings apply to new activations only: an activation keeps
+// the classification it was made with. A patch that changes nothing writes nothing.
+func (s *Service) UpdateProduct(ctx context.Context, m Meta, p Principal, code string, patch ProductPatch) (resource.Product, error) {
+	var out resource.Product
+	if !license.ValidSlug(code) {
+		return out, problem.New(problem.NotFound, "product not found")
+	}
+	if patch.Name == nil && patch.DevInstances == nil && patch.DevInstanceSuffixes == nil {
+		return out, problem.Invalid("body", "nothing to change: give name, dev_instances or dev_instance_suffixes")
+	}
+	if patch.Name != nil {
+		n, err := validName("name", *patch.Name)
+		if err != nil {
+			return out, err
+		}
+		patch.Name = &n
+	}
+	if patch.DevInstanceSuffixes != nil {
+		sfx, err := devSuffixes(*patch.DevInstanceSuffixes)
+		if err != nil {
+			return out, err
+		}
+		patch.DevInstanceSuffixes = &sfx
+	}
+	err := s.store.Tx(ctx, BrandScope(p.BrandID), func(tx Tx) error {
+		row, err := tx.LockProduct(ctx, p.BrandID, code)
+		if err != nil {
+			return notFound(err, problem.NotFound, "product not found")
+		}
+		before := productResource(row)
+		if patch.Name != nil {
+			row.Name = *patch.Name
+		}
+		if patch.DevInstances != nil {
+			row.DevInstances = *patch.DevInstances
+		}
+		if patch.DevInstanceSuffixes != nil {
+			row.DevInstanceSuffixes = *patch.DevInstanceSuffixes
+		}
+		out = productResource(row)
+		if reflect.DeepEqual(before, out) {
+			return nil
+		}
+		if err := tx.UpdateProduct(ctx, row); err != nil {
+			return err
+		}
+		return tx.InsertAudit(ctx, AuditRow{ID: newID(), BrandID: p.BrandID, Action: "product.updated",
+			Actor: m.Actor, Request: m.RequestID, At: s.Now(), Before: before, After: out})
+	})
+	return out, err
 }
 
 // ListProducts lists the brand's products.

@@ -147,7 +147,7 @@ func TestIdempotencyStateMachine(t *testing.T) {
 			t.Fatalf("first: %v", err)
 		}
 		// the product appears meanwhile: the replay still answers what the first request got
-		if _, err := w.Svc.CreateProduct(w.Ctx, licensing.Meta{}, w.P, "ghost", "Ghost"); err != nil {
+		if _, err := w.Svc.CreateProduct(w.Ctx, licensing.Meta{}, w.P, licensing.ProductSpec{Code: "ghost", Name: "Ghost"}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := provision(w, idem("k2", "x"), "ghost")
@@ -258,7 +258,7 @@ func TestCursorsAreOpaqueAndBound(t *testing.T) {
 	po := licensing.Principal{BrandID: other.Brand.ID, BrandSlug: "other", KeyID: other.APIKey.ID}
 	for i := range 3 {
 		for _, p := range []licensing.Principal{w.P, po} {
-			if _, err := w.Svc.CreateProduct(w.Ctx, licensing.Meta{}, p, fmt.Sprintf("c%d", i), "C"); err != nil {
+			if _, err := w.Svc.CreateProduct(w.Ctx, licensing.Meta{}, p, licensing.ProductSpec{Code: fmt.Sprintf("c%d", i), Name: "C"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -323,7 +323,7 @@ func TestParsePage(t *testing.T) {
 func TestPaginationWalksEveryRowOnce(t *testing.T) {
 	w, _ := world(t)
 	for i := range 7 {
-		if _, err := w.Svc.CreateProduct(w.Ctx, licensing.Meta{}, w.P, fmt.Sprintf("p%d", i), "P"); err != nil {
+		if _, err := w.Svc.CreateProduct(w.Ctx, licensing.Meta{}, w.P, licensing.ProductSpec{Code: fmt.Sprintf("p%d", i), Name: "P"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -457,7 +457,7 @@ func TestLargeLicenseEmbedsTheNewestActivationsAndListsThemAll(t *testing.T) {
 func TestStatusFromThePrimary(t *testing.T) {
 	w, _ := world(t)
 	k := w.Provision("pro", ptr(2), nil)
-	if _, err := w.Activate(k.Key, "pro", "https://www.one.example/"); err != nil {
+	if _, err := w.Activate(k.Key, "pro", "https://www.one.example.com/"); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -466,8 +466,8 @@ func TestStatusFromThePrimary(t *testing.T) {
 		code              string
 	}{
 		{"", "", true, "valid"},
-		{"pro", "one.example", true, "valid"},
-		{"pro", "https://ONE.example", true, "valid"},
+		{"pro", "one.example.com", true, "valid"},
+		{"pro", "https://ONE.example.com", true, "valid"},
 		{"pro", "two.example", false, "instance_not_activated"},
 		{"lite", "", false, "product_not_licensed"},
 	} {

@@ -27,10 +27,15 @@ type SeatStatements interface {
 }
 
 // ActivateCmd asks for a seat of the key's license for Product on Instance (normalized).
-// ActivationID and AuditID are the ids the new rows get.
+// ActivationID and AuditID are the ids the new rows get. DevBuiltin and DevHost are the
+// instance as sent classified by license.ClassifyInstance: a new activation is a
+// development instance when the product allows them (dev_instances) and DevBuiltin is
+// set or DevHost lies under one of the product's dev_instance_suffixes.
 type ActivateCmd struct {
 	BrandID, Brand         string
 	Key, Product, Instance string
+	DevBuiltin             bool
+	DevHost                string
 	ActivationID, AuditID  string
 	Now                    time.Time
 	Actor, RequestID       string
@@ -64,6 +69,9 @@ const (
 	SeatExisting SeatOutcome = "existing"
 	// SeatLimitReached: every seat is taken.
 	SeatLimitReached SeatOutcome = "seat_limit_reached"
+	// SeatDevLimitReached: a new development instance, and the license has
+	// MaxDevInstances of them.
+	SeatDevLimitReached SeatOutcome = "dev_instance_limit_reached"
 	// SeatActivated: a seat was taken.
 	SeatActivated SeatOutcome = "activated"
 	// SeatActivationNotFound: nothing to deactivate.
@@ -71,6 +79,10 @@ const (
 	// SeatDeactivated: a seat was freed.
 	SeatDeactivated SeatOutcome = "deactivated"
 )
+
+// MaxDevInstances is how many development instances one license may have (API.md; the
+// schema holds licenses.dev_instances_used to it).
+const MaxDevInstances = 20
 
 // SeatResult is a seat statement's outcome with the rows it read or wrote: the license
 // (with its key and product) after the statement, and the activation taken, found or
@@ -115,8 +127,9 @@ func (s *Service) Activate(ctx context.Context, m Meta, brandSlug, key, product,
 	if !license.ValidKey(key) {
 		return res, notFoundErr
 	}
+	devHost, devBuiltin := license.ClassifyInstance(instance)
 	r, err := s.store.Activate(ctx, ActivateCmd{BrandID: b.ID, Brand: b.Slug, Key: key, Product: product, Instance: inst,
-		ActivationID: newID(), AuditID: newID(), Now: s.Now(), Actor: m.Actor, RequestID: m.RequestID})
+		DevBuiltin: devBuiltin, DevHost: devHost, ActivationID: newID(), AuditID: newID(), Now: s.Now(), Actor: m.Actor, RequestID: m.RequestID})
 	if err != nil {
 		return res, err
 	}
@@ -131,6 +144,9 @@ func (s *Service) Activate(ctx context.Context, m Meta, brandSlug, key, product,
 			lim = *r.License.SeatLimit
 		}
 		return res, problem.New(problem.SeatLimitReached, "all %d seats of this license are in use", lim)
+	case SeatDevLimitReached:
+		return res, problem.New(problem.DevInstanceLimitReached,
+			"this license already has %d development instances; deactivate one first", MaxDevInstances)
 	}
 	return res, s.seatProblem(r)
 }

@@ -98,7 +98,12 @@ func brandResource(b BrandRow) resource.Brand {
 }
 
 func productResource(p ProductRow) resource.Product {
-	return resource.Product{ID: p.ID, Code: p.Code, Name: p.Name, CreatedAt: p.CreatedAt.UTC()}
+	sfx := p.DevInstanceSuffixes
+	if sfx == nil {
+		sfx = []string{}
+	}
+	return resource.Product{ID: p.ID, Code: p.Code, Name: p.Name, DevInstances: p.DevInstances,
+		DevInstanceSuffixes: sfx, CreatedAt: p.CreatedAt.UTC()}
 }
 
 func (s *Service) licenseResource(l LicenseRow) resource.License {
@@ -116,7 +121,8 @@ func (s *Service) licenseResource(l LicenseRow) resource.License {
 }
 
 func activationResource(a ActivationRow) resource.Activation {
-	return resource.Activation{ID: a.ID, LicenseID: a.LicenseID, Instance: a.Instance, ActivatedAt: a.ActivatedAt.UTC()}
+	return resource.Activation{ID: a.ID, LicenseID: a.LicenseID, Instance: a.Instance, ActivatedAt: a.ActivatedAt.UTC(),
+		Development: a.Development}
 }
 
 func licenseEvent(l LicenseRow) *event.License {

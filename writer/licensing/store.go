@@ -73,6 +73,8 @@ type APIKeyRow struct {
 // ProductRow is a stored product.
 type ProductRow struct {
 	ID, BrandID, Code, Name string
+	DevInstances            bool
+	DevInstanceSuffixes     []string // normalized (license.NormalizeDevSuffix)
 	CreatedAt               time.Time
 }
 
@@ -102,6 +104,7 @@ type ActivationRow struct {
 	ID, BrandID, LicenseID, Instance string
 	ActivatedAt                      time.Time
 	Version                          int64
+	Development                      bool // a development instance: holds no seat
 }
 
 // AuditRow is an append-only audit event.

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -370,6 +371,35 @@ func (t *Tx) ListProducts(_ context.Context, brandID, after string, limit int) (
 	return sortedByID(rows, func(p licensing.ProductRow) string { return p.ID }, after, limit), nil
 }
 
+func (t *Tx) LockProduct(_ context.Context, brandID, code string) (licensing.ProductRow, error) {
+	if err := t.write(); err != nil {
+		return licensing.ProductRow{}, err
+	}
+	for _, p := range t.d.products {
+		if p.BrandID == brandID && t.sees(p.BrandID) && p.Code == code {
+			p.DevInstanceSuffixes = slices.Clone(p.DevInstanceSuffixes)
+			return p, nil
+		}
+	}
+	return licensing.ProductRow{}, notFound()
+}
+
+func (t *Tx) UpdateProduct(_ context.Context, p licensing.ProductRow) error {
+	if err := t.write(); err != nil {
+		return err
+	}
+	cur, ok := t.d.products[p.ID]
+	if !ok || cur.BrandID != p.BrandID || !t.sees(p.BrandID) {
+		return notFound()
+	}
+	if len(p.DevInstanceSuffixes) > licensing.MaxDevInstanceSuffixes {
+		return errors.New("update product: violates products_dev_instance_suffixes")
+	}
+	cur.Name, cur.DevInstances, cur.DevInstanceSuffixes = p.Name, p.DevInstances, slices.Clone(p.DevInstanceSuffixes)
+	t.d.products[p.ID] = cur
+	return nil
+}
+
 func (t *Tx) ProductsByCode(_ context.Context, brandID string, codes []string) (map[string]licensing.ProductRow, error) {
 	if err := t.flush(); err != nil {
 		return nil, err
@@ -601,6 +631,17 @@ func liveFirstNewest(a, b licensing.LicenseRow) int {
 	return -cmp.Compare(a.ID, b.ID)
 }
 
+// devInstances counts the license's development activations (licenses.dev_instances_used).
+func (t *Tx) devInstances(brandID, licenseID string) int {
+	n := 0
+	for _, a := range t.activationsOf(brandID, licenseID) {
+		if a.Development {
+			n++
+		}
+	}
+	return n
+}
+
 func (t *Tx) activationOf(brandID, licenseID, instance string) (licensing.ActivationRow, bool) {
 	for _, a := range t.activationsOf(brandID, licenseID) {
 		if a.Instance == instance {
@@ -638,7 +679,16 @@ func (t *Tx) Activate(_ context.Context, c licensing.ActivateCmd) (licensing.Sea
 	if a, ok := t.activationOf(c.BrandID, l.ID, c.Instance); ok {
 		return seatResult(licensing.SeatExisting, k, l, a), nil
 	}
-	if l.SeatLimit != nil && l.SeatsUsed >= *l.SeatLimit {
+	// the statement's classification: the fixed rules' verdict, or the host under one of
+	// the product's suffixes, when the product allows development instances
+	p := t.d.products[l.ProductID]
+	dev := p.DevInstances && (c.DevBuiltin || slices.ContainsFunc(p.DevInstanceSuffixes, func(s string) bool {
+		return license.UnderSuffix(c.DevHost, s)
+	}))
+	switch {
+	case dev && t.devInstances(c.BrandID, l.ID) >= licensing.MaxDevInstances:
+		return seatResult(licensing.SeatDevLimitReached, k, l, licensing.ActivationRow{}), nil
+	case !dev && l.SeatLimit != nil && l.SeatsUsed >= *l.SeatLimit:
 		return seatResult(licensing.SeatLimitReached, k, l, licensing.ActivationRow{}), nil
 	}
 	for _, a := range t.d.activations {
@@ -647,10 +697,12 @@ func (t *Tx) Activate(_ context.Context, c licensing.ActivateCmd) (licensing.Sea
 		}
 	}
 	a := licensing.ActivationRow{ID: c.ActivationID, BrandID: c.BrandID, LicenseID: l.ID, Instance: c.Instance,
-		ActivatedAt: c.Now, Version: k.Version + 1}
+		ActivatedAt: c.Now, Version: k.Version + 1, Development: dev}
 	t.d.activations[a.ID] = a
 	before := l
-	l.SeatsUsed++
+	if !dev {
+		l.SeatsUsed++
+	}
 	l.UpdatedAt = c.Now
 	t.storeLicense(l)
 	k = t.seatChange(k, c.Brand, event.ActivationCreated, "license.activated", before, l, a, c.AuditID, c.Now, c.Actor, c.RequestID)
@@ -700,7 +752,9 @@ func (t *Tx) Deactivate(_ context.Context, c licensing.DeactivateCmd) (licensing
 	}
 	delete(t.d.activations, a.ID)
 	before := l
-	l.SeatsUsed--
+	if !a.Development {
+		l.SeatsUsed--
+	}
 	l.UpdatedAt = c.Now
 	t.storeLicense(l)
 	k = t.seatChange(k, c.Brand, event.ActivationDeleted, "license.deactivated", before, l, a, c.AuditID, c.Now, c.Actor, c.RequestID)
@@ -714,14 +768,16 @@ func (t *Tx) seatChange(k licensing.KeyRow, brand, typ, action string, before, a
 	stored := t.d.keys[k.ID]
 	stored.Version, stored.UpdatedAt = k.Version, now
 	t.d.keys[k.ID] = stored
-	act := map[string]any{"id": a.ID, "license_id": a.LicenseID, "instance": a.Instance, "activated_at": a.ActivatedAt.UTC()}
+	act := map[string]any{"id": a.ID, "license_id": a.LicenseID, "instance": a.Instance, "activated_at": a.ActivatedAt.UTC(),
+		"development": a.Development}
 	t.d.audit = append(t.d.audit, licensing.AuditRow{ID: auditID, BrandID: k.BrandID, KeyID: k.ID, LicenseID: after.ID,
 		Action: action, Actor: actor, Request: requestID, At: now, Before: resourceDoc(before, now),
 		After: map[string]any{"license": resourceDoc(after, now), "activation": act}})
 	ch := event.Change{Type: typ, BrandID: k.BrandID, Brand: brand, KeyID: k.ID, LicenseKey: k.Key, Version: k.Version,
 		License: &event.License{ID: after.ID, Product: after.ProductCode, Status: after.Status, ExpiresAt: after.ExpiresAt,
 			SeatLimit: after.SeatLimit, SeatsUsed: after.SeatsUsed, CreatedAt: after.CreatedAt, UpdatedAt: after.UpdatedAt},
-		Activation: &event.Activation{ID: a.ID, LicenseID: a.LicenseID, Instance: a.Instance, ActivatedAt: a.ActivatedAt, Version: a.Version},
+		Activation: &event.Activation{ID: a.ID, LicenseID: a.LicenseID, Instance: a.Instance, ActivatedAt: a.ActivatedAt,
+			Version: a.Version, Development: a.Development},
 		CommitTime: now}
 	t.d.outbox = append(t.d.outbox, OutboxRow{KeyID: k.ID, Version: k.Version, Subject: event.Subject(k.BrandID, k.ID), Change: ch})
 	return k
@@ -777,7 +833,7 @@ func (t *Tx) InstanceState(_ context.Context, brand, key, instance string) (lice
 	in := license.Instance{Instance: instance, AsOf: k.Version}
 	for _, l := range t.licenses(func(l licensing.LicenseRow) bool { return l.KeyID == k.ID }) {
 		if a, ok := t.activationOf(k.BrandID, l.ID, instance); ok {
-			in.Activations = append(in.Activations, license.InstanceActivation{LicenseID: l.ID})
+			in.Activations = append(in.Activations, license.InstanceActivation{LicenseID: l.ID, Development: a.Development})
 			in.Changed = max(in.Changed, a.Version)
 		}
 	}

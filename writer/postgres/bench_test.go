@@ -34,7 +34,7 @@ func BenchmarkActivate(b *testing.B) {
 		b.Fatal(err)
 	}
 	p := licensing.Principal{BrandID: created.Brand.ID, BrandSlug: "bench"}
-	if _, err := svc.CreateProduct(ctx, m, p, "plugin", "Plugin"); err != nil {
+	if _, err := svc.CreateProduct(ctx, m, p, licensing.ProductSpec{Code: "plugin", Name: "Plugin"}); err != nil {
 		b.Fatal(err)
 	}
 	keys := func(n int) []string {

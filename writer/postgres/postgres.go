@@ -370,26 +370,51 @@ func (t *txn) RevokeAPIKey(ctx context.Context, brandID, id string, at time.Time
 
 // ---------------------------------------------------------------- products
 
+const productCols = `id, brand_id, code, name, dev_instances, dev_instance_suffixes, created_at`
+
 func scanProduct(r pgx.Row) (licensing.ProductRow, error) {
 	var p licensing.ProductRow
-	err := r.Scan(&p.ID, &p.BrandID, &p.Code, &p.Name, &p.CreatedAt)
+	err := r.Scan(&p.ID, &p.BrandID, &p.Code, &p.Name, &p.DevInstances, &p.DevInstanceSuffixes, &p.CreatedAt)
 	return p, err
 }
 
+// suffixes is never NULL in the table.
+func suffixes(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 func (t *txn) InsertProduct(ctx context.Context, p licensing.ProductRow) error {
-	_, err := t.exec(ctx, `INSERT INTO products (id, brand_id, code, name, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		p.ID, p.BrandID, p.Code, p.Name, p.CreatedAt)
+	_, err := t.exec(ctx, `INSERT INTO products (`+productCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		p.ID, p.BrandID, p.Code, p.Name, p.DevInstances, suffixes(p.DevInstanceSuffixes), p.CreatedAt)
 	return mapErr("insert product", err)
 }
 
+func (t *txn) LockProduct(ctx context.Context, brandID, code string) (licensing.ProductRow, error) {
+	if err := t.flush(ctx); err != nil {
+		return licensing.ProductRow{}, err
+	}
+	p, err := scanProduct(t.tx.QueryRow(ctx, `SELECT `+productCols+` FROM products WHERE brand_id = $1 AND code = $2 FOR UPDATE`,
+		brandID, code))
+	return p, mapErr("lock product", err)
+}
+
+func (t *txn) UpdateProduct(ctx context.Context, p licensing.ProductRow) error {
+	_, err := t.exec(ctx, `UPDATE products SET name = $3, dev_instances = $4, dev_instance_suffixes = $5
+		WHERE brand_id = $1 AND id = $2`, p.BrandID, p.ID, p.Name, p.DevInstances, suffixes(p.DevInstanceSuffixes))
+	return mapErr("update product", err)
+}
+
 func (t *txn) ListProducts(ctx context.Context, brandID, after string, limit int) ([]licensing.ProductRow, error) {
-	rows, err := t.query(ctx, `SELECT id, brand_id, code, name, created_at FROM products
+	rows, err := t.query(ctx, `SELECT `+productCols+` FROM products
 		WHERE brand_id = $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3`, brandID, nullUUID(after), limit)
 	return collect("list products", rows, err, func(r pgx.Rows) (licensing.ProductRow, error) { return scanProduct(r) })
 }
 
 func (t *txn) ProductsByCode(ctx context.Context, brandID string, codes []string) (map[string]licensing.ProductRow, error) {
-	rows, err := t.query(ctx, `SELECT id, brand_id, code, name, created_at FROM products
+	rows, err := t.query(ctx, `SELECT `+productCols+` FROM products
 		WHERE brand_id = $1 AND code = ANY($2)`, brandID, codes)
 	list, err := collect("products by code", rows, err, func(r pgx.Rows) (licensing.ProductRow, error) { return scanProduct(r) })
 	if err != nil {
@@ -507,11 +532,11 @@ func (t *txn) CustomerLicenses(ctx context.Context, email, after string, limit i
 
 func scanActivation(r pgx.Row) (licensing.ActivationRow, error) {
 	var a licensing.ActivationRow
-	err := r.Scan(&a.ID, &a.BrandID, &a.LicenseID, &a.Instance, &a.ActivatedAt, &a.Version)
+	err := r.Scan(&a.ID, &a.BrandID, &a.LicenseID, &a.Instance, &a.ActivatedAt, &a.Version, &a.Development)
 	return a, err
 }
 
-const actCols = `a.id, a.brand_id, a.license_id, a.instance, a.activated_at, a.version`
+const actCols = `a.id, a.brand_id, a.license_id, a.instance, a.activated_at, a.version, a.development`
 
 func (t *txn) RecentActivations(ctx context.Context, brandID string, licenseIDs []string, perLicense int) ([]licensing.ActivationRow, error) {
 	if len(licenseIDs) == 0 {
@@ -535,7 +560,7 @@ func (t *txn) ListActivations(ctx context.Context, brandID, licenseID, after str
 // ---------------------------------------------------------------- seats
 
 const seatCols = `outcome, key_id, license_key, version, license_id, product, status, expires_at, seat_limit,
-	seats_used, license_created_at, license_updated_at, activation_id, instance, activated_at`
+	seats_used, license_created_at, license_updated_at, activation_id, instance, activated_at, development`
 
 // queryRower is a pool or a transaction.
 type queryRower interface {
@@ -551,9 +576,10 @@ func scanSeat(row pgx.Row, brandID, brand string) (licensing.SeatResult, error) 
 		expires, lCreated, lUpdated, actAt *time.Time
 		seatLimit, seatsUsed               *int32
 		actID, instance                    *string
+		development                        *bool
 	)
 	if err := row.Scan(&outcome, &keyID, &key, &version, &licID, &product, &status, &expires, &seatLimit,
-		&seatsUsed, &lCreated, &lUpdated, &actID, &instance, &actAt); err != nil {
+		&seatsUsed, &lCreated, &lUpdated, &actID, &instance, &actAt, &development); err != nil {
 		return r, err
 	}
 	r.Outcome = licensing.SeatOutcome(outcome)
@@ -588,13 +614,14 @@ func scanSeat(row pgx.Row, brandID, brand string) (licensing.SeatResult, error) 
 		if actAt != nil {
 			r.Activation.ActivatedAt = *actAt
 		}
+		r.Activation.Development = development != nil && *development
 	}
 	return r, nil
 }
 
 func activate(ctx context.Context, q queryRower, c licensing.ActivateCmd) (licensing.SeatResult, error) {
-	r, err := scanSeat(q.QueryRow(ctx, `SELECT `+seatCols+` FROM license_activate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		c.BrandID, c.Brand, c.Key, c.Product, c.Instance, c.ActivationID, c.AuditID, c.Now, c.Actor, c.RequestID), c.BrandID, c.Brand)
+	r, err := scanSeat(q.QueryRow(ctx, `SELECT `+seatCols+` FROM license_activate($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		c.BrandID, c.Brand, c.Key, c.Product, c.Instance, c.DevBuiltin, nullString(c.DevHost), c.ActivationID, c.AuditID, c.Now, c.Actor, c.RequestID), c.BrandID, c.Brand)
 	return r, mapErr("activate", err)
 }
 

@@ -77,7 +77,7 @@ func NewWorld(t *testing.T, newStore NewStore) *World {
 	}
 	w.P = licensing.Principal{BrandID: b.Brand.ID, BrandSlug: "acme", KeyID: b.APIKey.ID}
 	for _, code := range []string{"pro", "lite"} {
-		if _, err := w.Svc.CreateProduct(w.Ctx, w.meta(), w.P, code, code); err != nil {
+		if _, err := w.Svc.CreateProduct(w.Ctx, w.meta(), w.P, licensing.ProductSpec{Code: code, Name: code}); err != nil {
 			t.Fatalf("create product: %v", err)
 		}
 	}
@@ -132,6 +132,7 @@ type step struct {
 	created  *bool        // for an activation: whether a seat was taken
 	event    string       // the change event the step writes ("" for none)
 	instance string       // the instance that event names
+	dev      *bool        // the development flag that event's activation carries (nil: not checked)
 }
 
 func activate(product, instance string, created bool, ev string) step {
@@ -142,6 +143,32 @@ func activate(product, instance string, created bool, ev string) step {
 		}
 		return err
 	}, created: &created, event: ev, instance: mustNormalize(instance)}
+}
+
+// activateDev is activate that also checks the activation's development flag.
+func activateDev(product, instance string, created, dev bool, ev string) step {
+	s := activate(product, instance, created, ev)
+	s.dev = &dev
+	do := s.do
+	s.do = func(w *World, key string) error {
+		if err := do(w, key); err != nil {
+			return err
+		}
+		r, err := w.Activate(key, product, instance) // a reinstall: answers the same activation
+		if err == nil && r.Activation.Development != dev {
+			return fmt.Errorf("%s: development = %v, want %v", instance, r.Activation.Development, dev)
+		}
+		return err
+	}
+	return s
+}
+
+// patchProduct changes the "pro" product (no event: products are not under a key).
+func patchProduct(patch licensing.ProductPatch) step {
+	return step{do: func(w *World, _ string) error {
+		_, err := w.Svc.UpdateProduct(w.Ctx, w.meta(), w.P, "pro", patch)
+		return err
+	}}
 }
 
 func refuse(product, instance string, kind problem.Kind) step {
@@ -172,8 +199,9 @@ func Run(t *testing.T, newStore NewStore) {
 		seats *int
 		setup func(w *World, k resource.LicenseKey) string // returns the key string to use
 		steps []step
-		// seats is the license's seats_used at the end (on the key's first license)
-		wantSeats int
+		// seats is the license's seats_used at the end (on the key's first license), dev
+		// its development activations
+		wantSeats, wantDev int
 	}{
 		{name: "activate-201-then-200-on-reinstall", seats: ptr(3), steps: []step{
 			activate("pro", "https://www.Example.com/", true, created),
@@ -256,6 +284,55 @@ func Run(t *testing.T, newStore NewStore) {
 				return w.Svc.RemoveActivation(w.Ctx, w.meta(), w.P, "01900000-0000-7000-8000-000000000002", "01900000-0000-7000-8000-000000000001")
 			}, wantKind: problem.NotFound},
 		}, wantSeats: 0},
+		// development instances (API.md v1.1): no seat, their own cap of 20
+		{name: "dev-instance-takes-no-seat-even-when-every-seat-is-taken", seats: ptr(1), steps: []step{
+			activateDev("pro", "https://shop.example.com", true, false, created),
+			refuse("pro", "https://other.example.com", problem.SeatLimitReached),
+			activateDev("pro", "https://staging.shop.example.com/", true, true, created),
+			activateDev("pro", "http://localhost:8080/wp", true, true, created),
+			activateDev("pro", "http://192.168.1.20", true, true, created),
+			activateDev("pro", "https://shop.local", true, true, created),
+			// not a URL: never a development instance
+			refuse("pro", "staging.other.example.com", problem.SeatLimitReached),
+			// the same instance without its scheme is a reinstall of the development one
+			activateDev("pro", "staging.shop.example.com", false, true, existing),
+			// .dev is a public TLD
+			refuse("pro", "https://shop.dev", problem.SeatLimitReached),
+			deactivate("pro", "localhost:8080/wp", ""),
+		}, wantSeats: 1, wantDev: 3},
+		{name: "dev-instance-cap-is-20-per-license", seats: ptr(1), steps: append(func() []step {
+			var s []step
+			for i := range licensing.MaxDevInstances {
+				s = append(s, activate("pro", fmt.Sprintf("http://site%d.test", i), true, created))
+			}
+			return s
+		}(),
+			refuse("pro", "http://site-x.test", problem.DevInstanceLimitReached),
+			activateDev("pro", "http://site3.test", false, true, existing), // a reinstall at the cap
+			activateDev("pro", "https://shop.example.com", true, false, created),
+			deactivate("pro", "http://site0.test", ""),
+			activateDev("pro", "http://site-x.test", true, true, created),
+		), wantSeats: 1, wantDev: 20},
+		{name: "product-settings-apply-to-new-activations-only", seats: ptr(2), steps: []step{
+			activateDev("pro", "https://staging.a.com", true, true, created),
+			patchProduct(licensing.ProductPatch{DevInstances: ptr(false)}),
+			activateDev("pro", "https://staging.b.com", true, false, created),
+			activateDev("pro", "https://staging.a.com", false, true, existing), // keeps its classification
+			patchProduct(licensing.ProductPatch{DevInstances: ptr(true), DevInstanceSuffixes: &[]string{".WPEngine.com", "kinsta.cloud"}}),
+			activateDev("pro", "https://shop.wpengine.com", true, true, created),
+			activateDev("pro", "https://a.b.kinsta.cloud/", true, true, created),
+			activateDev("pro", "https://wpengine.com", true, false, created),
+			refuse("pro", "https://xwpengine.com", problem.SeatLimitReached),
+			deactivate("pro", "https://shop.wpengine.com", ""),
+			{do: func(w *World, _ string) error {
+				_, err := w.Svc.UpdateProduct(w.Ctx, w.meta(), w.P, "pro", licensing.ProductPatch{DevInstanceSuffixes: &[]string{"com"}})
+				return err
+			}, wantKind: problem.InvalidRequest},
+			{do: func(w *World, _ string) error {
+				_, err := w.Svc.UpdateProduct(w.Ctx, w.meta(), w.P, "ghost", licensing.ProductPatch{DevInstances: ptr(true)})
+				return err
+			}, wantKind: problem.NotFound},
+		}, wantSeats: 2, wantDev: 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -283,8 +360,15 @@ func Run(t *testing.T, newStore NewStore) {
 				return
 			}
 			l := w.License(k.Licenses[0].ID)
-			if l.SeatsUsed != c.wantSeats || len(*l.Activations) != c.wantSeats {
-				t.Fatalf("seats_used %d, %d activations; want %d", l.SeatsUsed, len(*l.Activations), c.wantSeats)
+			dev := 0
+			for _, a := range *l.Activations {
+				if a.Development {
+					dev++
+				}
+			}
+			if l.SeatsUsed != c.wantSeats || len(*l.Activations)-dev != c.wantSeats || dev != c.wantDev {
+				t.Fatalf("seats_used %d, %d activations of which %d development; want %d seats and %d development",
+					l.SeatsUsed, len(*l.Activations), dev, c.wantSeats, c.wantDev)
 			}
 			evs := w.Look.Events(t, keyID)
 			if len(evs) != 1+len(wantEvents) || evs[0].Type != event.KeyCreated || evs[0].Version != 1 {
@@ -301,6 +385,9 @@ func Run(t *testing.T, newStore NewStore) {
 				if s.instance != "" && (ev.Activation == nil || ev.Activation.Instance != s.instance || ev.Activation.LicenseID != ev.License.ID) {
 					t.Fatalf("event %d: activation %+v, want instance %q", i+1, ev.Activation, s.instance)
 				}
+				if s.dev != nil && ev.Activation.Development != *s.dev {
+					t.Fatalf("event %d: activation of %s development = %v", i+1, s.instance, ev.Activation.Development)
+				}
 				if ev.Type == event.ActivationCreated && ev.Activation.Version != ev.Version {
 					t.Fatalf("activation event v%d carries activation version %d", ev.Version, ev.Activation.Version)
 				}
@@ -308,8 +395,8 @@ func Run(t *testing.T, newStore NewStore) {
 			// the status check sees the same activations, and the instance's change version
 			for _, a := range *l.Activations {
 				st, err := w.Svc.Status(w.Ctx, "acme", key, "", a.Instance)
-				if err != nil || st.Instance == nil || !st.Instance.Activated {
-					t.Fatalf("status of active instance %s: %+v %v", a.Instance, st.Instance, err)
+				if err != nil || st.Instance == nil || !st.Instance.Activated || st.Instance.Development != a.Development {
+					t.Fatalf("status of active instance %s (development %v): %+v %v", a.Instance, a.Development, st.Instance, err)
 				}
 			}
 		})
