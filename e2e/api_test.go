@@ -58,6 +58,8 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 			map[string]any{"license_key": k.Key, "product": "pro", "instance": "site-2.example.com"}, 201, ""},
 		{"activate-409-seat-limit", "/v1/public/alike/activations",
 			map[string]any{"license_key": k.Key, "product": "pro", "instance": "site-3.example.com"}, 409, "seat_limit_reached"},
+		{"activate-201-dev-instance-on-a-full-license", "/v1/public/alike/activations",
+			map[string]any{"license_key": k.Key, "product": "pro", "instance": "http://site-3.local/"}, 201, ""},
 		{"activate-404-foreign-key", "/v1/public/alike/activations",
 			map[string]any{"license_key": other.Key, "product": "pro", "instance": "x.example.com"}, 404, "license_not_found"},
 		{"activate-422-empty-instance", "/v1/public/alike/activations",
@@ -87,6 +89,7 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 		{"instance-activated-normalized", "product=pro&instance=http://site-1.example.com"},
 		{"instance-not-activated", "product=pro&instance=elsewhere.example.com"},
 		{"instance-without-product", "instance=site-1.example.com"},
+		{"development-instance", "product=pro&instance=site-3.local"},
 		{"lower-case-key", "product=lite"},
 	} {
 		t.Run("status-"+c.name, func(t *testing.T) {
@@ -125,6 +128,21 @@ func TestEdgeAnswersLikeTheWriter(t *testing.T) {
 			validate(t, "GET", c.path, r)
 		})
 	}
+	t.Run("status-development-instance-through-every-tier", func(t *testing.T) {
+		// the writer's and the edge's answers agree (above); this one says development, from
+		// the edge's cached entry as from a fresh read
+		for range 2 {
+			var st struct {
+				Instance struct{ Activated, Development bool }
+			}
+			if err := json.Unmarshal(e.must(t, 200, "GET", base+"?product=pro&instance=site-3.local", "", nil).Body, &st); err != nil {
+				t.Fatal(err)
+			}
+			if !st.Instance.Activated || !st.Instance.Development {
+				t.Fatalf("edge status of a development instance: %+v", st.Instance)
+			}
+		}
+	})
 	t.Run("status-400-instance-too-long", func(t *testing.T) {
 		r := e.call(t, "GET", base+"?instance="+strings.Repeat("a", 300), "", nil)
 		if r.Status != 400 || r.Code() != "invalid_request" {

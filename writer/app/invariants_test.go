@@ -86,6 +86,44 @@ func TestSeatsCannotBeOversold(t *testing.T) {
 			}
 		})
 	}
+	t.Run("40-development-instances-at-once-take-20-slots-and-no-seat", func(t *testing.T) {
+		k := e.provision(t, key, "plugin", ptr(1))
+		var wg sync.WaitGroup
+		statuses := make([]int, 40)
+		for i := range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := e.do(t, "POST", "/v1/public/seats/activations", "", map[string]string{
+					"license_key": k.Key, "product": "plugin", "instance": fmt.Sprintf("https://staging.site-%d.example.com", i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Status == 409 && r.Code() != "dev_instance_limit_reached" {
+					t.Errorf("409 with code %s", r.Code())
+				}
+				statuses[i] = r.Status
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		n := map[int]int{}
+		for _, s := range statuses {
+			n[s]++
+		}
+		id := k.Licenses[0].ID
+		if n[201] != 20 || n[409] != 20 || e.count(t, "SELECT seats_used FROM licenses WHERE id = $1", id) != 0 ||
+			e.count(t, "SELECT dev_instances_used FROM licenses WHERE id = $1", id) != 20 ||
+			e.count(t, "SELECT count(*) FROM activations WHERE license_id = $1 AND development", id) != 20 {
+			t.Fatalf("statuses %v; want 20×201, 20×409, no seat and 20 development rows", n)
+		}
+		// the one seat is still free
+		e.must(t, 201, "POST", "/v1/public/seats/activations", "", map[string]string{
+			"license_key": k.Key, "product": "plugin", "instance": "https://www.site.example.com"})
+	})
 	t.Run("same-instance-concurrently-takes-one-seat", func(t *testing.T) {
 		k := e.provision(t, key, "plugin", ptr(3))
 		var wg sync.WaitGroup

@@ -375,3 +375,111 @@ func TestOperatorAndCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestDevelopmentInstances (API.md v1.1): a staging copy takes no seat, also on a full
+// license, answers development in the activation and the status, counts against the
+// license's 20, and the product's settings (POST, PATCH) apply to new activations only.
+// Every answer is checked against the OpenAPI document by the harness.
+func TestDevelopmentInstances(t *testing.T) {
+	e := start(t)
+	b := e.brand(t, "devsites")
+	var p resource.Product
+	e.must(t, 201, "POST", "/v1/products", b, map[string]any{"code": "seo", "name": "SEO",
+		"dev_instance_suffixes": []string{".WPEngine.com", "wpengine.com"}}).JSON(t, &p)
+	if !p.DevInstances || fmt.Sprint(p.DevInstanceSuffixes) != "[wpengine.com]" {
+		t.Fatalf("created product = %+v, want dev_instances true and one normalized suffix", p)
+	}
+	for _, bad := range []map[string]any{
+		{"code": "x1", "name": "X", "dev_instance_suffixes": []string{"com"}},
+		{"code": "x2", "name": "X", "dev_instances": "yes"},
+		{"code": "x3", "name": "X", "dev_instance_suffixes": []string{"a_b.com"}},
+	} {
+		if r := e.call(t, "POST", "/v1/products", b, bad); r.Status != 400 && r.Status != 422 {
+			t.Fatalf("POST %v: %d, want 400/422", bad, r.Status)
+		}
+	}
+	var k resource.LicenseKey
+	e.must(t, 201, "POST", "/v1/license-keys", b, map[string]any{"customer_email": "d@example.com",
+		"licenses": []map[string]any{{"product": "seo", "seat_limit": 1}}}).JSON(t, &k)
+	act := func(t *testing.T, want int, instance string) resource.ActivationResult {
+		t.Helper()
+		var out resource.ActivationResult
+		e.must(t, want, "POST", "/v1/public/devsites/activations", "", map[string]string{
+			"license_key": k.Key, "product": "seo", "instance": instance}).JSON(t, &out)
+		return out
+	}
+	status := func(t *testing.T, instance string) resource.Status {
+		t.Helper()
+		var st resource.Status
+		e.must(t, 200, "GET", "/v1/public/devsites/licenses/"+k.Key+"/status?product=seo&instance="+url.QueryEscape(instance), "", nil).JSON(t, &st)
+		return st
+	}
+	if a := act(t, 201, "https://shop.example.com"); a.Activation.Development || a.License.SeatsUsed != 1 {
+		t.Fatalf("production site: %+v", a)
+	}
+	e.must(t, 409, "POST", "/v1/public/devsites/activations", "", map[string]string{
+		"license_key": k.Key, "product": "seo", "instance": "https://other.example.com"})
+	// the license is full; staging copies still activate, without a seat
+	for _, inst := range []string{"https://staging.shop.example.com", "http://localhost:8080", "https://shop.wpengine.com"} {
+		a := act(t, 201, inst)
+		if !a.Activation.Development || a.License.SeatsUsed != 1 {
+			t.Fatalf("%s: %+v, want development and seats_used 1", inst, a)
+		}
+		if st := status(t, inst); !st.Valid || st.Instance == nil || !st.Instance.Activated || !st.Instance.Development {
+			t.Fatalf("status of %s: %+v", inst, st)
+		}
+	}
+	if a := act(t, 200, "https://staging.shop.example.com/"); !a.Activation.Development {
+		t.Fatalf("reinstall: %+v", a)
+	}
+	if st := status(t, "https://shop.example.com"); !st.Valid || st.Instance.Development {
+		t.Fatalf("status of the production site: %+v", st.Instance)
+	}
+
+	// PATCH: settings apply to new activations only
+	var p2 resource.Product
+	e.must(t, 200, "PATCH", "/v1/products/seo", b, map[string]any{"dev_instances": false}).JSON(t, &p2)
+	if p2.DevInstances || fmt.Sprint(p2.DevInstanceSuffixes) != "[wpengine.com]" || p2.Name != "SEO" {
+		t.Fatalf("patched product = %+v", p2)
+	}
+	e.must(t, 409, "POST", "/v1/public/devsites/activations", "", map[string]string{
+		"license_key": k.Key, "product": "seo", "instance": "https://staging.new.example.com"})
+	if a := act(t, 200, "http://localhost:8080"); !a.Activation.Development {
+		t.Fatalf("an existing development activation lost its classification: %+v", a)
+	}
+	e.must(t, 404, "PATCH", "/v1/products/nope", b, map[string]any{"dev_instances": true})
+	for _, bad := range []any{map[string]any{}, map[string]any{"dev_instance_suffixes": []string{"x"}}, map[string]any{"code": "x"}} {
+		if r := e.call(t, "PATCH", "/v1/products/seo", b, bad); r.Status != 400 && r.Status != 422 {
+			t.Fatalf("PATCH %v: %d, want 400/422", bad, r.Status)
+		}
+	}
+	if n := e.count(t, "SELECT count(*) FROM audit_events WHERE action = 'product.updated'"); n != 1 {
+		t.Fatalf("%d product.updated audit events, want 1", n)
+	}
+	e.must(t, 200, "PATCH", "/v1/products/seo", b, map[string]any{"dev_instances": true})
+
+	// the cap: 20 development instances per license
+	for i := 3; i < 20; i++ {
+		act(t, 201, fmt.Sprintf("http://site%d.test", i))
+	}
+	r := e.must(t, 409, "POST", "/v1/public/devsites/activations", "", map[string]string{
+		"license_key": k.Key, "product": "seo", "instance": "http://one-more.test"})
+	if r.Code() != "dev_instance_limit_reached" {
+		t.Fatalf("code = %s", r.Code())
+	}
+	var l resource.License
+	e.must(t, 200, "GET", "/v1/licenses/"+k.Licenses[0].ID, b, nil).JSON(t, &l)
+	if l.SeatsUsed != 1 || e.count(t, "SELECT dev_instances_used FROM licenses WHERE id = $1", l.ID) != 20 ||
+		e.count(t, "SELECT count(*) FROM activations WHERE license_id = $1 AND development", l.ID) != 20 {
+		t.Fatalf("seats_used %d; development counts in the table differ from 20", l.SeatsUsed)
+	}
+	// deactivating one frees a development slot, not a seat
+	e.must(t, 200, "POST", "/v1/public/devsites/deactivations", "", map[string]string{
+		"license_key": k.Key, "product": "seo", "instance": "http://site3.test"})
+	act(t, 201, "http://one-more.test")
+	// the audit records (the outbox rows, which the relay deletes once sent, are built
+	// from the same activation_json) say which activations were development instances
+	if n := e.count(t, "SELECT count(*) FROM audit_events WHERE action = 'license.activated' AND (after->'activation'->>'development')::boolean"); n != 21 {
+		t.Fatalf("%d license.activated audit events say development, want 21", n)
+	}
+}
