@@ -200,6 +200,16 @@ func templates() []template {
 		{"product.name", func(d *domain, v string, esc bool) *http.Request {
 			return req("POST", "/v1/products", `{"code":"other","name":`+jsonString("P"+v, esc)+`}`, "Authorization", "Bearer "+d.apiKey)
 		}},
+		{"product.dev-suffix", func(d *domain, v string, esc bool) *http.Request {
+			return req("POST", "/v1/products", `{"code":"sfx","name":"S","dev_instance_suffixes":[`+jsonString("wpengine.com"+v, esc)+`]}`,
+				"Authorization", "Bearer "+d.apiKey)
+		}},
+		{"product-patch.path-code", func(d *domain, v string, _ bool) *http.Request {
+			return req("PATCH", "/v1/products/"+url.PathEscape("pro"+v), `{"dev_instances":false}`, "Authorization", "Bearer "+d.apiKey)
+		}},
+		{"product-patch.name", func(d *domain, v string, esc bool) *http.Request {
+			return req("PATCH", "/v1/products/pro", `{"name":`+jsonString("P"+v, esc)+`}`, "Authorization", "Bearer "+d.apiKey)
+		}},
 		{"suspend.path-id", func(d *domain, v string, _ bool) *http.Request {
 			return req("POST", "/v1/licenses/"+url.PathEscape(d.id+v)+"/suspend", "", "Authorization", "Bearer "+d.apiKey)
 		}},
@@ -316,6 +326,7 @@ func FuzzWriterRequest(f *testing.F) {
 		{"POST", "/v1/licenses/0190d5b0-0000-7000-8000-000000000000/renew", `{"expires_at":"9999-12-31T23:59:59Z"}`, "application/json", "KEY", ""},
 		{"GET", "/v1/licenses?customer_email=jane%40example.com&limit=1&cursor=AAAA", "", "", "KEY", ""},
 		{"POST", "/v1/products", `{"code":"p","code":"q"}`, "application/json", "KEY", ""},
+		{"PATCH", "/v1/products/pro", `{"dev_instances":false,"dev_instance_suffixes":["wpengine.com"]}`, "application/json", "KEY", ""},
 		{"DELETE", "/v1/brands/acme/api-keys/x", "", "", "OP", ""},
 		{"POST", "/v1/webhook-endpoints", `{"url":"https://93.184.216.34/h","events":["license.created"]}`, "application/json", "KEY", "idem-2"},
 		{"PATCH", "/v1/webhook-endpoints/0190d5b0-0000-7000-8000-000000000000", `{"status":"disabled"}`, "application/json", "KEY", ""},
