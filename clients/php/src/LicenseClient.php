@@ -519,10 +519,8 @@ class LicenseClient
             throw new LeaseException('format', 'not a JWS compact serialization');
         }
         $header = self::jsonObject(self::b64urlDecode($parts[0]));
-        $payloadJson = self::b64urlDecode($parts[1]);
-        $sig = self::b64urlDecode($parts[2]);
-        if ($header === null || $payloadJson === null || $sig === null) {
-            throw new LeaseException('format', 'malformed JWS');
+        if ($header === null) {
+            throw new LeaseException('format', 'malformed JWS header');
         }
         if (!isset($header['alg']) || $header['alg'] !== 'EdDSA') {
             throw new LeaseException('alg', 'alg must be EdDSA');
@@ -535,6 +533,11 @@ class LicenseClient
         }
         if (!isset($header['kid']) || !is_string($header['kid']) || $header['kid'] === '') {
             throw new LeaseException('kid', 'no kid');
+        }
+        $payloadJson = self::b64urlDecode($parts[1]);
+        $sig = self::b64urlDecode($parts[2]);
+        if ($payloadJson === null || $sig === null) {
+            throw new LeaseException('format', 'malformed JWS');
         }
         if (strlen($sig) !== 64) {
             throw new LeaseException('signature', 'signature is not 64 bytes');
@@ -900,8 +903,8 @@ class LicenseClient
             $r->development = isset($act['development']) ? (bool) $act['development'] : false;
             $r->instance = isset($act['instance']) ? (string) $act['instance'] : null;
             $r->licenses = $lic ? array(self::statusLicense($lic)) : array();
-            // a signed answer (a lease) comes with the next check, due shortly
-            $this->saveState($key, $instance, $r, null, $this->now() + (int) call_user_func($this->random, 30, 300));
+            // a signed answer (a lease) comes with the next check: due at once
+            $this->saveState($key, $instance, $r, null, $this->now());
             return $r;
         }
         $r->code = isset($data['code']) && is_string($data['code']) ? $data['code'] : ($resp['status'] >= 500 ? 'unavailable' : 'http_' . $resp['status']);
@@ -978,6 +981,20 @@ class LicenseClient
             $r->httpStatus = $status;
             $r->code = isset($data['code']) && is_string($data['code']) ? $data['code'] : 'http_' . $status;
             $r->detail = isset($data['detail']) && is_string($data['detail']) ? self::scrub($data['detail'], $key) : null;
+        }
+        if ($r->code === 'instance_not_activated' && $instance !== null) {
+            // an edge learns of an activation within moments; an answer that does not know
+            // the activation this client made a minute ago is older than it, not newer
+            $state = $this->store->get($this->name('state', $this->id($key, $instance)));
+            if (isset($state['result']['source'], $state['result']['receivedAt']) && $state['result']['source'] === 'activation'
+                && $now - (int) $state['result']['receivedAt'] < 60) {
+                $this->log('info', sprintf('status of %s does not know the activation yet; keeping it', self::maskKey($key)));
+                $state['next_check'] = $now + (int) call_user_func($this->random, 60, 120);
+                $this->store->set($this->name('state', $this->id($key, $instance)), $state, 0);
+                $last = LicenseResult::fromArray($state['result']);
+                $last->stale = true;
+                return $last;
+            }
         }
         $r->source = 'network';
         $r->stale = $stale;
