@@ -6,9 +6,14 @@
 package leasetest
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
+	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -73,4 +78,17 @@ func Verify(token, jwks []byte, want Expected) (Token, error) {
 		return out, fmt.Errorf("go-jose: claims: %w", err)
 	}
 	return out, nil
+}
+
+// WriteKey writes priv to path as a PKCS#8 PEM file of mode 0600 (what openssl genpkey
+// writes), for tests that configure a node's SIGNING_KEY_FILE.
+func WriteKey(t testing.TB, path string, priv ed25519.PrivateKey) {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

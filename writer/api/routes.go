@@ -74,6 +74,7 @@ func (s *Server) routes(metrics http.Handler) {
 	m.HandleFunc("POST /v1/public/{brand}/activations", s.public(s.activate))
 	m.HandleFunc("POST /v1/public/{brand}/deactivations", s.public(s.deactivate))
 	m.HandleFunc("GET /v1/public/{brand}/licenses/{key}/status", s.public(s.status))
+	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
 
 	m.HandleFunc("/", s.unmatched)
 }
@@ -447,11 +448,18 @@ func (s *Server) deactivate(w http.ResponseWriter, r *http.Request, _ *licensing
 	s.reply(w, r, http.StatusOK, out, err)
 }
 
+// status answers plain JSON, or a signed lease when the client accepts application/jose
+// (lease.go); problems stay plain. Every answer varies by Accept.
 func (s *Server) status(w http.ResponseWriter, r *http.Request, _ *licensing.Principal) {
+	w.Header().Set("Vary", "Accept")
 	q := r.URL.Query()
 	out, err := s.svc.Status(r.Context(), r.PathValue("brand"), r.PathValue("key"), q.Get("product"), q.Get("instance"))
 	if err == nil {
 		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(license.CacheMaxAge(s.cfg.StatusMaxAge, out, s.svc.Now())))
+		if s.wantsLease(r) {
+			s.signedStatus(w, out)
+			return
+		}
 	}
 	s.reply(w, r, http.StatusOK, out, err)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/licensing/licensing/internal/redislog"
 	"github.com/licensing/licensing/internal/sealbox"
 	"github.com/licensing/licensing/shared/envconfig"
+	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/retry"
 	"github.com/licensing/licensing/writer/api"
 	"github.com/licensing/licensing/writer/licensing"
@@ -79,6 +80,13 @@ type Config struct {
 	WebhookRescueAfter   time.Duration   `env:"WEBHOOK_RESCUE_AFTER" envDefault:"1m" help:"a delivery still running after this (its writer died) is attempted again; more than WEBHOOK_TIMEOUT"`
 	ExpiryInterval       time.Duration   `env:"EXPIRY_INTERVAL" envDefault:"10s" help:"how often passed expiries are recorded as license.expired changes (API.md: within a minute)"`
 
+	// Signed status answers (API.md "Signed status and offline leases"; shared/lease).
+	SigningKeyFile string        `env:"SIGNING_KEY_FILE" help:"PKCS#8 PEM Ed25519 private key that signs status leases (file mode 0600)"`
+	SigningKey     string        `env:"SIGNING_KEY" mask:"secret" help:"the same key inline (PEM or base64 seed), when no file is given"`
+	JWKSFile       string        `env:"JWKS_FILE" help:"JWK Set of every public key to publish (other nodes' keys and retired keys until their leases expire); this node's own key is always added"`
+	LeaseIssuer    string        `env:"LEASE_ISSUER" envDefault:"urn:license-service" help:"iss of signed status answers"`
+	LeaseDuration  time.Duration `env:"LEASE_DURATION" envDefault:"72h" help:"how long a signed status answer may be used offline (capped by a valid license's expiry)"`
+
 	// Tests only (no variable): NoRelay runs no outbox relay, RelayDelay slows it down,
 	// RelayRetry replaces its retry policy.
 	NoRelay bool `json:"-"`
@@ -136,6 +144,10 @@ func (c Config) LogValue() slog.Value { return envconfig.LogValue(c) }
 // once the server listens.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string) error {
 	log.Info("writer starting", "config", cfg)
+	signer, err := cfg.signer(log)
+	if err != nil {
+		return err
+	}
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, int32(cfg.MaxConns))
 	if err != nil {
 		return err
@@ -220,6 +232,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		Extra:         openapi.Register,
 		Limits:        limits,
 		Trusted:       trusted,
+		Signer:        signer,
 	}, log, reg, reg)
 	httpSrv := &http.Server{
 		Handler:           srv,
@@ -367,6 +380,20 @@ func (c Config) webhooks(pool *pgxpool.Pool, svc *licensing.Service, log *slog.L
 		log.Warn("webhooks may reach internal addresses", "loopback", c.WebhookAllowLoopback, "private", c.WebhookAllowPrivate)
 	}
 	return hooks, nil
+}
+
+// signer loads the lease key (or makes an ephemeral one) and the published key set.
+func (c Config) signer(log *slog.Logger) (*lease.Signer, error) {
+	s, warnings, err := lease.Open(EnvPrefix, lease.Settings{KeyFile: c.SigningKeyFile, Key: c.SigningKey,
+		JWKSFile: c.JWKSFile, Issuer: c.LeaseIssuer, Duration: c.LeaseDuration})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	log.Info("status leases", "kid", s.Kid(), "published_keys", len(s.Keys().Keys), "lease", s.Lease())
+	return s, nil
 }
 
 // readiness: the writer can serve requests when Postgres is usable. NATS is not part of
