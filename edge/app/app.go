@@ -31,6 +31,7 @@ import (
 	"github.com/licensing/licensing/internal/redislog"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/shared/event"
+	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -83,6 +84,13 @@ type Config struct {
 	VersionRetain       time.Duration `env:"VERSION_RETAIN" envDefault:"1h" help:"known versions of idle keys are forgotten after this"`
 	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"graceful shutdown deadline"`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+
+	// Signed status answers (API.md "Signed status and offline leases"; shared/lease).
+	SigningKeyFile string        `env:"SIGNING_KEY_FILE" help:"PKCS#8 PEM Ed25519 private key that signs status leases (file mode 0600)"`
+	SigningKey     string        `env:"SIGNING_KEY" mask:"secret" help:"the same key inline (PEM or base64 seed), when no file is given"`
+	JWKSFile       string        `env:"JWKS_FILE" help:"JWK Set of every public key to publish (other nodes' keys and retired keys until their leases expire); this node's own key is always added"`
+	LeaseIssuer    string        `env:"LEASE_ISSUER" envDefault:"urn:license-service" help:"iss of signed status answers"`
+	LeaseDuration  time.Duration `env:"LEASE_DURATION" envDefault:"72h" help:"how long a signed status answer may be used offline (capped by a valid license's expiry)"`
 
 	// LimitKeyPrefix prefixes the rate-limit budgets' Redis keys (tests).
 	LimitKeyPrefix string `json:"-"`
@@ -151,6 +159,7 @@ type Node struct {
 	Events   *invalidate.Consumer // nil when NATS is off
 	Shield   *shield.Shield       // nil when the key filter is off
 	Source   source.Source        // the top of the read path
+	Signer   *lease.Signer        // signs status leases; its key set is served
 	Registry *prometheus.Registry
 }
 
@@ -158,6 +167,7 @@ type Node struct {
 // once the server listens.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string) error {
 	log.Info("edge starting", "config", cfg)
+	var err error
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -170,9 +180,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	m := metrics.New(reg)
 	known := version.New()
 	node := &Node{Known: known, Registry: reg}
+	if node.Signer, err = cfg.signer(log); err != nil {
+		return err
+	}
 
 	var replicaPool, primaryPool *pgxpool.Pool
-	var err error
 	if enabled(cfg.ReplicaURL) {
 		if replicaPool, err = replica.Connect(cfg.ReplicaURL, int32(cfg.DBMaxConns), time.Second, cfg.DBTimeout); err != nil {
 			return err
@@ -269,7 +281,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	}
 	srv := server.New(src, rel, readiness(replicaPool, primaryPool, node.L2),
 		fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})),
-		server.Config{StatusMaxAge: cfg.StatusMaxAge, NotFoundMaxAge: cfg.NegativeTTL, Limits: limits, Trusted: trusted}, now, log, m)
+		server.Config{StatusMaxAge: cfg.StatusMaxAge, NotFoundMaxAge: cfg.NegativeTTL, Limits: limits, Trusted: trusted,
+			Signer: node.Signer}, now, log, m)
 	hs := &fasthttp.Server{
 		Handler:               srv.Handler,
 		ErrorHandler:          srv.ErrorHandler,
@@ -360,6 +373,20 @@ func apply(ctx context.Context, node *Node, ch event.Change, now func() time.Tim
 		defer cancel()
 		_ = node.L2.Invalidate(rctx, ch.Brand, ch.LicenseKey, inst, ch.Version)
 	}
+}
+
+// signer loads the lease key (or makes an ephemeral one) and the published key set.
+func (c Config) signer(log *slog.Logger) (*lease.Signer, error) {
+	s, warnings, err := lease.Open(EnvPrefix, lease.Settings{KeyFile: c.SigningKeyFile, Key: c.SigningKey,
+		JWKSFile: c.JWKSFile, Issuer: c.LeaseIssuer, Duration: c.LeaseDuration})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	log.Info("status leases", "kid", s.Kid(), "published_keys", len(s.Keys().Keys), "lease", s.Lease())
+	return s, nil
 }
 
 // readiness: the node can serve when some tier that holds the data answers (the replica,

@@ -38,6 +38,9 @@ type Metrics struct {
 	Requests *prometheus.HistogramVec
 	// Relayed counts writes relayed to the writer by route and status.
 	Relayed *prometheus.CounterVec
+	// Signed counts signed status answers (offline leases) by cache: hit (a token signed
+	// earlier in the same iat second was reused) or miss (signed now).
+	Signed *prometheus.CounterVec
 }
 
 // New creates the instruments and registers them on reg.
@@ -78,9 +81,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			[]string{"route", "code"}),
 		Relayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_relayed_total",
 			Help: "Public writes relayed to the writer, by route and HTTP status."}, []string{"route", "status"}),
+		Signed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_signed_answers_total",
+			Help: "Signed status answers (application/jose leases), by cache: hit (the same question's token from the same iat second reused) or miss (signed)."}, []string{"cache"}),
 	}
 	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.TierOpen, m.Invalidations, m.Heartbeats, m.InvalidationLag,
-		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed, m.FilterAnswers, m.FilterKeys, m.FilterBytes)
+		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed, m.FilterAnswers, m.FilterKeys, m.FilterBytes, m.Signed)
+	m.Signed.WithLabelValues("hit")
+	m.Signed.WithLabelValues("miss")
 	for _, t := range []string{"l1", "l2", "replica", "primary"} {
 		m.Lookups.WithLabelValues(t, "hit")
 		m.Lookups.WithLabelValues(t, "miss")

@@ -1,6 +1,8 @@
 // Package server is the edge's HTTP surface on fasthttp: the public status check (US4)
-// answered from the read tiers, the public writes relayed to the writer, and /healthz,
-// /readyz and /metrics. Every response carries X-Request-Id; errors are problem+json.
+// answered from the read tiers, plain or signed as an offline lease (Accept:
+// application/jose), the public writes relayed to the writer, the lease keys at
+// /.well-known/jwks.json, and /healthz, /readyz and /metrics. Every response carries
+// X-Request-Id; errors are problem+json.
 package server
 
 import (
@@ -18,9 +20,11 @@ import (
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
 	"github.com/licensing/licensing/shared/requestid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
@@ -46,6 +50,12 @@ type Config struct {
 	// Trusted are the proxies (an ingress, a load balancer) whose X-Forwarded-For names
 	// the client.
 	Trusted clientip.Trusted
+	// Signer signs status answers asked for as application/jose and publishes its key set
+	// at /.well-known/jwks.json (nil: plain answers only, no key set).
+	Signer *lease.Signer
+	// SignedCacheEntries bounds the cache of signed answers (DefaultSignedCacheEntries
+	// when 0).
+	SignedCacheEntries int
 }
 
 // Server holds the handlers' dependencies.
@@ -60,6 +70,10 @@ type Server struct {
 	m       *metrics.Metrics
 	// wasReady is set once a readiness check has passed or a fresh answer was served.
 	wasReady atomic.Bool
+	// signed caches signed answers within an iat granule; signedHit and signedMiss count
+	// them (nil without a signer).
+	signed                *signedCache
+	signedHit, signedMiss prometheus.Counter
 }
 
 // New returns the server. relay may be nil (writes answer 503); ready may be nil.
@@ -68,10 +82,21 @@ func New(src source.Source, relay Relayer, ready func(context.Context) error, me
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
-	return &Server{src: src, relay: relay, ready: ready, metrics: metricsHandler, cfg: cfg, now: now, log: log, m: m}
+	s := &Server{src: src, relay: relay, ready: ready, metrics: metricsHandler, cfg: cfg, now: now, log: log, m: m}
+	if cfg.Signer != nil {
+		s.signed = newSignedCache(cfg.SignedCacheEntries)
+		s.signedHit, s.signedMiss = m.Signed.WithLabelValues("hit"), m.Signed.WithLabelValues("miss")
+	}
+	return s
 }
 
 const publicPrefix = "/v1/public/"
+
+// jwksPath serves the JWK Set that verifies signed answers; clients may keep it 5 minutes.
+const (
+	jwksPath         = "/.well-known/jwks.json"
+	jwksCacheControl = "max-age=300"
+)
 
 // Handler is the fasthttp entry point.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
@@ -106,6 +131,16 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rid string) string {
 			s.metrics(ctx)
 		}
 		return "metrics"
+	case jwksPath:
+		if s.cfg.Signer == nil {
+			break
+		}
+		if s.allow(ctx, rid, method, "GET") {
+			ctx.Response.Header.Set("Cache-Control", jwksCacheControl)
+			ctx.SetContentType("application/json")
+			ctx.SetBody(s.cfg.Signer.JWKS())
+		}
+		return "jwks"
 	}
 	rest, ok := strings.CutPrefix(path, publicPrefix)
 	if !ok {
@@ -175,8 +210,11 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, rid string) {
 	writeJSON(ctx, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// status answers US4 (API.md): the snapshot from the tiers, evaluated now.
+// status answers US4 (API.md): the snapshot from the tiers, evaluated now; signed
+// (signedStatus) when the client accepts application/jose. Either representation, and
+// every problem, carries Vary: Accept.
 func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
+	ctx.Response.Header.Set("Vary", "Accept")
 	key := license.NormalizeKey(rawKey)
 	notFound := problem.New(problem.LicenseNotFound, "license not found")
 	if !license.ValidSlug(brand) || !license.ValidKey(key) {
@@ -231,8 +269,12 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 		return
 	}
 	now := s.now()
-	out := r.State.Evaluate(product, inst, now)
 	ctx.Response.Header.Set("X-License-Version", strconv.FormatInt(r.State.Version, 10))
+	if s.signed != nil && lease.AcceptsJOSE(ctx.Request.Header.Peek("Accept")) {
+		s.signedStatus(ctx, &r, inst, stale, key, product, instance, now)
+		return
+	}
+	out := r.State.Evaluate(product, inst, now)
 	age := 0
 	if !stale {
 		age = license.CacheMaxAge(s.cfg.StatusMaxAge, out, now)
@@ -247,6 +289,50 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 	ctx.SetStatusCode(http.StatusOK)
 	ctx.SetBody(*buf) // copies
 	bodyPool.Put(buf)
+}
+
+// signedStatus answers with a lease: the answer evaluated at iat (now truncated to
+// lease.Granularity; checked_at is iat) and signed, or the token signed for the same
+// question about the same state earlier in that granule. Its headers are the plain
+// answer's; a stale answer is signed too (X-Cache-Stale says so) and its exp is still
+// iat + the lease: the lease vouches for the state it carries, as of iat, which is what
+// the edge knew.
+func (s *Server) signedStatus(ctx *fasthttp.RequestCtx, r *source.Result, inst *license.Instance, stale bool,
+	key, product, instance string, now time.Time) {
+	iat := now.Truncate(lease.Granularity)
+	granule := iat.UnixNano() / int64(lease.Granularity)
+	ck := signedKey{brand: r.State.Brand, key: key, product: product, instance: instance, version: r.State.Version, stale: stale}
+	if inst != nil {
+		ck.instanceAsOf = inst.AsOf
+	}
+	e, ok := s.signed.get(ck, granule)
+	if ok {
+		s.signedHit.Inc()
+	} else {
+		out := r.State.Evaluate(product, inst, iat)
+		buf := bodyPool.Get().(*[]byte)
+		*buf = out.AppendJSON((*buf)[:0])
+		e.token = s.cfg.Signer.Sign(*buf, out.LicenseKey, out.Brand, iat, lease.ValidUntil(&out))
+		bodyPool.Put(buf)
+		for _, l := range out.Licenses {
+			if l.Valid && l.ExpiresAt != nil && (e.cacheUntil.IsZero() || l.ExpiresAt.Before(e.cacheUntil)) {
+				e.cacheUntil = *l.ExpiresAt
+			}
+		}
+		s.signed.put(ck, granule, e)
+		s.signedMiss.Inc()
+	}
+	cc := "max-age=0"
+	if !stale {
+		cc = cacheMaxAge(s.cfg.StatusMaxAge, e.cacheUntil, now)
+		if !s.wasReady.Load() {
+			s.wasReady.Store(true)
+		}
+	}
+	ctx.Response.Header.Set("Cache-Control", cc)
+	ctx.SetContentType(lease.ContentType)
+	ctx.SetStatusCode(http.StatusOK)
+	ctx.SetBody(e.token) // copies
 }
 
 // bodyPool recycles status encoding buffers (the answer is a few hundred bytes).
