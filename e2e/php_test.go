@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +36,9 @@ import (
 // purpose.
 
 const phpClientDir = "../clients/php"
+
+// phpLeaseIssuer is the iss the tests' edges sign with (a deployment's configured URL).
+const phpLeaseIssuer = "https://licenses.pluginshop-e2e.com"
 
 // needCommands returns the paths of the commands; a missing one fails the test under
 // LICENSE_TEST_REQUIRE=1 and skips it otherwise. optOut, when set to 1, skips the test.
@@ -144,13 +146,15 @@ func (m *managedEdge) stop() error {
 	}
 }
 
-// signingSeed gives an edge or writer configuration a fixed Ed25519 signing key (base64 of
-// a 32-byte seed), so that a restarted edge publishes the same key.
-func withSigningSeed(cfg any, seed []byte) {
-	v := reflect.ValueOf(cfg).Elem().FieldByName("SigningKey")
-	if v.IsValid() && v.Kind() == reflect.String {
-		v.SetString(base64.StdEncoding.EncodeToString(seed))
+// signingKey is an inline signing key (the base64 of a 32-byte Ed25519 seed) for an edge
+// that must publish the same key after a restart.
+func signingKey(t *testing.T) string {
+	t.Helper()
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		t.Fatal(err)
 	}
+	return base64.StdEncoding.EncodeToString(seed)
 }
 
 func TestPHPClient(t *testing.T) {
@@ -160,12 +164,8 @@ func TestPHPClient(t *testing.T) {
 	wr := w.writer(t)
 	apiKey := wr.brand(t, "phpshop", "pro", "lite")
 
-	seed := make([]byte, ed25519.SeedSize)
-	if _, err := rand.Read(seed); err != nil {
-		t.Fatal(err)
-	}
 	cfg := w.edgeConfig("edge-php", wr.base)
-	withSigningSeed(&cfg, seed)
+	cfg.SigningKey, cfg.LeaseIssuer = signingKey(t), phpLeaseIssuer
 	main := &managedEdge{cfg: cfg, log: testLog(t, "edge-php")}
 	if err := main.start(); err != nil {
 		t.Fatal(err)
@@ -178,6 +178,7 @@ func TestPHPClient(t *testing.T) {
 
 	// an edge with a tiny public status budget: 3 checks, then one a minute (429)
 	lcfg := w.edgeConfig("edge-php-limited", wr.base)
+	lcfg.LeaseIssuer = phpLeaseIssuer
 	lcfg.RateLimits, lcfg.LimitStatus, lcfg.LimitKeyPrefix, lcfg.LimitTimeout = "on", "1/1m:3", limitPrefix(t), limitTimeout
 	limited := w.edge(t, lcfg)
 
@@ -232,7 +233,7 @@ func TestPHPClient(t *testing.T) {
 		"BRAND=phpshop",
 		"PRODUCT=pro",
 		"API_KEY="+apiKey,
-		"LEASE_ISSUER=urn:license-service",
+		"LEASE_ISSUER="+phpLeaseIssuer,
 	)
 	for name, k := range keys {
 		env = append(env, name+"="+k)

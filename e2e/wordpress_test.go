@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -59,10 +58,8 @@ func TestWordPress(t *testing.T) {
 	w := newWorld(t)
 	wr := w.writer(t)
 	apiKey := wr.brand(t, "pluginshop", "seo-pro")
-	seed := make([]byte, ed25519.SeedSize)
-	rand.Read(seed)
 	ecfg := w.edgeConfig("edge-wp", wr.base)
-	withSigningSeed(&ecfg, seed)
+	ecfg.SigningKey, ecfg.LeaseIssuer = signingKey(t), phpLeaseIssuer
 	e := w.edge(t, ecfg)
 	key := wr.licenseKey(t, apiKey, map[string]any{"product": "seo-pro", "seat_limit": 3}).Key
 	step("service up")
@@ -90,7 +87,7 @@ func TestWordPress(t *testing.T) {
 	prodHost := fmt.Sprintf("www.pluginshop-e2e.com:%d", port)
 	stagingHost := fmt.Sprintf("staging.pluginshop-e2e.com:%d", port)
 	prodURL, stagingURL := "http://"+prodHost, "http://"+stagingHost
-	password := hex.EncodeToString(seed[:12])
+	password := randomHex(12)
 
 	helper, _ := filepath.Abs(filepath.Join(phpClientDir, "e2e", "wp-e2e.php"))
 	wpCLI := func(host string, args ...string) map[string]any {
@@ -285,11 +282,7 @@ func startMariaDB(t *testing.T, bin, dir, sock string) {
 // wordpress.org, the debug log to a file, and the example plugin's service settings.
 func writeWPConfig(t *testing.T, root, sock, debugLog, edgeURL, brand, product string) {
 	t.Helper()
-	salt := func() string {
-		b := make([]byte, 32)
-		rand.Read(b)
-		return hex.EncodeToString(b)
-	}
+	salt := func() string { return randomHex(32) }
 	var b strings.Builder
 	fmt.Fprintf(&b, "<?php\n// written by e2e/wordpress_test.go\n")
 	for k, v := range map[string]string{
@@ -300,7 +293,7 @@ func writeWPConfig(t *testing.T, root, sock, debugLog, edgeURL, brand, product s
 		"E2E_STAGING_PREFIX": "wpstg0_", "WP_DEBUG_LOG": debugLog, "FS_METHOD": "direct",
 		"WP_ACCESSIBLE_HOSTS":      "127.0.0.1",
 		"EXAMPLE_LICENSE_EDGE_URL": edgeURL, "EXAMPLE_LICENSE_BRAND": brand, "EXAMPLE_LICENSE_PRODUCT": product,
-		"EXAMPLE_LICENSE_ISSUER": "urn:license-service",
+		"EXAMPLE_LICENSE_ISSUER": phpLeaseIssuer,
 	} {
 		fmt.Fprintf(&b, "define(%q, %s);\n", k, phpString(v))
 	}
@@ -318,6 +311,12 @@ require_once ABSPATH . 'wp-settings.php';
 	if err := os.WriteFile(filepath.Join(root, "wp-config.php"), []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func phpString(s string) string {

@@ -1022,7 +1022,8 @@ class LicenseClient
             try {
                 // no JWK Set fetch here: the service is out of reach or asked us to wait
                 $payload = $this->verifyLease($state['lease'], $key, false, $instance);
-                $r = $this->resultFromStatus($key, $payload, null);
+                // httpStatus: the failed answer's (null: no answer at all)
+                $r = $this->resultFromStatus($key, $payload, $httpStatus);
                 $r->signed = true;
                 $r->leaseExpiresAt = $payload['exp'];
                 $r->source = 'lease';
@@ -1198,9 +1199,8 @@ class LicenseClient
                     }
                     $keys[(string) $k['kid']] = base64_encode($x);
                 }
-                $ttl = self::maxAge($resp['headers']);
-                $ttl = $ttl > 0 ? min(max($ttl, 300), $this->jwksTtl) : $this->jwksTtl;
-                $expires = $now + $ttl;
+                // kept for jwks_ttl: a rotated-in key is fetched on its first unknown kid
+                $expires = $now + $this->jwksTtl;
             }
         } else {
             $this->log('warning', 'JWK Set fetch failed: ' . (isset($resp['error']) ? $resp['error'] : 'HTTP ' . $resp['status']));
