@@ -191,6 +191,11 @@ func TestWordPress(t *testing.T) {
 	}
 	step("staging copy activated without a seat")
 
+	// deactivating the plugin clears its daily check
+	if st := wpCLI(stagingHost, "deactivate-plugin"); st["active"] != false || st["cron"] != false {
+		t.Errorf("after deactivating the plugin: %v", st)
+	}
+
 	for _, f := range []string{debugLog, serveLog} {
 		if b, err := os.ReadFile(f); err == nil && strings.Contains(strings.ToUpper(string(b)), key) {
 			t.Errorf("%s contains the full key", filepath.Base(f))

@@ -10,13 +10,14 @@
  *                                                  (as WP Staging does) and point it at URL
  *   php wp-e2e.php ROOT HOST cron-due               make the plugin's daily check due now
  *   php wp-e2e.php ROOT HOST state                  print the plugin's view as JSON
+ *   php wp-e2e.php ROOT HOST deactivate-plugin      deactivate the example plugin (clears its cron event)
  *
  * HOST is the Host the request would carry (wp-config.php picks the table prefix by it).
  * Output: one JSON object on stdout; errors on stderr with a non-zero exit.
  */
 
 if (PHP_SAPI !== 'cli' || $argc < 4) {
-    fwrite(STDERR, "usage: php wp-e2e.php ROOT HOST install|staging|cron-due|state ...\n");
+    fwrite(STDERR, "usage: php wp-e2e.php ROOT HOST install|staging|cron-due|state|deactivate-plugin ...\n");
     exit(2);
 }
 list(, $root, $host, $cmd) = $argv;
@@ -111,6 +112,13 @@ switch ($cmd) {
             'lease' => $key !== '' && example_license_client()->storedLease($key) !== null,
             'result' => $r === null ? null : array_diff_key($r->toArray(), array('licenses' => 1)),
         ));
+        break;
+
+    case 'deactivate-plugin':
+        require $root . '/wp-load.php';
+        require_once ABSPATH . 'wp-admin/includes/plugin.php';
+        deactivate_plugins(PLUGIN);
+        out(array('active' => is_plugin_active(PLUGIN), 'cron' => wp_next_scheduled('example_license_daily_check')));
         break;
 
     default:
