@@ -91,6 +91,9 @@ type Config struct {
 	JWKSFile       string        `env:"JWKS_FILE" help:"JWK Set of every public key to publish (other nodes' keys and retired keys until their leases expire); this node's own key is always added"`
 	LeaseIssuer    string        `env:"LEASE_ISSUER" envDefault:"urn:license-service" help:"iss of signed status answers"`
 	LeaseDuration  time.Duration `env:"LEASE_DURATION" envDefault:"72h" help:"how long a signed status answer may be used offline (capped by a valid license's expiry)"`
+	// LeaseGranularity: a coarser one signs less often under load from many keys, at the
+	// price of an iat (and checked_at) up to that much older than the answer.
+	LeaseGranularity time.Duration `env:"LEASE_IAT_GRANULARITY" envDefault:"1s" help:"iat and checked_at of a signed answer are the time truncated to this (whole seconds, 1s to 1m); the same question about the same key version within it reuses one signature"`
 
 	// LimitKeyPrefix prefixes the rate-limit budgets' Redis keys (tests).
 	LimitKeyPrefix string `json:"-"`
@@ -119,6 +122,9 @@ func FromEnv(environ []string) (c Config, unknown []string, err error) {
 	}
 	if _, err := c.limits(); err != nil {
 		return c, nil, err
+	}
+	if g := c.LeaseGranularity; g < time.Second || g > time.Minute || g%time.Second != 0 {
+		return c, nil, fmt.Errorf("EDGE_LEASE_IAT_GRANULARITY %v: whole seconds from 1s to 1m", g)
 	}
 	if c.KeyFilter != "on" && c.KeyFilter != "off" {
 		return c, nil, fmt.Errorf("EDGE_KEY_FILTER %q: on or off", c.KeyFilter)
@@ -282,7 +288,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	srv := server.New(src, rel, readiness(replicaPool, primaryPool, node.L2),
 		fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})),
 		server.Config{StatusMaxAge: cfg.StatusMaxAge, NotFoundMaxAge: cfg.NegativeTTL, Limits: limits, Trusted: trusted,
-			Signer: node.Signer}, now, log, m)
+			Signer: node.Signer, LeaseGranularity: cfg.LeaseGranularity}, now, log, m)
 	hs := &fasthttp.Server{
 		Handler:               srv.Handler,
 		ErrorHandler:          srv.ErrorHandler,

@@ -69,10 +69,18 @@ func TestFromEnvReadsTheLeaseSettings(t *testing.T) {
 		c.LeaseDuration != 24*time.Hour {
 		t.Fatalf("%+v", c)
 	}
-	if c, _, _ := FromEnv(nil); c.LeaseIssuer != "urn:license-service" || c.LeaseDuration != 72*time.Hour {
-		t.Fatalf("defaults %q %v", c.LeaseIssuer, c.LeaseDuration)
+	if c, _, _ := FromEnv(nil); c.LeaseIssuer != "urn:license-service" || c.LeaseDuration != 72*time.Hour || c.LeaseGranularity != time.Second {
+		t.Fatalf("defaults %q %v %v", c.LeaseIssuer, c.LeaseDuration, c.LeaseGranularity)
 	}
 	if _, _, err := FromEnv([]string{"EDGE_LEASE_DURATION=3 days"}); err == nil || !strings.Contains(err.Error(), "EDGE_LEASE_DURATION") {
 		t.Fatalf("bad duration: %v", err)
+	}
+	if c, _, err := FromEnv([]string{"EDGE_LEASE_IAT_GRANULARITY=10s"}); err != nil || c.LeaseGranularity != 10*time.Second {
+		t.Fatalf("granularity: %v %v", c.LeaseGranularity, err)
+	}
+	for _, bad := range []string{"500ms", "1500ms", "2m", "0s"} {
+		if _, _, err := FromEnv([]string{"EDGE_LEASE_IAT_GRANULARITY=" + bad}); err == nil || !strings.Contains(err.Error(), "EDGE_LEASE_IAT_GRANULARITY") {
+			t.Errorf("granularity %s: %v", bad, err)
+		}
 	}
 }

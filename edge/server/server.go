@@ -56,6 +56,10 @@ type Config struct {
 	// SignedCacheEntries bounds the cache of signed answers (DefaultSignedCacheEntries
 	// when 0).
 	SignedCacheEntries int
+	// LeaseGranularity is the resolution of a signed answer's iat (whole seconds;
+	// lease.Granularity when 0): the same question about the same key version within one
+	// granule is answered with one signature.
+	LeaseGranularity time.Duration
 }
 
 // Server holds the handlers' dependencies.
@@ -82,6 +86,8 @@ func New(src source.Source, relay Relayer, ready func(context.Context) error, me
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
+	// iat is whole seconds (a JWT NumericDate), and so is checked_at = iat
+	cfg.LeaseGranularity = max(cfg.LeaseGranularity.Truncate(time.Second), lease.Granularity)
 	s := &Server{src: src, relay: relay, ready: ready, metrics: metricsHandler, cfg: cfg, now: now, log: log, m: m}
 	if cfg.Signer != nil {
 		s.signed = newSignedCache(cfg.SignedCacheEntries)
@@ -291,25 +297,26 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 	bodyPool.Put(buf)
 }
 
-// signedStatus answers with a lease: the answer evaluated at iat (now truncated to
-// lease.Granularity; checked_at is iat) and signed, or the token signed for the same
-// question about the same state earlier in that granule. Its headers are the plain
-// answer's; a stale answer is signed too (X-Cache-Stale says so) and its exp is still
-// iat + the lease: the lease vouches for the state it carries, as of iat, which is what
-// the edge knew.
+// signedStatus answers with a lease: the answer evaluated now and signed with iat (and
+// checked_at) now truncated to the granularity, or the token signed for the same
+// question about the same state earlier in that granule, unless a license it calls valid
+// has expired since. Its headers are the plain answer's; a stale answer is signed too
+// (X-Cache-Stale says so) and its exp is still iat + the lease: the lease vouches for
+// the state it carries, which is what the edge knew at iat.
 func (s *Server) signedStatus(ctx *fasthttp.RequestCtx, r *source.Result, inst *license.Instance, stale bool,
 	key, product, instance string, now time.Time) {
-	iat := now.Truncate(lease.Granularity)
-	granule := iat.UnixNano() / int64(lease.Granularity)
+	iat := now.Truncate(s.cfg.LeaseGranularity)
+	granule := iat.UnixNano() / int64(s.cfg.LeaseGranularity)
 	ck := signedKey{brand: r.State.Brand, key: key, product: product, instance: instance, version: r.State.Version, stale: stale}
 	if inst != nil {
 		ck.instanceAsOf = inst.AsOf
 	}
 	e, ok := s.signed.get(ck, granule)
-	if ok {
+	if ok && (e.cacheUntil.IsZero() || now.Before(e.cacheUntil)) {
 		s.signedHit.Inc()
 	} else {
-		out := r.State.Evaluate(product, inst, iat)
+		out := r.State.Evaluate(product, inst, now)
+		out.CheckedAt = iat
 		buf := bodyPool.Get().(*[]byte)
 		*buf = out.AppendJSON((*buf)[:0])
 		e.token = s.cfg.Signer.Sign(*buf, out.LicenseKey, out.Brand, iat, lease.ValidUntil(&out))

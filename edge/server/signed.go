@@ -82,7 +82,7 @@ func (c *signedCache) put(k signedKey, granule int64, e signedEntry) {
 		clear(sh.m)
 		sh.granule = granule
 	}
-	if len(sh.m) < c.perShard {
+	if _, have := sh.m[k]; have || len(sh.m) < c.perShard {
 		sh.m[k] = e
 	}
 }

@@ -286,3 +286,44 @@ func TestJWKSRoute(t *testing.T) {
 		t.Errorf("no signer: status %q", r.Header.ContentType())
 	}
 }
+
+// TestCoarseGranularity: with a 10 s granularity one signature answers the whole
+// granule, but never past the expiry of a license the cached answer calls valid: then
+// the answer is evaluated again (expired, as the plain answer says) and signed anew.
+func TestCoarseGranularity(t *testing.T) {
+	clock := now.Add(time.Second)
+	expires := now.Add(5*time.Second + 500*time.Millisecond)
+	src := &fakeSource{res: snapshot(&expires)}
+	priv, _ := lease.GenerateKey()
+	signer, err := lease.NewSigner(priv, issuer, 72*time.Hour, lease.JWKS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(src, nil, nil, nil, Config{StatusMaxAge: time.Minute, Signer: signer, LeaseGranularity: 10*time.Second + 300*time.Millisecond},
+		func() time.Time { return clock }, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+	first := jose(s, statusPath)
+	tok, err := leasetest.Verify(first.Body(), signer.JWKS(), leasetest.Expected{At: clock})
+	if err != nil || !tok.Claims.IssuedAt.Time().Equal(now) || tok.Payload["valid"] != true ||
+		!tok.Claims.Expiry.Time().Equal(now.Add(5*time.Second)) {
+		t.Fatalf("first: %v iat %v exp %v valid %v", err, tok.Claims.IssuedAt.Time(), tok.Claims.Expiry.Time(), tok.Payload["valid"])
+	}
+	clock = now.Add(5 * time.Second)
+	if r := jose(s, statusPath); string(r.Body()) != string(first.Body()) || string(r.Header.Peek("Cache-Control")) != "max-age=0" {
+		t.Errorf("same granule: new token %v, Cache-Control %q", string(r.Body()) != string(first.Body()), r.Header.Peek("Cache-Control"))
+	}
+	clock = now.Add(6 * time.Second) // the license expired at 5.5 s
+	r := jose(s, statusPath)
+	tok, err = leasetest.Verify(r.Body(), signer.JWKS(), leasetest.Expected{At: clock})
+	if err != nil || tok.Payload["valid"] != false || tok.Payload["code"] != "expired" || !tok.Claims.IssuedAt.Time().Equal(now) {
+		t.Fatalf("after expiry: %v valid %v code %v iat %v", err, tok.Payload["valid"], tok.Payload["code"], tok.Claims.IssuedAt.Time())
+	}
+	var p resource.Status
+	if err := json.Unmarshal(do(s, "GET", statusPath, "").Body(), &p); err != nil || p.Valid {
+		t.Errorf("plain answer after expiry: valid %v %v", p.Valid, err)
+	}
+	clock = now.Add(10 * time.Second)
+	tok, _ = leasetest.Verify(jose(s, statusPath).Body(), signer.JWKS(), leasetest.Expected{At: clock})
+	if !tok.Claims.IssuedAt.Time().Equal(now.Add(10 * time.Second)) {
+		t.Errorf("next granule iat %v", tok.Claims.IssuedAt.Time())
+	}
+}
