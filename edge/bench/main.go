@@ -2,7 +2,9 @@
 // (memory), L2 (Redis, L1 disabled), the replica (L1 and L2 disabled) — against a
 // constant-response fasthttp server returning a body of the same size, with the same
 // in-process load generator (fixed concurrency and duration), and prints a markdown
-// table. A second table compares, on each tier, status checks with instance= on licenses
+// table. The "signed L1" row asks the same questions with Accept: application/jose
+// (offline leases: Ed25519-signed, reused within the iat second), and the table ends with
+// its rate over the plain L1 rate of the same run (target ≥ 0.5). A second table compares, on each tier, status checks with instance= on licenses
 // holding one activation with those on licenses holding -big activations (100 000 by
 // default): the cost of an answer must not grow with the license. It creates its own
 // database on the test Postgres (LICENSE_TEST_PG_URL, its replica
@@ -12,6 +14,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -19,6 +22,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -29,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/licensing/licensing/edge/app"
 	"github.com/licensing/licensing/migrations"
+	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/valyala/fasthttp"
 )
@@ -44,6 +49,7 @@ func main() {
 		dbConns  = flag.Int("db-conns", 8, "edge connections to the replica")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		bigActs  = flag.Int("big", 100000, "activations of each big license (0: skip the big-license table)")
+		only     = flag.String("only", "", "run only the scenarios whose name matches this regular expression (e.g. 'L1 \\(')")
 	)
 	flag.Parse()
 	if *cpuprof != "" {
@@ -62,7 +68,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: set LICENSE_TEST_PG_URL, LICENSE_TEST_REPLICA_URL and LICENSE_TEST_REDIS_ADDR (make services-test-up; eval \"$(deploy/local/services.sh env test)\")")
 		os.Exit(2)
 	}
-	if err := run(*pgURL, *repURL, *redis, *conc, *duration, *nkeys, *dbConns, *bigActs); err != nil {
+	filter, err := regexp.Compile(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -only:", err)
+		os.Exit(2)
+	}
+	if err := run(*pgURL, *repURL, *redis, *conc, *duration, *nkeys, *dbConns, *bigActs, filter); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -79,7 +90,7 @@ type result struct {
 
 func (r result) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
 
-func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbConns, bigActs int) error {
+func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbConns, bigActs int, only *regexp.Regexp) error {
 	ctx := context.Background()
 	dbName := fmt.Sprintf("edge_bench_%d", os.Getpid())
 	admin, err := pgx.Connect(ctx, pgURL)
@@ -127,12 +138,17 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 	}
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	signingKey, err := lease.GenerateKey() // a configured key: no ephemeral-key warning
+	if err != nil {
+		return err
+	}
 	base := app.Config{
 		Addr: "127.0.0.1:0", NodeID: "bench", ReplicaURL: withDB(repURL, dbName, "license_edge"),
 		PrimaryURL: withDB(pgURL, dbName, "license_edge"), RedisAddr: redisAddr, NATSURL: "off", WriterURL: "off",
 		L1Bytes: 256 << 20, Ceiling: time.Hour, NegativeTTL: 5 * time.Second, StaleIfError: time.Minute,
 		StatusMaxAge: time.Minute, DBMaxConns: dbConns, DBTimeout: 5 * time.Second, BackendRate: 0,
 		BackendConc: 64, VersionRetain: time.Hour, ShutdownTimeout: 5 * time.Second,
+		SigningKey: base64.StdEncoding.EncodeToString(signingKey.Seed()),
 	}
 	type row struct{ tier, base result }
 	var rows []row
@@ -148,17 +164,24 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 		l1     bool
 		redis  bool
 		limits bool
+		signed bool
 	}{
-		{"L1 (memory)", true, true, false},
+		{"L1 (memory)", true, true, false, false},
+		// the same keys asked for signed answers (Accept: application/jose)
+		{"signed L1 (memory, application/jose)", true, true, false, true},
 		// the same with the rate limits on (numbers too high to refuse anything): what the
 		// two Redis calls of a limited public request cost; every other row runs with the
 		// limits off, as every load tool does
-		{"L1, rate limits on", true, true, true},
-		{"L2 (Redis, L1 off)", false, true, false},
-		{"replica (L1, L2 off)", false, false, false},
+		{"L1, rate limits on", true, true, true, false},
+		{"L2 (Redis, L1 off)", false, true, false, false},
+		{"replica (L1, L2 off)", false, false, false, false},
 	}
+	var plainL1, signedL1 float64
 	bodySize := 0
 	for _, s := range scenarios {
+		if !only.MatchString(s.name) {
+			continue
+		}
 		cfg := base
 		if !s.l1 {
 			cfg.L1Bytes = 0
@@ -175,14 +198,20 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 			return err
 		}
 		hc := client(addr, conc)
+		accept := ""
+		if s.signed {
+			accept = "application/jose"
+		}
 		// warm: every key once (fills L1/L2), and learn the body size
 		for i, p := range paths {
-			n, err := get(hc, p)
+			n, err := get(hc, p, accept)
 			if err != nil {
 				stop()
 				return fmt.Errorf("%s warm-up of key %d: %w", s.name, i, err)
 			}
-			bodySize = n
+			if !s.signed {
+				bodySize = n
+			}
 		}
 		if baseSrv == nil {
 			// the baseline: a constant answer of the same size, same client, same load
@@ -204,12 +233,19 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 			baseHC = client(ln.Addr().String(), conc)
 		}
 		// the baseline runs right before each tier, so both see the same machine load
-		b := load("constant fasthttp", baseHC, paths, conc, d)
-		rows = append(rows, row{tier: load(s.name, hc, paths, conc, d), base: b})
-		if bigActs > 0 && !s.limits {
+		b := load("constant fasthttp", baseHC, paths, "", conc, d)
+		tier := load(s.name, hc, paths, accept, conc, d)
+		rows = append(rows, row{tier: tier, base: b})
+		switch {
+		case s.signed:
+			signedL1 = tier.rps()
+		case s.l1 && !s.limits:
+			plainL1 = tier.rps()
+		}
+		if bigActs > 0 && !s.limits && !s.signed {
 			for _, set := range [][]string{smallPaths, bigPaths} {
 				for i, p := range set {
-					if _, err := get(hc, p); err != nil {
+					if _, err := get(hc, p, ""); err != nil {
 						stop()
 						return fmt.Errorf("%s warm-up of instance path %d: %w", s.name, i, err)
 					}
@@ -217,8 +253,8 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 			}
 			sr := sizeRow{tier: s.name}
 			for range 2 { // alternate, so drift on a shared machine hits both sets alike
-				sr.small = append(sr.small, load("1 activation", hc, smallPaths, conc, d))
-				sr.big = append(sr.big, load(fmt.Sprintf("%d activations", bigActs), hc, bigPaths, conc, d))
+				sr.small = append(sr.small, load("1 activation", hc, smallPaths, "", conc, d))
+				sr.big = append(sr.big, load(fmt.Sprintf("%d activations", bigActs), hc, bigPaths, "", conc, d))
 			}
 			sizeRows = append(sizeRows, sr)
 		}
@@ -236,6 +272,10 @@ func run(pgURL, repURL, redisAddr string, conc int, d time.Duration, nkeys, dbCo
 		fmt.Printf("| %s | %.0f | %v | %v | %d | %.0f | %v | %v | %.2f | %.2f | %.2f |\n", t.name, t.rps(),
 			t.p50.Round(time.Microsecond), t.p99.Round(time.Microsecond), t.errs, b.rps(), b.p50.Round(time.Microsecond),
 			b.p99.Round(time.Microsecond), t.rps()/b.rps(), float64(t.p50)/float64(b.p50), float64(t.p99)/float64(b.p99))
+	}
+	if plainL1 > 0 {
+		fmt.Printf("\nSigned from L1 / plain from L1: %.2f (target ≥ 0.5; signed answers are reused within their iat second, so the ratio falls as distinct keys per second grow: %d keys here)\n",
+			signedL1/plainL1, nkeys)
 	}
 	if len(sizeRows) > 0 {
 		fmt.Printf("\nStatus with instance= on a license of %d activations vs a license of 1 activation (%d distinct (key, instance) each,\n", bigActs, nkeys)
@@ -284,24 +324,31 @@ func client(addr string, conc int) *fasthttp.HostClient {
 	return &fasthttp.HostClient{Addr: addr, MaxConns: conc, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 }
 
-func get(hc *fasthttp.HostClient, path string) (int, error) {
+func get(hc *fasthttp.HostClient, path, accept string) (int, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(path)
 	req.Header.SetHost("edge")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
 	if err := hc.Do(req, resp); err != nil {
 		return 0, err
 	}
 	if resp.StatusCode() != 200 {
 		return 0, fmt.Errorf("status %d (from %s): %s", resp.StatusCode(), resp.Header.Peek("X-Cache"), resp.Body())
 	}
+	if ct := string(resp.Header.ContentType()); accept != "" && ct != accept {
+		return 0, fmt.Errorf("content type %q, want %q", ct, accept)
+	}
 	return len(resp.Body()), nil
 }
 
-// load runs conc workers for d, each sending requests back to back.
-func load(name string, hc *fasthttp.HostClient, paths []string, conc int, d time.Duration) result {
+// load runs conc workers for d, each sending requests back to back (with an Accept
+// header when accept is set).
+func load(name string, hc *fasthttp.HostClient, paths []string, accept string, conc int, d time.Duration) result {
 	var mu sync.Mutex
 	var all []time.Duration
 	errs := 0
@@ -316,6 +363,9 @@ func load(name string, hc *fasthttp.HostClient, paths []string, conc int, d time
 			req := fasthttp.AcquireRequest()
 			resp := fasthttp.AcquireResponse()
 			req.Header.SetHost("edge")
+			if accept != "" {
+				req.Header.Set("Accept", accept)
+			}
 			for {
 				t0 := time.Now()
 				if t0.After(end) {
