@@ -118,7 +118,9 @@ func (m *managedEdge) start() error {
 	go func() { done <- app.Run(ctx, cfg, m.log, ready) }()
 	select {
 	case a := <-ready:
-		m.addr = a
+		if m.addr == "" {
+			m.addr = a // a restart listens on the same address
+		}
 	case err := <-done:
 		cancel()
 		return fmt.Errorf("edge did not start: %w", err)
@@ -128,6 +130,12 @@ func (m *managedEdge) start() error {
 	}
 	m.cancel, m.done = cancel, done
 	return nil
+}
+
+func (m *managedEdge) address() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addr
 }
 
 func (m *managedEdge) stop() error {
@@ -226,7 +234,7 @@ func TestPHPClient(t *testing.T) {
 	t.Cleanup(ctl.Close)
 
 	env := append(os.Environ(),
-		"EDGE_URL=http://"+main.addr,
+		"EDGE_URL=http://"+main.address(),
 		"LIMITED_EDGE_URL="+limited.base,
 		"WRITER_URL="+wr.base,
 		"CONTROL_URL="+ctl.URL,
