@@ -43,11 +43,13 @@ func LoadKey(file, inline string) (ed25519.PrivateKey, error) {
 	return nil, nil
 }
 
-// LoosePermissions reports whether the key file is readable or writable by others than
-// its owner (mode wider than 0600): worth a warning at start.
+// LoosePermissions reports whether the key file is readable or writable by every user,
+// or writable by its group: worth a warning at start. Group read is allowed: a
+// Kubernetes Secret volume is owned by root and read through the pod's fsGroup (mode
+// 0440).
 func LoosePermissions(file string) bool {
 	fi, err := os.Stat(file)
-	return err == nil && fi.Mode().Perm()&0o077 != 0
+	return err == nil && fi.Mode().Perm()&0o027 != 0
 }
 
 // GenerateKey returns a new random key (the ephemeral fallback, and tests).

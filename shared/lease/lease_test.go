@@ -297,12 +297,11 @@ func TestLoadKey(t *testing.T) {
 	if k, err := lease.LoadKey("", ""); k != nil || err != nil {
 		t.Errorf("nothing configured: %v %v", k, err)
 	}
-	if lease.LoosePermissions(file) {
-		t.Error("0600 reported loose")
-	}
-	_ = os.Chmod(file, 0o644)
-	if !lease.LoosePermissions(file) {
-		t.Error("0644 not reported loose")
+	for mode, loose := range map[os.FileMode]bool{0o600: false, 0o400: false, 0o440: false, 0o640: false, 0o644: true, 0o660: true, 0o604: true} {
+		_ = os.Chmod(file, mode)
+		if got := lease.LoosePermissions(file); got != loose {
+			t.Errorf("mode %o: loose %v, want %v", mode, got, loose)
+		}
 	}
 }
 

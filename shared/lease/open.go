@@ -38,8 +38,8 @@ func Open(prefix string, s Settings) (signer *Signer, warnings []string, err err
 			"Set %sSIGNING_KEY_FILE to a PKCS#8 PEM Ed25519 key (openssl genpkey -algorithm ed25519) and list its public "+
 			"key in every node's %sJWKS_FILE", prefix, prefix, prefix, prefix))
 	case s.KeyFile != "" && LoosePermissions(s.KeyFile):
-		warnings = append(warnings, fmt.Sprintf("%sSIGNING_KEY_FILE %s is readable by other users than its owner: "+
-			"make it mode 0600 (or 0400)", prefix, s.KeyFile))
+		warnings = append(warnings, fmt.Sprintf("%sSIGNING_KEY_FILE %s is readable by every user or writable by its "+
+			"group: make it mode 0600 (0440 through a Kubernetes fsGroup)", prefix, s.KeyFile))
 	}
 	extra, err := ReadJWKS(s.JWKSFile)
 	if err != nil {
