@@ -449,7 +449,8 @@ class LicenseClient
 
     /**
      * The last known answer, without any request: for page loads and admin notices. A
-     * lease past its exp no longer counts as valid (code lease_expired... see README).
+     * signed answer past its lease's exp no longer counts as valid (code unknown: a check
+     * is due).
      */
     public function lastKnown(string $key, ?string $instance = null): LicenseResult
     {
