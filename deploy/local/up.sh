@@ -78,6 +78,20 @@ if [[ ! -s "$WEBHOOK_KEY_FILE" ]]; then
 	)
 fi
 
+# --- lease signing keys: one per node (generated once, 0600) and the key set every node
+# publishes at /.well-known/jwks.json (rebuilt from the key files on every run) ----------
+KEYS="$DATA/keys"
+(umask 077 && mkdir -p "$KEYS")
+for n in writer-1 writer-2 edge-1 edge-2; do
+	if [[ ! -s "$KEYS/$n.pem" ]]; then
+		command -v openssl >/dev/null 2>&1 || die "openssl is needed to generate the lease signing keys (apt-get install openssl)"
+		(umask 077 && openssl genpkey -algorithm ed25519 -out "$KEYS/$n.pem")
+	fi
+done
+JWKS_FILE="$KEYS/jwks.json"
+bin/writer lease-key "$KEYS"/writer-1.pem "$KEYS"/writer-2.pem "$KEYS"/edge-1.pem "$KEYS"/edge-2.pem >"$JWKS_FILE.tmp"
+mv "$JWKS_FILE.tmp" "$JWKS_FILE"
+
 WRITER_ENV=(
 	"WRITER_DATABASE_URL=$PRIMARY_APP_URL"
 	"WRITER_MIGRATE_DATABASE_URL=$MIGRATE_URL"
@@ -89,6 +103,7 @@ WRITER_ENV=(
 	"WRITER_WEBHOOK_KEYS=$(cat "$WEBHOOK_KEY_FILE")"
 	# the demo receiver listens on loopback: allowed here only (never in production)
 	"WRITER_WEBHOOK_ALLOW_LOOPBACK=true"
+	"WRITER_JWKS_FILE=$JWKS_FILE"
 )
 
 # --- rate-limit mode: a change restarts the writers and edges -------------------
@@ -152,7 +167,7 @@ for i in 1 2; do
 		MIGRATED=1
 	fi
 	start_bg "writer-$i" "$DATA/writer-$i.pid" "$LOGS/writer-$i.log" bin/writer -- "${WRITER_ENV[@]}" \
-		"WRITER_ADDR=127.0.0.1:$port"
+		"WRITER_ADDR=127.0.0.1:$port" "WRITER_SIGNING_KEY_FILE=$KEYS/writer-$i.pem"
 done
 for i in 1 2; do
 	port=${WRITER_PORTS[$((i - 1))]}
@@ -173,7 +188,9 @@ if [[ -x bin/edge ]]; then
 			"EDGE_NATS_URL=$NATS_URL" \
 			"EDGE_WRITER_URL=$WRITER_URL,$WRITER2_URL" \
 			"EDGE_WRITER_SOURCE_IP=$EDGE_SOURCE_IP" \
-			"EDGE_RATE_LIMITS=$RATE_LIMITS"
+			"EDGE_RATE_LIMITS=$RATE_LIMITS" \
+			"EDGE_SIGNING_KEY_FILE=$KEYS/edge-$i.pem" \
+			"EDGE_JWKS_FILE=$JWKS_FILE"
 	done
 	for i in 1 2; do
 		port=${EDGE_PORTS[$((i - 1))]}
@@ -366,6 +383,9 @@ if ((EDGES_RUNNING)); then
 	cat <<EOF
   # status check via edge-1
   curl -s 'http://127.0.0.1:${EDGE_PORTS[0]}/v1/public/rankmath/licenses/$K/status?product=rankmath-pro'
+  # the same as a signed lease (JWS), and the keys that verify it (every node serves all four)
+  curl -s -H 'Accept: application/jose' 'http://127.0.0.1:${EDGE_PORTS[0]}/v1/public/rankmath/licenses/$K/status?product=rankmath-pro'
+  curl -s http://127.0.0.1:${EDGE_PORTS[0]}/.well-known/jwks.json
 EOF
 fi
 cat <<EOF
