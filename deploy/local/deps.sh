@@ -5,8 +5,8 @@
 # client's tests (e2e/php_test.go, e2e/wordpress_test.go): PHP CLI with curl, mysqli, xml,
 # mbstring and sodium (built into Debian's PHP), phpunit, WordPress (Debian's package; the
 # test copies its files, it does not use /etc/wordpress) and MariaDB (the test starts a
-# private mariadbd; on a machine that starts services, Debian's packages also start the
-# system's apache2 and mariadb, which the tests do not use).
+# private mariadbd; the system's apache2 and mariadb services are not started by the
+# install, see policy-rc.d below).
 # On Debian/Ubuntu missing packages are installed with apt-get; elsewhere it
 # prints what to install and exits 1. Silent when everything is present.
 set -euo pipefail
@@ -73,6 +73,15 @@ fi
 
 log "installing missing packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as mariadb-server, wordpress (apache2), redis-server and postgresql start
+# system services when installed; the topology and the tests run their own instances, so
+# a policy-rc.d answering 101 ("action forbidden") keeps the system's copies stopped
+# during this install (an existing policy is left alone).
+if [[ ! -e /usr/sbin/policy-rc.d ]] && ((EUID == 0)); then
+	printf '#!/bin/sh\n# deploy/local/deps.sh: no service starts while it installs packages\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 # Try the existing package lists first; refresh them only if that fails.
 if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
 	"${SUDO[@]}" apt-get update -q >/dev/null
