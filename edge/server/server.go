@@ -222,7 +222,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, rid string) {
 func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 	ctx.Response.Header.Set("Vary", "Accept")
 	key := license.NormalizeKey(rawKey)
-	notFound := problem.New(problem.LicenseNotFound, "license not found")
+	notFound := errLicenseNotFound
 	if !license.ValidSlug(brand) || !license.ValidKey(key) {
 		// an impossible key never reaches a backend
 		s.problem(ctx, rid, notFound)
@@ -341,6 +341,10 @@ func (s *Server) signedStatus(ctx *fasthttp.RequestCtx, r *source.Result, inst *
 	ctx.SetStatusCode(http.StatusOK)
 	ctx.SetBody(e.token) // copies
 }
+
+// errLicenseNotFound is the status check's 404, made once (problem errors are values that
+// are only read): building it per request cost two allocations on the hottest path.
+var errLicenseNotFound = problem.New(problem.LicenseNotFound, "license not found")
 
 // bodyPool recycles status encoding buffers (the answer is a few hundred bytes).
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
