@@ -376,6 +376,9 @@ Try:
   # activate a site (public, no credential)
   curl -s -X POST $W/v1/public/rankmath/activations -H 'Content-Type: application/json' \\
     -d '{"license_key":"$K","product":"rankmath-pro","instance":"https://example.com"}'
+  # its staging copy: a development instance, no seat taken ("development": true)
+  curl -s -X POST $W/v1/public/rankmath/activations -H 'Content-Type: application/json' \\
+    -d '{"license_key":"$K","product":"rankmath-pro","instance":"https://staging.example.com"}'
   # status check via the writer
   curl -s '$W/v1/public/rankmath/licenses/$K/status?product=rankmath-pro'
 EOF
