@@ -35,6 +35,10 @@ fi
 command -v phpunit >/dev/null 2>&1 || missing+=(phpunit)
 [[ -f /usr/share/wordpress/wp-load.php ]] || missing+=(wordpress)
 [[ -x /usr/sbin/mariadbd ]] || command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
+# Swagger UI browser test (writer/app/docs_browser_test.go): headless Chromium; the k6
+# scripts' type check (loadtest/k6/typecheck.sh): npm installs TypeScript and @types/k6
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 ((${#missing[@]} == 0)) && exit 0
 
@@ -89,6 +93,6 @@ if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" 
 fi
 
 find_pg_bin >/dev/null || die "PostgreSQL server binaries still not found after install (set PG_BIN)"
-for c in psql redis-server redis-cli nats-server curl "$CC_BIN" php phpunit; do
+for c in psql redis-server redis-cli nats-server curl "$CC_BIN" php phpunit chromium npm; do
 	command -v "$c" >/dev/null 2>&1 || die "$c still not found after install"
 done
