@@ -39,6 +39,8 @@ command -v phpunit >/dev/null 2>&1 || missing+=(phpunit)
 # scripts' type check (loadtest/k6/typecheck.sh): npm installs TypeScript and @types/k6
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# deploy validation (deploy/validate): promtool checks and unit-tests the Prometheus rules
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 ((${#missing[@]} == 0)) && exit 0
 
