@@ -27,6 +27,7 @@ import (
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/edge/version"
 	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/internal/cors"
 	"github.com/licensing/licensing/internal/ratelimit"
 	"github.com/licensing/licensing/internal/redislog"
 	"github.com/licensing/licensing/shared/envconfig"
@@ -71,6 +72,7 @@ type Config struct {
 	TierProbeEvery      time.Duration `env:"TIER_PROBE_EVERY" envDefault:"1s" help:"a tier (Redis, replica, primary) that failed is skipped this long, then one request probes it"`
 	RateLimits          string        `env:"RATE_LIMITS" envDefault:"on" help:"on or off: every rate limit (off: none, for load tests from one address); the budgets live in REDIS_ADDR, shared by the region's edges"`
 	TrustedProxies      string        `env:"TRUSTED_PROXIES" help:"comma-separated CIDR ranges of proxies (an ingress, a load balancer) whose X-Forwarded-For names the client; none by default"`
+	CORSOrigins         string        `env:"CORS_ORIGINS" help:"comma-separated origins (scheme://host[:port]) whose pages may call the public endpoints from a browser, e.g. the writer's Swagger UI; * for any; none by default"`
 	LimitStatus         string        `env:"LIMIT_STATUS" envDefault:"20/1s:100" help:"public status checks per client IP, <rate>/<period>:<burst>"`
 	LimitWrite          string        `env:"LIMIT_PUBLIC_WRITE" envDefault:"2/1s:20" help:"public activations and deactivations per client IP (charged here; the writer does not charge them again)"`
 	LimitNotFound       string        `env:"LIMIT_NOT_FOUND" envDefault:"30/10m:30" help:"public 404 answers per client IP; past it every public request from the IP is 429"`
@@ -229,6 +231,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	if err != nil {
 		return fmt.Errorf("EDGE_TRUSTED_PROXIES: %w", err)
 	}
+	corsOrigins, err := cors.Parse(cfg.CORSOrigins)
+	if err != nil {
+		return fmt.Errorf("EDGE_CORS_ORIGINS: %w", err)
+	}
 	var rdb *goredis.Client
 	var src source.Source = node.L3
 	if enabled(cfg.RedisAddr) {
@@ -288,7 +294,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	srv := server.New(src, rel, readiness(replicaPool, primaryPool, node.L2),
 		fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})),
 		server.Config{StatusMaxAge: cfg.StatusMaxAge, NotFoundMaxAge: cfg.NegativeTTL, Limits: limits, Trusted: trusted,
-			Signer: node.Signer, LeaseGranularity: cfg.LeaseGranularity}, now, log, m)
+			Signer: node.Signer, LeaseGranularity: cfg.LeaseGranularity, CORS: corsOrigins}, now, log, m)
 	hs := &fasthttp.Server{
 		Handler:               srv.Handler,
 		ErrorHandler:          srv.ErrorHandler,

@@ -20,6 +20,7 @@ import (
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/edge/source"
 	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/internal/cors"
 	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
@@ -60,6 +61,8 @@ type Config struct {
 	// lease.Granularity when 0): the same question about the same key version within one
 	// granule is answered with one signature.
 	LeaseGranularity time.Duration
+	// CORS are the origins whose pages may call the edge (the zero value: none; cors.go).
+	CORS cors.Origins
 }
 
 // Server holds the handlers' dependencies.
@@ -121,6 +124,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 func (s *Server) route(ctx *fasthttp.RequestCtx, rid string) string {
 	path := string(ctx.Path())
 	method := string(ctx.Method())
+	if s.preflight(ctx, method) {
+		return "preflight"
+	}
+	s.corsHeaders(ctx)
 	switch path {
 	case "/healthz":
 		if s.allow(ctx, rid, method, "GET") {
@@ -220,7 +227,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, rid string) {
 // (signedStatus) when the client accepts application/jose. Either representation, and
 // every problem, carries Vary: Accept.
 func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
-	ctx.Response.Header.Set("Vary", "Accept")
+	ctx.Response.Header.Add("Vary", "Accept") // Add: CORS may have set Vary: Origin
 	key := license.NormalizeKey(rawKey)
 	notFound := errLicenseNotFound
 	if !license.ValidSlug(brand) || !license.ValidKey(key) {

@@ -451,7 +451,7 @@ func (s *Server) deactivate(w http.ResponseWriter, r *http.Request, _ *licensing
 // status answers plain JSON, or a signed lease when the client accepts application/jose
 // (lease.go); problems stay plain. Every answer varies by Accept.
 func (s *Server) status(w http.ResponseWriter, r *http.Request, _ *licensing.Principal) {
-	w.Header().Set("Vary", "Accept")
+	w.Header().Add("Vary", "Accept") // Add: CORS may have set Vary: Origin
 	q := r.URL.Query()
 	out, err := s.svc.Status(r.Context(), r.PathValue("brand"), r.PathValue("key"), q.Get("product"), q.Get("instance"))
 	if err == nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/internal/cors"
 	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
@@ -98,6 +99,8 @@ type Config struct {
 	// Signer signs status answers asked for as application/jose and publishes its key set
 	// at /.well-known/jwks.json (nil: plain answers only, no key set).
 	Signer *lease.Signer
+	// CORS are the origins whose pages may call the API (the zero value: none; cors.go).
+	CORS cors.Origins
 }
 
 // Server is the writer's HTTP handler.
@@ -146,6 +149,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), ctxKey{}, &reqInfo{id: rid})
 	r = r.WithContext(ctx)
 	s.m.inflight.Inc()
+	preflight := false
 	defer func() {
 		s.m.inflight.Dec()
 		if p := recover(); p != nil {
@@ -157,6 +161,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
+			if preflight {
+				route = "preflight"
+			}
 		}
 		d := time.Since(start)
 		s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
@@ -171,6 +178,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("route", route), slog.Int("status", rec.status), slog.Duration("duration", d),
 			slog.String("brand", info.brand), slog.String("actor", info.actor), slog.String("code", info.code))
 	}()
+	if preflight = s.preflight(rec, r); preflight {
+		return
+	}
+	s.corsHeaders(rec, r)
 	if err := checkRequest(r); err != nil {
 		s.problem(rec, r, err)
 		return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/licensing/licensing/internal/clientip"
+	"github.com/licensing/licensing/internal/cors"
 	"github.com/licensing/licensing/internal/ratelimit"
 	"github.com/licensing/licensing/internal/redislog"
 	"github.com/licensing/licensing/internal/sealbox"
@@ -60,6 +61,7 @@ type Config struct {
 	RedisAddr      string `env:"REDIS_ADDR" envDefault:"127.0.0.1:16379" mask:"url" help:"central Redis holding the rate-limit budgets every writer shares, host:port (off: each writer limits alone); not part of readiness: while it is unreachable each writer limits alone"`
 	RedisPass      string `env:"REDIS_PASSWORD" mask:"secret" help:"Redis password"`
 	TrustedProxies string `env:"TRUSTED_PROXIES" help:"comma-separated CIDR ranges of proxies (the edges, an ingress) whose X-Forwarded-For names the client; none by default"`
+	CORSOrigins    string `env:"CORS_ORIGINS" help:"comma-separated origins (scheme://host[:port]) whose pages may call this API from a browser, e.g. a Swagger UI served by another writer; * for any; none by default"`
 	LimitBrand     string `env:"LIMIT_BRAND" envDefault:"50/1s:100" help:"requests per brand API key, <rate>/<period>:<burst> (a brand's own limit replaces it)"`
 	LimitStatus    string `env:"LIMIT_STATUS" envDefault:"20/1s:100" help:"public status checks per client IP"`
 	LimitWrite     string `env:"LIMIT_PUBLIC_WRITE" envDefault:"2/1s:20" help:"public activations and deactivations per client IP (not charged for a trusted proxy's requests: the edge charged them)"`
@@ -210,6 +212,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	if err != nil {
 		return fmt.Errorf("%sTRUSTED_PROXIES: %w", EnvPrefix, err)
 	}
+	corsOrigins, err := cors.Parse(cfg.CORSOrigins)
+	if err != nil {
+		return fmt.Errorf("%sCORS_ORIGINS: %w", EnvPrefix, err)
+	}
 	if limits != nil {
 		var rdb *redis.Client
 		if cfg.RedisAddr != "" && cfg.RedisAddr != "off" {
@@ -233,6 +239,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		Limits:        limits,
 		Trusted:       trusted,
 		Signer:        signer,
+		CORS:          corsOrigins,
 	}, log, reg, reg)
 	httpSrv := &http.Server{
 		Handler:           srv,
