@@ -132,10 +132,11 @@ start_bg() {
 }
 
 # wait_ready NAME PIDFILE LOGFILE URL: polls URL/readyz until 2xx; fails early if
-# the process died.
+# the process died. The polls are silent (a refused connection while the process starts
+# is expected); curl's last complaint is shown only if the wait fails.
 wait_ready() {
 	local name=$1 pidfile=$2 logf=$3 url=$4 deadline=$((SECONDS + READY_SECS))
-	until http_ok "$url/readyz"; do
+	until http_ok "$url/readyz" 2>/dev/null; do
 		if ! pid_alive "$pidfile"; then
 			echo "--- last lines of $logf:" >&2
 			tail -n 40 "$logf" >&2 || true
@@ -144,6 +145,7 @@ wait_ready() {
 		if ((SECONDS >= deadline)); then
 			echo "--- last lines of $logf:" >&2
 			tail -n 40 "$logf" >&2 || true
+			http_ok "$url/readyz" || true
 			die "$name not ready at $url/readyz after ${READY_SECS}s"
 		fi
 		sleep 0.2
