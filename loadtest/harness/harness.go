@@ -39,6 +39,10 @@ type Runner struct {
 	Client   *http.Client
 	// RunID makes new instance names unique across runs.
 	RunID string
+	// Progress, when set, receives a line every ProgressEvery (DefaultProgressEvery when 0)
+	// while a scenario runs: elapsed, requests, errors, the current rate.
+	Progress      io.Writer
+	ProgressEvery time.Duration
 
 	seq    atomic.Int64
 	mu     sync.Mutex
@@ -46,6 +50,7 @@ type Runner struct {
 	errs   map[string]int64
 	counts map[string]int64
 	brands map[string]seed.ManifestBrand
+	tally  tally
 }
 
 // Result is one scenario run.
@@ -93,11 +98,21 @@ func (r *Runner) Run(ctx context.Context, sc scenario.Scenario) (*Result, error)
 		return nil, err
 	}
 	r.hists, r.errs, r.counts = map[string]*hist.Histogram{}, map[string]int64{}, map[string]int64{}
+	r.tally.requests.Store(0)
+	r.tally.errors.Store(0)
 	names, cum := sc.Ops()
 	var iters, dropped atomic.Int64
 	dur := sc.DurationValue()
 	ctx, cancel := context.WithTimeout(ctx, dur+30*time.Second)
 	defer cancel()
+	if r.Progress != nil {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			reportProgress(r.Progress, r.ProgressEvery, sc.Name, dur, sc.Rate, &r.tally, &dropped, stop)
+		}()
+		defer func() { close(stop); <-done }()
+	}
 	start := time.Now()
 	deadline := start.Add(dur)
 	var wg sync.WaitGroup
@@ -308,7 +323,9 @@ func (r *Runner) record(op string, status int, code string, d time.Duration) {
 	}
 	h.RecordDuration(d)
 	r.counts[key]++
+	r.tally.requests.Add(1)
 	if !slices.Contains(scenario.Expected[op], status) {
 		r.errs[key]++
+		r.tally.errors.Add(1)
 	}
 }

@@ -8,14 +8,17 @@
 //	load pgbench -name NAME [-label L] -script FILE -seconds S [-out DIR] LOGFILE...
 //	load report [-md LABEL] [-html FILE] RESULT.json...
 //
-// run exits 1 when a scenario misses a threshold.
+// run exits 1 when a scenario misses a threshold. load -h lists the commands; load help
+// COMMAND (or load COMMAND -h) describes one with its flags.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -28,36 +31,129 @@ import (
 	"github.com/licensing/licensing/loadtest/seed"
 )
 
+// command is one subcommand: its one-line summary, its synopsis and what it does, shown by
+// load -h and load COMMAND -h.
+type command struct {
+	name, summary, synopsis, about string
+	// do runs the command with flags parsed into fs; failed is a missed threshold (exit 1).
+	do func(ctx context.Context, fs *flag.FlagSet, args []string) (failed bool, err error)
+}
+
+var commands = []command{
+	{"run", "run scenarios of loadtest/scenarios.json against the writer and the edges",
+		"load run [-scenario status,mix] [-rate N] [-duration D] [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]",
+		"Runs each named scenario (the same ones the k6 scripts run) at its open arrival rate, prints\n" +
+			"a latency table, writes JSON and an HTML chart under -out, and exits 1 when a scenario\n" +
+			"misses a threshold. The targets must run with rate limits off (make up RATE_LIMITS=off);\n" +
+			"the seeder's manifest (make seed) names the keys to use. Runs longer than a few seconds\n" +
+			"print progress to stderr every 5 s.", run},
+	{"lag", "measure invalidation lag: a change at the writer until every edge answers it",
+		"load lag [-samples 200] [-poll 1ms] [-timeout 35s] [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]",
+		"Makes -samples changes at the writer, one at a time, and polls every edge until it answers\n" +
+			"the new state; prints the lag distribution and writes JSON and HTML under -out.",
+		func(ctx context.Context, fs *flag.FlagSet, args []string) (bool, error) {
+			return false, lag(ctx, fs, args)
+		}},
+	{"big", "the big-license test: activations on one key while its status is checked",
+		"load big [-vus 8] [-rate 0] [-checks 1000] [-duration 20s] [-p99 5ms] [-control] [-manifest F] ...",
+		"Measures the writer's activation rate on the seeder's big license alone and while each\n" +
+			"edge answers -checks status checks per second on it; exits 1 when an edge's status p99\n" +
+			"passes -p99.", big},
+	{"pgbench", "turn pgbench per-transaction logs into a result comparable with run's",
+		"load pgbench -name NAME [-label L] -script FILE -seconds S [-out DIR] LOGFILE...",
+		"Reads pgbench --log files and saves one result (latency histogram, rate) under -out.",
+		func(_ context.Context, fs *flag.FlagSet, args []string) (bool, error) {
+			return false, pgbench(fs, args)
+		}},
+	{"report", "print saved results as a table or markdown rows, optionally an HTML chart",
+		"load report [-md LABEL] [-header] [-html FILE] RESULT.json...",
+		"Loads results written by run, lag or pgbench and prints them side by side.",
+		func(_ context.Context, fs *flag.FlagSet, args []string) (bool, error) { return false, report(fs, args) }},
+}
+
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load run|lag|pgbench|report [flags]")
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	var err error
-	failed := false
-	switch os.Args[1] {
-	case "run":
-		failed, err = run(ctx, os.Args[2:])
-	case "lag":
-		err = lag(ctx, os.Args[2:])
-	case "big":
-		failed, err = big(ctx, os.Args[2:])
-	case "pgbench":
-		err = pgbench(os.Args[2:])
-	case "report":
-		err = report(os.Args[2:])
-	default:
-		err = fmt.Errorf("unknown command %q", os.Args[1])
+	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli runs one command line and returns the exit code: 0, 1 for a missed threshold, 2 for
+// a usage or run error. Help (-h, --help, help [COMMAND]) goes to stdout and exits 0.
+func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "load:", err)
-		os.Exit(2)
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && args[0] == "help" {
+			c, ok := lookup(args[1])
+			if !ok {
+				fmt.Fprintf(stderr, "load: unknown command %q\n", args[1])
+				usage(stderr)
+				return 2
+			}
+			c.flags(stdout).Usage()
+			return 0
+		}
+		usage(stdout)
+		return 0
 	}
-	if failed {
-		os.Exit(1)
+	c, ok := lookup(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "load: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
 	}
+	out := stderr
+	for _, a := range args[1:] {
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			out = stdout
+		}
+	}
+	failed, err := c.do(ctx, c.flags(out), args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintln(stderr, "load:", err)
+		return 2
+	case failed:
+		return 1
+	}
+	return 0
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, "load is the Go load harness: it runs the scenarios of loadtest/scenarios.json against the\n"+
+		"writer and the edges of make up (make seed first), measures invalidation lag and prints reports.\n\n"+
+		"usage: load COMMAND [flags]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, "\nload help COMMAND (or load COMMAND -h) describes a command and its flags.\n")
+}
+
+// flags is the command's flag set: errors are returned (ErrHelp for -h), the usage is the
+// synopsis, the description and every flag with its default.
+func (c command) flags(out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s\n\n%s\n\nflags:\n", c.synopsis, c.about)
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 type common struct {
@@ -112,8 +208,7 @@ func limitsOff(ctx context.Context, bases []string) error {
 	return nil
 }
 
-func run(ctx context.Context, args []string) (bool, error) {
-	fs := flag.NewFlagSet("run", flag.ExitOnError)
+func run(ctx context.Context, fs *flag.FlagSet, args []string) (bool, error) {
 	var c common
 	c.flags(fs)
 	names := fs.String("scenario", "status,activation_storm,mix", "comma-separated scenario names")
@@ -121,7 +216,9 @@ func run(ctx context.Context, args []string) (bool, error) {
 	rate := fs.Int("rate", 0, "override the arrival rate (the run is then not comparable with k6)")
 	dur := fs.String("duration", "", "override the duration (idem)")
 	variant := fs.String("variant", "", "tag shown next to the scenario name (e.g. cold)")
-	fs.Parse(args) //nolint:errcheck // ExitOnError
+	if err := fs.Parse(args); err != nil {
+		return false, err
+	}
 	all, err := scenario.Load(c.scenarios)
 	if err != nil {
 		return false, err
@@ -130,6 +227,7 @@ func run(ctx context.Context, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	r.Progress = os.Stderr // a line every 5 s on runs longer than that
 	if err := limitsOff(ctx, append([]string{c.writer}, strings.Split(c.edges, ",")...)); err != nil {
 		return false, err
 	}
@@ -195,15 +293,16 @@ func writeHTML(dir, label string, results []*harness.Result) error {
 	return nil
 }
 
-func lag(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("lag", flag.ExitOnError)
+func lag(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	var c common
 	c.flags(fs)
 	samples := fs.Int("samples", 200, "changes to observe")
 	poll := fs.Duration("poll", time.Millisecond, "poll interval per edge")
 	timeout := fs.Duration("timeout", 35*time.Second, "give up on one observation after this")
 	label := fs.String("label", "", "prefix of the result file name")
-	fs.Parse(args) //nolint:errcheck
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	r, err := c.runner()
 	if err != nil {
 		return err
@@ -223,8 +322,7 @@ func lag(ctx context.Context, args []string) error {
 	return writeHTML(c.out, *label, []*harness.Result{res})
 }
 
-func big(ctx context.Context, args []string) (bool, error) {
-	fs := flag.NewFlagSet("big", flag.ExitOnError)
+func big(ctx context.Context, fs *flag.FlagSet, args []string) (bool, error) {
 	var c common
 	c.flags(fs)
 	vus := fs.Int("vus", 8, "closed-loop workers activating on the big license")
@@ -233,7 +331,9 @@ func big(ctx context.Context, args []string) (bool, error) {
 	control := fs.Bool("control", false, "activate the second big license while the first is checked (same load, none on the checked key)")
 	dur := fs.Duration("duration", 20*time.Second, "duration of each phase")
 	p99 := fs.Duration("p99", 5*time.Millisecond, "status p99 bound per edge")
-	fs.Parse(args) //nolint:errcheck
+	if err := fs.Parse(args); err != nil {
+		return false, err
+	}
 	r, err := c.runner()
 	if err != nil {
 		return false, err
@@ -257,14 +357,15 @@ func big(ctx context.Context, args []string) (bool, error) {
 	return !res.Pass, nil
 }
 
-func pgbench(args []string) error {
-	fs := flag.NewFlagSet("pgbench", flag.ExitOnError)
+func pgbench(fs *flag.FlagSet, args []string) error {
 	name := fs.String("name", "pgbench", "result name")
 	script := fs.String("script", "", "the pgbench script that ran")
 	secs := fs.Float64("seconds", 0, "run duration")
 	out := fs.String("out", ".data/loadtest/results", "result directory")
 	label := fs.String("label", "", "prefix of the result file name")
-	fs.Parse(args) //nolint:errcheck
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	res, err := harness.FromPgbenchLog(*name, *script, *secs, fs.Args())
 	if err != nil {
 		return err
@@ -280,12 +381,13 @@ func pgbench(args []string) error {
 	return nil
 }
 
-func report(args []string) error {
-	fs := flag.NewFlagSet("report", flag.ExitOnError)
+func report(fs *flag.FlagSet, args []string) error {
 	md := fs.String("md", "", "print markdown rows labelled with this data size instead of the table")
 	header := fs.Bool("header", false, "print the markdown header first")
 	htmlOut := fs.String("html", "", "also write a chart of all results here")
-	fs.Parse(args) //nolint:errcheck
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	var results []*harness.Result
 	for _, p := range fs.Args() {
 		r, err := harness.LoadResult(p)
