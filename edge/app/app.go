@@ -389,16 +389,8 @@ func apply(ctx context.Context, node *Node, ch event.Change, now func() time.Tim
 
 // signer loads the lease key (or makes an ephemeral one) and the published key set.
 func (c Config) signer(log *slog.Logger) (*lease.Signer, error) {
-	s, warnings, err := lease.Open(EnvPrefix, lease.Settings{KeyFile: c.SigningKeyFile, Key: c.SigningKey,
-		JWKSFile: c.JWKSFile, Issuer: c.LeaseIssuer, Duration: c.LeaseDuration})
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range warnings {
-		log.Warn(w)
-	}
-	log.Info("status leases", "kid", s.Kid(), "published_keys", len(s.Keys().Keys), "lease", s.Lease())
-	return s, nil
+	return lease.OpenLogged(EnvPrefix, lease.Settings{KeyFile: c.SigningKeyFile, Key: c.SigningKey,
+		JWKSFile: c.JWKSFile, Issuer: c.LeaseIssuer, Duration: c.LeaseDuration}, log)
 }
 
 // readiness: the node can serve when some tier that holds the data answers (the replica,

@@ -3,6 +3,7 @@ package lease
 import (
 	"crypto/ed25519"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -71,4 +72,18 @@ func listed(set JWKS, priv ed25519.PrivateKey) bool {
 		}
 	}
 	return false
+}
+
+// OpenLogged is Open for a binary's start: each warning is logged, then the key in use
+// (its kid, never the key), how many keys the set publishes and the lease duration.
+func OpenLogged(prefix string, s Settings, log *slog.Logger) (*Signer, error) {
+	signer, warnings, err := Open(prefix, s)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	log.Info("status leases", "kid", signer.Kid(), "published_keys", len(signer.Keys().Keys), "lease", signer.Lease())
+	return signer, nil
 }

@@ -391,16 +391,8 @@ func (c Config) webhooks(pool *pgxpool.Pool, svc *licensing.Service, log *slog.L
 
 // signer loads the lease key (or makes an ephemeral one) and the published key set.
 func (c Config) signer(log *slog.Logger) (*lease.Signer, error) {
-	s, warnings, err := lease.Open(EnvPrefix, lease.Settings{KeyFile: c.SigningKeyFile, Key: c.SigningKey,
-		JWKSFile: c.JWKSFile, Issuer: c.LeaseIssuer, Duration: c.LeaseDuration})
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range warnings {
-		log.Warn(w)
-	}
-	log.Info("status leases", "kid", s.Kid(), "published_keys", len(s.Keys().Keys), "lease", s.Lease())
-	return s, nil
+	return lease.OpenLogged(EnvPrefix, lease.Settings{KeyFile: c.SigningKeyFile, Key: c.SigningKey,
+		JWKSFile: c.JWKSFile, Issuer: c.LeaseIssuer, Duration: c.LeaseDuration}, log)
 }
 
 // readiness: the writer can serve requests when Postgres is usable. NATS is not part of
