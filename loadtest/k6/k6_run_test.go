@@ -31,7 +31,8 @@ export class Counter { constructor(n) { this.n = n; } add() {} }`,
 
 const driver = `import fs from 'node:fs';
 import path from 'node:path';
-globalThis.__ENV = { MANIFEST: process.env.MANIFEST, WRITER_URL: 'http://writer', EDGE_URLS: 'http://edge1,http://edge2' };
+globalThis.__ENV = Object.assign({ MANIFEST: process.env.MANIFEST, WRITER_URL: 'http://writer', EDGE_URLS: 'http://edge1,http://edge2' },
+  JSON.parse(process.env.K6_ENV || '{}'));
 globalThis.__VU = 1;
 const here = path.dirname(new URL(import.meta.url).pathname);
 globalThis.open = (p) => fs.readFileSync(path.isAbsolute(p) ? p : path.resolve(here, p), 'utf8');
@@ -39,6 +40,10 @@ const http = (await import('k6/http')).calls;
 const out = {};
 for (const name of process.argv.slice(2)) {
   const mod = await import('./' + name + '.js');
+  if (typeof mod.default !== 'function') throw new Error(name + '.js exports no default function');
+  http.length = 0;
+  mod.default();
+  if (http.length === 0) throw new Error(name + '.js: its default function made no request');
   http.length = 0;
   for (let i = 0; i < 2000; i++) mod.iteration();
   out[name] = { options: mod.options, calls: http.slice() };
@@ -50,78 +55,17 @@ console.log(JSON.stringify(out));
 // modules stubbed: its options must carry scenarios.json's numbers, and its iterations
 // must hit the endpoints of the Go harness's operations, in the file's proportions.
 func TestScriptsRunTheSharedScenarios(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: cannot run the k6 scripts with stubbed k6 modules")
-	}
+	node := tool(t, "node", "cannot run the k6 scripts with stubbed k6 modules")
 	all, err := scenario.Load("../scenarios.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	write := func(p, s string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(filepath.Join(dir, "package.json"), `{"type":"module"}`)
-	for f, s := range stubs {
-		write(filepath.Join(dir, "node_modules", "k6", f), s)
-	}
-	scripts, _ := filepath.Glob("*.js")
-	for _, f := range scripts {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(filepath.Join(dir, "loadtest", "k6", f), string(b))
-	}
-	sj, _ := os.ReadFile("../scenarios.json")
-	write(filepath.Join(dir, "loadtest", "scenarios.json"), string(sj))
-	write(filepath.Join(dir, "loadtest", "k6", "drive.js"), driver)
-
-	lim := 3
-	tg := seed.Target{Brand: "acme", Key: "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", Product: "pro", LicenseID: "lic-1", Status: "valid",
-		SeatLimit: &lim, SeatsUsed: 1, Instance: "x.example.com", Raw: "https://www.x.example.com/"}
-	m := seed.Manifest{Brands: []seed.ManifestBrand{{Slug: "acme", APIKey: "lsk_p_s", Products: []string{"pro"}}},
-		Status: []seed.Target{tg}, Free: []seed.Target{tg}, NearFull: []seed.Target{tg}, Unlimited: []seed.Target{tg},
-		Active: []seed.Target{tg}, Lifecycle: []seed.Target{tg}}
-	mp := filepath.Join(dir, "manifest.json")
-	if err := m.Write(mp); err != nil {
-		t.Fatal(err)
-	}
-
 	var names []string
 	for n := range all {
 		names = append(names, n)
 	}
-	cmd := exec.Command(node, append([]string{filepath.Join(dir, "loadtest", "k6", "drive.js")}, names...)...)
-	cmd.Env = append(os.Environ(), "MANIFEST="+mp)
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node: %v\n%s", err, stderr)
-	}
-	var got map[string]struct {
-		Options struct {
-			Scenarios  map[string]map[string]any `json:"scenarios"`
-			Thresholds map[string][]string       `json:"thresholds"`
-		} `json:"options"`
-		Calls []struct {
-			Method, URL, Body, Auth string
-			Tags                    map[string]string
-		} `json:"calls"`
-	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("driver output: %v\n%s", err, out)
-	}
+	got := drive(t, node, names, nil)
+	tg := target()
 	for _, name := range names {
 		sc := all[name]
 		g := got[name]
@@ -198,5 +142,116 @@ func TestScriptsRunTheSharedScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// driven is what the driver reports of one script: its k6 options and the requests of
+// 2000 iterations.
+type driven struct {
+	Options struct {
+		Scenarios  map[string]map[string]any `json:"scenarios"`
+		Thresholds map[string][]string       `json:"thresholds"`
+	} `json:"options"`
+	Calls []struct {
+		Method, URL, Body, Auth string
+		Tags                    map[string]string
+	} `json:"calls"`
+}
+
+// drive runs the named scenario scripts under node with the k6 modules stubbed and env
+// (RATE, DURATION, VUS...) in __ENV.
+func drive(t *testing.T, node string, names []string, env map[string]string) map[string]driven {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "package.json"), `{"type":"module"}`)
+	for f, s := range stubs {
+		write(filepath.Join(dir, "node_modules", "k6", f), s)
+	}
+	scripts, _ := filepath.Glob("*.js")
+	for _, f := range scripts {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(filepath.Join(dir, "loadtest", "k6", f), string(b))
+	}
+	sj, _ := os.ReadFile("../scenarios.json")
+	write(filepath.Join(dir, "loadtest", "scenarios.json"), string(sj))
+	write(filepath.Join(dir, "loadtest", "k6", "drive.js"), driver)
+
+	tg := target()
+	m := seed.Manifest{Brands: []seed.ManifestBrand{{Slug: "acme", APIKey: "lsk_p_s", Products: []string{"pro"}}},
+		Status: []seed.Target{tg}, Free: []seed.Target{tg}, NearFull: []seed.Target{tg}, Unlimited: []seed.Target{tg},
+		Active: []seed.Target{tg}, Lifecycle: []seed.Target{tg}}
+	mp := filepath.Join(dir, "manifest.json")
+	if err := m.Write(mp); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(node, append([]string{filepath.Join(dir, "loadtest", "k6", "drive.js")}, names...)...)
+	k6env, _ := json.Marshal(env)
+	cmd.Env = append(os.Environ(), "MANIFEST="+mp, "K6_ENV="+string(k6env))
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("node: %v\n%s", err, stderr)
+	}
+	var got map[string]driven
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("driver output: %v\n%s", err, out)
+	}
+	return got
+}
+
+// target is the one license of the driver's manifest.
+func target() seed.Target {
+	lim := 3
+	return seed.Target{Brand: "acme", Key: "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", Product: "pro", LicenseID: "lic-1", Status: "valid",
+		SeatLimit: &lim, SeatsUsed: 1, Instance: "x.example.com", Raw: "https://www.x.example.com/"}
+}
+
+// TestSmokeOverridesFromEnvironment: RATE, DURATION and VUS replace scenarios.json's
+// numbers in every script's options (thresholds stay).
+func TestSmokeOverridesFromEnvironment(t *testing.T) {
+	node := tool(t, "node", "cannot run the k6 scripts with stubbed k6 modules")
+	all, err := scenario.Load("../scenarios.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range all {
+		names = append(names, n)
+	}
+	got := drive(t, node, names, map[string]string{"RATE": "5", "DURATION": "3s", "VUS": "2"})
+	for _, name := range names {
+		ks := got[name].Options.Scenarios[name]
+		if ks["duration"] != "3s" {
+			t.Errorf("%s: duration %v, want 3s", name, ks["duration"])
+		}
+		switch all[name].Executor {
+		case scenario.ConstantArrivalRate:
+			if ks["rate"] != float64(5) || ks["preAllocatedVUs"] != float64(2) || ks["maxVUs"] != float64(2) {
+				t.Errorf("%s: %v, want rate 5 and 2 VUs", name, ks)
+			}
+		case scenario.ConstantVUs:
+			if ks["vus"] != float64(2) {
+				t.Errorf("%s: vus %v, want 2", name, ks["vus"])
+			}
+		}
+		if len(got[name].Options.Thresholds["errors"]) != 1 {
+			t.Errorf("%s: thresholds lost: %v", name, got[name].Options.Thresholds)
+		}
 	}
 }

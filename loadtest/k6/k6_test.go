@@ -13,10 +13,7 @@ import (
 // parses it as the ES module it is). k6 is not installable here; node's parser catches
 // syntax errors, not k6 API misuse.
 func TestScriptsParse(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: cannot check the k6 scripts' syntax (apt-get install nodejs)")
-	}
+	node := tool(t, "node", "cannot check the k6 scripts' syntax (apt-get install nodejs)")
 	files, err := filepath.Glob("*.js")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scripts: %v", err)

@@ -4,7 +4,11 @@
 // loadtest/harness (same endpoints, same expected statuses, same data lists).
 //
 // Environment: MANIFEST (absolute path of the seeder's manifest), WRITER_URL,
-// EDGE_URLS (comma-separated). See loadtest/README.md for the `k6 run` commands.
+// EDGE_URLS (comma-separated). For smoke runs RATE (arrivals per second), DURATION (e.g.
+// 10s) and VUS (the VU pool of an arrival-rate scenario, the VUs of a constant-VUs one)
+// override scenarios.json; such a run is not comparable with the file's numbers. See
+// loadtest/README.md for the `k6 run` commands. Type-checked against @types/k6 by
+// typecheck.sh (tsc --checkJs): the JSDoc types below are what it checks.
 import http from 'k6/http';
 import { Rate, Counter } from 'k6/metrics';
 import { SharedArray } from 'k6/data';
@@ -16,6 +20,10 @@ const WRITER = (__ENV.WRITER_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const EDGES = (__ENV.EDGE_URLS || 'http://127.0.0.1:8081,http://127.0.0.1:8082')
   .split(',').map((s) => s.trim().replace(/\/$/, '')).filter((s) => s !== '');
 
+/**
+ * @param {string} name a list of the seeder's manifest
+ * @returns {any[]}
+ */
 function list(name) {
   return new SharedArray(name, () => JSON.parse(open(MANIFEST))[name] || []);
 }
@@ -47,18 +55,44 @@ const outcomes = new Counter('outcomes');
 // Every status is "expected" for k6's own http_req_failed; errors is the metric that counts.
 http.setResponseCallback(http.expectedStatuses({ min: 100, max: 599 }));
 
-// optionsFor turns one entry of scenarios.json into k6 options.
+/**
+ * positiveInt reads an override from the environment: undefined when unset.
+ * @param {string} name
+ * @returns {number | undefined}
+ */
+function positiveInt(name) {
+  const v = __ENV[name];
+  if (v === undefined || v === '') {
+    return undefined;
+  }
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new Error(`${name}=${v}: want a positive integer`);
+  }
+  return n;
+}
+
+/**
+ * optionsFor turns one entry of scenarios.json into k6 options, with the smoke-run
+ * overrides RATE, DURATION and VUS from the environment.
+ * @param {string} name
+ * @returns {import('k6/options').Options}
+ */
 export function optionsFor(name) {
   const sc = SCENARIOS[name];
   if (!sc) {
     throw new Error(`no scenario ${name} in scenarios.json`);
   }
+  const rate = positiveInt('RATE') || sc.rate;
+  const duration = __ENV.DURATION || sc.duration;
+  const vus = positiveInt('VUS');
+  /** @type {import('k6/options').Scenario} */
   const s = sc.executor === 'constant-arrival-rate'
     ? {
-      executor: 'constant-arrival-rate', rate: sc.rate, timeUnit: '1s', duration: sc.duration,
-      preAllocatedVUs: sc.max_in_flight, maxVUs: sc.max_in_flight, exec: 'iteration',
+      executor: 'constant-arrival-rate', rate, timeUnit: '1s', duration,
+      preAllocatedVUs: vus || sc.max_in_flight, maxVUs: vus || sc.max_in_flight, exec: 'iteration',
     }
-    : { executor: 'constant-vus', vus: sc.vus, duration: sc.duration, exec: 'iteration' };
+    : { executor: 'constant-vus', vus: vus || sc.vus, duration, exec: 'iteration' };
   const th = sc.thresholds;
   return {
     scenarios: { [name]: s },
