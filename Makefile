@@ -76,3 +76,7 @@ bench: ## baselines side by side at 100k and 10M activations against `make up` w
 clean-data: down ## stop the local topology and delete .data/ and bin/
 	@deploy/local/services.sh down test
 	@deploy/local/clean-data.sh
+
+.PHONY: deploy-schemas
+deploy-schemas: ## regenerate deploy/validate/schemas (Kubernetes JSON schemas for kubeconform) from the Kubernetes OpenAPI document
+	cd deploy/validate && go generate .
