@@ -1,7 +1,7 @@
 # Local development and CI entry points. See deploy/local/*.sh.
 SHELL := /usr/bin/env bash
 
-.PHONY: bench-webhooks bench-flood fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
+.PHONY: client-go bench-webhooks bench-flood fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
 	@RATE_LIMITS=$(RATE_LIMITS) deploy/local/up.sh
@@ -26,6 +26,9 @@ services-test-down:
 
 build:
 	go build ./...
+
+client-go: ## regenerate the Go client clients/go/licenseapi from writer/openapi/openapi.yaml (ogen, a go.mod tool); a test fails when it drifts
+	go tool ogen -config clients/go/ogen.yml -target clients/go/licenseapi -package licenseapi -clean -loglevel error writer/openapi/openapi.yaml
 
 lint: ## gofmt -l, go vet, staticcheck (pinned)
 	@deploy/local/lint.sh
