@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +25,8 @@ import (
 const k8sVersion = "1.34.4"
 
 const regionLabel = "licensing.example.com/region"
+
+var awsRegion = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
 
 var (
 	root     = filepath.Join("..", "..")
@@ -438,8 +441,11 @@ func TestIngressTLS(t *testing.T) {
 			if ann["external-dns.alpha.kubernetes.io/set-identifier"] != data["EDGE_REGION"] {
 				t.Errorf("set-identifier %v, EDGE_REGION %s", ann["external-dns.alpha.kubernetes.io/set-identifier"], data["EDGE_REGION"])
 			}
-			if ann["external-dns.alpha.kubernetes.io/aws-region"] == nil {
-				t.Error("no latency routing (external-dns aws-region)")
+			if aws, _ := ann["external-dns.alpha.kubernetes.io/aws-region"].(string); !awsRegion.MatchString(aws) {
+				t.Errorf("latency routing: external-dns aws-region %q is not an AWS region", aws)
+			}
+			if strings.Contains(string(ing.YAML), "region-name") {
+				t.Error("the Ingress keeps the edge-region placeholder region-name")
 			}
 			host, _ := ann["external-dns.alpha.kubernetes.io/hostname"].(string)
 			if host == "" {
