@@ -1,7 +1,7 @@
 # Local development and CI entry points. See deploy/local/*.sh.
 SHELL := /usr/bin/env bash
 
-.PHONY: client-go bench-webhooks bench-flood fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos clean-data services-test-up services-test-down
+.PHONY: client-go bench-webhooks bench-flood fuzz up down restart test test-unit build lint bench bench-micro bench-writer bench-edge seed load chaos sim clean-data services-test-up services-test-down
 
 up: ## whole local topology: Postgres primary+replica, Redis, NATS, writer, edges, demo data
 	@RATE_LIMITS=$(RATE_LIMITS) deploy/local/up.sh
@@ -68,6 +68,10 @@ load: ## Go load harness against `make up`, brought up (or restarted) with rate 
 chaos: ## fault-injection harness: its own topology under .data/chaos, every scenario (SCENARIOS=a,b), tables in .data/chaos/report.md
 	@deploy/local/deps.sh
 	go run ./loadtest/cmd/chaos -scenarios $(or $(SCENARIOS),all) -markdown .data/chaos/report.md
+
+sim: ## three regions on one machine behind toxiproxy (90/180 ms RTT): 60 s partition, lagging replica, edge loss; .data/sim/report.{md,html}
+	@deploy/local/deps.sh
+	go run ./loadtest/cmd/sim -out .data/sim
 
 bench: ## baselines side by side at 100k and 10M activations against `make up` with rate limits off (SIZES="100k 10m"), then the edge tiers
 	@RATE_LIMITS=off deploy/local/up.sh >/dev/null

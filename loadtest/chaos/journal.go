@@ -10,21 +10,23 @@ import (
 
 // Entry is one request and its answer.
 type Entry struct {
-	Op       int64         `json:"op,omitempty"` // 0: a status check
-	Kind     string        `json:"kind"`
-	Attempt  int           `json:"attempt,omitempty"`
-	Target   string        `json:"target"`
-	Start    time.Time     `json:"start"`
-	Latency  time.Duration `json:"latency_ns"`
-	Status   int           `json:"status"` // 0: no answer
-	Code     string        `json:"code,omitempty"`
-	Err      string        `json:"err,omitempty"`
-	Stale    bool          `json:"stale,omitempty"`
-	Failover bool          `json:"failover,omitempty"` // answered by another node than the first tried
-	IdemKey  string        `json:"idempotency_key,omitempty"`
-	Key      string        `json:"key,omitempty"`
-	Product  string        `json:"product,omitempty"`
-	Instance string        `json:"instance,omitempty"`
+	Op      int64         `json:"op,omitempty"` // 0: a status check
+	Kind    string        `json:"kind"`
+	Attempt int           `json:"attempt,omitempty"`
+	Target  string        `json:"target"`
+	Start   time.Time     `json:"start"`
+	Latency time.Duration `json:"latency_ns"`
+	Status  int           `json:"status"` // 0: no answer
+	Code    string        `json:"code,omitempty"`
+	Err     string        `json:"err,omitempty"`
+	Stale   bool          `json:"stale,omitempty"`
+	// Version is the key version the answer carried (X-License-Version; 0: none).
+	Version  int64  `json:"version,omitempty"`
+	Failover bool   `json:"failover,omitempty"` // answered by another node than the first tried
+	IdemKey  string `json:"idempotency_key,omitempty"`
+	Key      string `json:"key,omitempty"`
+	Product  string `json:"product,omitempty"`
+	Instance string `json:"instance,omitempty"`
 }
 
 // Op is one logical write, retried until it has a definitive answer.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -338,6 +339,7 @@ func (l *Load) do(ctx context.Context, e Entry, to *balancer, method, path strin
 		}
 		e.Status, e.Err = resp.StatusCode, ""
 		e.Stale = resp.Header.Get("X-Cache-Stale") == "true"
+		e.Version, _ = strconv.ParseInt(resp.Header.Get("X-License-Version"), 10, 64)
 		if resp.StatusCode >= 400 {
 			var p struct {
 				Code string `json:"code"`

@@ -1,0 +1,594 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/licensing/licensing/loadtest/chaos"
+	"github.com/licensing/licensing/shared/resource"
+)
+
+// RegionSpec names an edge region and its round trip to the central region.
+type RegionSpec struct {
+	Name        string
+	RTT, Jitter time.Duration
+}
+
+// DefaultRegions: region A 90 ms, region B 180 ms round trip to the centre.
+func DefaultRegions() []RegionSpec {
+	return []RegionSpec{{"region-a", 90 * time.Millisecond, 10 * time.Millisecond}, {"region-b", 180 * time.Millisecond, 20 * time.Millisecond}}
+}
+
+// Config describes the simulated world.
+type Config struct {
+	// Dir holds binaries, logs, Redis and NATS data (Postgres data goes under /var/tmp when
+	// run as root: Postgres runs as its own user).
+	Dir string
+	// BasePort: primary +0, NATS hub +1 (leaf nodes +2), writer +3; region i from
+	// +10+20i: replica +0, Redis +1, leaf NATS +2, edges +3 +4, proxies +5..+8.
+	BasePort int
+	Regions  []RegionSpec
+	// Bin holds prebuilt writer and edge binaries (default: built into Dir/bin).
+	Bin string
+	// Race builds the writer and edge with the race detector.
+	Race bool
+	// EdgeEnv is added to every edge's environment.
+	EdgeEnv []string
+	Logf    func(format string, args ...any)
+}
+
+// Region is one running edge region.
+type Region struct {
+	Spec    RegionSpec
+	Replica *chaos.Proc
+	Redis   *chaos.Proc
+	Leaf    *chaos.Proc
+	Edges   []*chaos.Proc
+	// EdgeURLs are the region's edges; WriterURL reaches the central writer through the
+	// region's link (what a plugin in the region calling the centre would see).
+	EdgeURLs  []string
+	WriterURL string
+	// the region's cross-region links
+	WriterLink, PrimaryLink, ReplicationLink, LeafLink *Link
+	// ReplicaURL reads the region's replica as the superuser.
+	ReplicaURL string
+}
+
+// Links lists the region's cross-region links.
+func (r *Region) Links() []*Link {
+	return []*Link{r.WriterLink, r.PrimaryLink, r.ReplicationLink, r.LeafLink}
+}
+
+// World is the running simulation: the central region and the edge regions.
+type World struct {
+	cfg     Config
+	Net     *Network
+	Primary *chaos.Proc
+	Hub     *chaos.Proc
+	Writer  *chaos.Proc
+	Regions []*Region
+
+	AdminURL, HubURL, WriterURL string
+	OperatorToken, Brand        string
+	APIKey                      string
+
+	procs  []*chaos.Proc // in start order
+	pgBase string
+	pgCred *syscall.Credential
+	hc     *http.Client
+}
+
+// Start builds the binaries (unless cfg.Bin), starts the proxies and every process, and
+// creates the brand and products the load uses.
+func Start(ctx context.Context, cfg Config) (w *World, err error) {
+	if cfg.BasePort == 0 {
+		cfg.BasePort = 31000
+	}
+	if len(cfg.Regions) == 0 {
+		cfg.Regions = DefaultRegions()
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
+		return nil, err
+	}
+	w = &World{cfg: cfg, Net: newNetwork(), hc: &http.Client{Timeout: 10 * time.Second}}
+	started := w
+	defer func() {
+		if err != nil {
+			started.Close()
+		}
+	}()
+	for _, d := range []string{"logs", "nats", "redis"} {
+		if err := os.RemoveAll(filepath.Join(cfg.Dir, d)); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Bin == "" {
+		if err := w.build(ctx); err != nil {
+			return nil, err
+		}
+	}
+	port := func(off int) int { return cfg.BasePort + off }
+	addr := func(off int) string { return "127.0.0.1:" + strconv.Itoa(port(off)) }
+
+	// ---- central region: Postgres primary, NATS hub, writer
+	if err := w.startPrimary(ctx, port(0)); err != nil {
+		return nil, err
+	}
+	w.HubURL = "nats://" + addr(1)
+	hubConf := filepath.Join(cfg.Dir, "nats", "hub.conf")
+	if err := os.WriteFile(hubConf, []byte(fmt.Sprintf("listen: %q\nserver_name: hub\njetstream { domain: central, store_dir: %q }\nleafnodes { listen: %q }\n",
+		addr(1), filepath.Join(cfg.Dir, "nats", "hub"), addr(2))), 0o644); err != nil {
+		return nil, err
+	}
+	w.Hub = &chaos.Proc{Name: "nats-hub", Path: "nats-server", Args: []string{"-c", hubConf}, Log: w.logPath("nats-hub"), Ready: tcpReady(addr(2))}
+	if err := w.start(ctx, w.Hub); err != nil {
+		return nil, err
+	}
+	cfg.Logf("migrating")
+	if err := run(ctx, nil, []string{"WRITER_MIGRATE_DATABASE_URL=" + w.AdminURL, "WRITER_DATABASE_URL=" + w.appURL(port(0))},
+		w.bin("writer"), "migrate"); err != nil {
+		return nil, err
+	}
+	if err := w.setPasswords(ctx); err != nil {
+		return nil, err
+	}
+	w.OperatorToken = "sim-operator-" + strconv.Itoa(os.Getpid())
+	w.WriterURL = "http://" + addr(3)
+	w.Writer = &chaos.Proc{Name: "writer", Path: w.bin("writer"), Log: w.logPath("writer"),
+		Env: []string{"WRITER_ADDR=" + addr(3), "WRITER_DATABASE_URL=" + w.appURL(port(0)), "WRITER_NATS_URL=" + w.HubURL,
+			"WRITER_OPERATOR_TOKEN=" + w.OperatorToken, "WRITER_SHUTDOWN_TIMEOUT=5s", "WRITER_RATE_LIMITS=off"},
+		Ready: w.httpReady(w.WriterURL)}
+	if err := w.start(ctx, w.Writer); err != nil {
+		return nil, err
+	}
+
+	// ---- edge regions
+	for i, spec := range cfg.Regions {
+		b := 10 + 20*i
+		r := &Region{Spec: spec}
+		w.Regions = append(w.Regions, r)
+		link := func(name string, off int, upstream string) (*Link, error) {
+			return w.Net.Link(spec.Name, name, addr(b+off), upstream, spec.RTT, spec.Jitter)
+		}
+		if r.WriterLink, err = link("writer", 5, addr(3)); err != nil {
+			return nil, err
+		}
+		if r.PrimaryLink, err = link("primary", 6, addr(0)); err != nil {
+			return nil, err
+		}
+		if r.ReplicationLink, err = link("replication", 7, addr(0)); err != nil {
+			return nil, err
+		}
+		if r.LeafLink, err = link("leaf", 8, addr(2)); err != nil {
+			return nil, err
+		}
+		r.WriterURL = "http://" + addr(b+5)
+		if err := w.startReplica(ctx, r, i, port(b), port(b+7)); err != nil {
+			return nil, err
+		}
+		r.Redis = &chaos.Proc{Name: spec.Name + "-redis", Path: "redis-server", Log: w.logPath(spec.Name + "-redis"),
+			Args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port(b + 1)), "--save", "", "--appendonly", "no",
+				"--dir", filepath.Join(cfg.Dir, "redis")},
+			Ready: tcpReady(addr(b + 1))}
+		leafConf := filepath.Join(cfg.Dir, "nats", spec.Name+".conf")
+		// no JetStream on the leaf: default_js_domain maps the edges' JetStream API calls to
+		// the hub's domain across the leaf link, where their consumers read the stream, as
+		// deploy/k8s/nats/leaf/nats-leaf.conf does
+		if err := os.WriteFile(leafConf, []byte(fmt.Sprintf("listen: %q\nserver_name: %s-leaf\ndefault_js_domain: { $G: central }\nleafnodes { reconnect: 1, remotes: [ { url: %q } ] }\n",
+			addr(b+2), spec.Name, "nats-leaf://"+addr(b+8))), 0o644); err != nil {
+			return nil, err
+		}
+		r.Leaf = &chaos.Proc{Name: spec.Name + "-leaf", Path: "nats-server", Args: []string{"-c", leafConf}, Log: w.logPath(spec.Name + "-leaf"),
+			Ready: tcpReady(addr(b + 2))}
+		for _, p := range []*chaos.Proc{r.Redis, r.Leaf} {
+			if err := w.start(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+		for e := range 2 {
+			a := addr(b + 3 + e)
+			name := fmt.Sprintf("%s-edge-%d", spec.Name, e+1)
+			r.EdgeURLs = append(r.EdgeURLs, "http://"+a)
+			r.Edges = append(r.Edges, &chaos.Proc{Name: name, Path: w.bin("edge"), Log: w.logPath(name),
+				Env: append([]string{"EDGE_ADDR=" + a, "EDGE_NODE_ID=" + name,
+					"EDGE_REPLICA_URL=" + w.edgeURL(port(b)), "EDGE_PRIMARY_URL=" + w.edgeURL(port(b+6)),
+					"EDGE_REDIS_ADDR=" + addr(b+1), "EDGE_NATS_URL=nats://" + addr(b+2), "EDGE_WRITER_URL=" + r.WriterURL,
+					"EDGE_SHUTDOWN_TIMEOUT=5s", "EDGE_RATE_LIMITS=off"}, cfg.EdgeEnv...),
+				Ready: w.httpReady("http://" + a)})
+		}
+		for _, p := range r.Edges {
+			if err := w.start(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := w.brand(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *World) bin(name string) string {
+	if w.cfg.Bin != "" {
+		return filepath.Join(w.cfg.Bin, name)
+	}
+	return filepath.Join(w.cfg.Dir, "bin", name)
+}
+
+func (w *World) logPath(name string) string { return filepath.Join(w.cfg.Dir, "logs", name+".log") }
+
+func (w *World) start(ctx context.Context, p *chaos.Proc) error {
+	w.cfg.Logf("starting %s", p.Name)
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	w.procs = append(w.procs, p)
+	return nil
+}
+
+func (w *World) build(ctx context.Context) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	w.cfg.Logf("building writer and edge")
+	args := []string{"build", "-o", filepath.Join(w.cfg.Dir, "bin") + "/"}
+	if w.cfg.Race {
+		args = append(args, "-race")
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./writer/cmd/writer", "./edge/cmd/edge")...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// Close stops every process (edges first, the primary last) and every proxy, and removes
+// the Postgres data.
+func (w *World) Close() {
+	for i := len(w.procs) - 1; i >= 0; i-- {
+		_ = w.procs[i].Resume()
+		_ = w.procs[i].Stop(15 * time.Second)
+	}
+	w.Net.Close()
+	if w.pgBase != "" {
+		// the Postgres data (under /var/tmp when run as root) is of no use once stopped
+		_ = os.RemoveAll(w.pgBase)
+	}
+}
+
+// EnsureUp starts every process that is not running.
+func (w *World) EnsureUp(ctx context.Context) error {
+	for _, p := range w.procs {
+		if !p.Running() {
+			if err := p.Start(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RaceReports returns the data race reports in the writer's and edges' logs.
+func (w *World) RaceReports() []string {
+	var out []string
+	ps := []*chaos.Proc{w.Writer}
+	for _, r := range w.Regions {
+		ps = append(ps, r.Edges...)
+	}
+	for _, p := range ps {
+		b, _ := os.ReadFile(p.Log)
+		if i := bytes.Index(b, []byte("WARNING: DATA RACE")); i >= 0 {
+			out = append(out, p.Name+": "+string(b[i:min(len(b), i+3000)]))
+		}
+	}
+	return out
+}
+
+// View is the region as the chaos package's load and checker see a topology: the
+// central writer (brand backends call it directly) and the region's edges.
+func (w *World) View(r *Region, edges []string) *chaos.Topology {
+	return &chaos.Topology{AdminURL: w.AdminURL, NATSURL: w.HubURL, WriterURLs: []string{w.WriterURL}, EdgeURLs: edges,
+		OperatorToken: w.OperatorToken, Brand: w.Brand, APIKey: w.APIKey, Products: []string{"pro", "addon"}}
+}
+
+// ------------------------------------------------------------------- Postgres
+
+func (w *World) appURL(port int) string {
+	return fmt.Sprintf("postgres://license_app:license_app@127.0.0.1:%d/licensing?sslmode=disable", port)
+}
+
+func (w *World) edgeURL(port int) string {
+	return fmt.Sprintf("postgres://license_edge:license_edge@127.0.0.1:%d/licensing?sslmode=disable", port)
+}
+
+func pgBinDir() (string, error) {
+	if d := os.Getenv("PG_BIN"); d != "" {
+		return d, nil
+	}
+	ds, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(ds) == 0 {
+		return "", errors.New("postgres server binaries not found (run deploy/local/deps.sh or set PG_BIN)")
+	}
+	if _, err := os.Stat("/usr/lib/postgresql/15/bin/initdb"); err == nil {
+		return "/usr/lib/postgresql/15/bin", nil
+	}
+	return filepath.Dir(ds[len(ds)-1]), nil
+}
+
+func (w *World) startPrimary(ctx context.Context, port int) error {
+	pgBin, err := pgBinDir()
+	if err != nil {
+		return err
+	}
+	w.pgBase = filepath.Join(w.cfg.Dir, "pg")
+	if os.Geteuid() == 0 {
+		// Postgres refuses to run as root: as the postgres OS user, in a folder it reaches
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			if out, err := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--home-dir", "/var/lib/postgresql",
+				"--shell", "/bin/sh", "postgres").CombinedOutput(); err != nil {
+				return fmt.Errorf("useradd postgres: %w: %s", err, out)
+			}
+			if u, err = user.Lookup("postgres"); err != nil {
+				return err
+			}
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		w.pgCred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		w.pgBase = fmt.Sprintf("/var/tmp/licensing-sim-%08x", crc32.ChecksumIEEE([]byte(w.cfg.Dir)))
+	}
+	if err := os.RemoveAll(w.pgBase); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(w.pgBase, 0o700); err != nil {
+		return err
+	}
+	if w.pgCred != nil {
+		if err := os.Chown(w.pgBase, int(w.pgCred.Uid), int(w.pgCred.Gid)); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(w.pgBase, "primary")
+	w.cfg.Logf("initdb %s", dir)
+	if err := run(ctx, w.pgCred, nil, filepath.Join(pgBin, "initdb"), "-D", dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"); err != nil {
+		return err
+	}
+	// process crashes only, never machine crashes: fsync can be off
+	conf := fmt.Sprintf(`
+listen_addresses = '127.0.0.1'
+port = %d
+unix_socket_directories = ''
+max_connections = 300
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+wal_keep_size = '256MB'
+hot_standby = on
+hot_standby_feedback = on
+fsync = off
+full_page_writes = off
+shared_buffers = '128MB'
+`, port)
+	if err := appendFile(filepath.Join(dir, "postgresql.conf"), conf); err != nil {
+		return err
+	}
+	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n" +
+		"host all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(dir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return err
+	}
+	if w.pgCred != nil {
+		_ = os.Chown(filepath.Join(dir, "pg_hba.conf"), int(w.pgCred.Uid), int(w.pgCred.Gid))
+	}
+	super := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	w.Primary = &chaos.Proc{Name: "postgres-primary", Path: filepath.Join(pgBin, "postgres"), Args: []string{"-D", dir},
+		Cred: w.pgCred, Log: w.logPath("postgres-primary"), StopSignal: syscall.SIGINT, Ready: pgReady(super)}
+	if err := w.start(ctx, w.Primary); err != nil {
+		return err
+	}
+	c, err := pgx.Connect(ctx, super)
+	if err != nil {
+		return err
+	}
+	_, err = c.Exec(ctx, "CREATE DATABASE licensing")
+	c.Close(ctx)
+	if err != nil {
+		return err
+	}
+	w.AdminURL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/licensing?sslmode=disable", port)
+	return nil
+}
+
+// startReplica clones the primary (directly, once) and streams from it through the
+// region's replication link.
+func (w *World) startReplica(ctx context.Context, r *Region, i, port, linkPort int) error {
+	pgBin, err := pgBinDir()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(w.pgBase, r.Spec.Name)
+	slot := fmt.Sprintf("sim_region_%d", i)
+	w.cfg.Logf("pg_basebackup %s", dir)
+	if err := run(ctx, w.pgCred, nil, filepath.Join(pgBin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(w.cfg.BasePort),
+		"-U", "postgres", "-D", dir, "-X", "stream", "-C", "-S", slot, "-c", "fast"); err != nil {
+		return err
+	}
+	if err := appendFile(filepath.Join(dir, "postgresql.conf"), fmt.Sprintf("\nport = %d\n", port)); err != nil {
+		return err
+	}
+	auto := fmt.Sprintf("primary_conninfo = 'host=127.0.0.1 port=%d user=postgres application_name=%s'\nprimary_slot_name = '%s'\n",
+		linkPort, r.Spec.Name, slot)
+	if err := appendFile(filepath.Join(dir, "postgresql.auto.conf"), auto); err != nil {
+		return err
+	}
+	sig := filepath.Join(dir, "standby.signal")
+	if err := os.WriteFile(sig, nil, 0o600); err != nil {
+		return err
+	}
+	if w.pgCred != nil {
+		_ = os.Chown(sig, int(w.pgCred.Uid), int(w.pgCred.Gid))
+	}
+	r.ReplicaURL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/licensing?sslmode=disable", port)
+	r.Replica = &chaos.Proc{Name: r.Spec.Name + "-replica", Path: filepath.Join(pgBin, "postgres"), Args: []string{"-D", dir},
+		Cred: w.pgCred, Log: w.logPath(r.Spec.Name + "-replica"), StopSignal: syscall.SIGINT, Ready: pgReady(r.ReplicaURL)}
+	return w.start(ctx, r.Replica)
+}
+
+func (w *World) setPasswords(ctx context.Context) error {
+	c, err := pgx.Connect(ctx, w.AdminURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	for _, role := range []string{"license_app", "license_edge"} {
+		if _, err := c.Exec(ctx, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", pgx.Identifier{role}.Sanitize(), role)); err != nil {
+			return fmt.Errorf("password of %s: %w", role, err)
+		}
+	}
+	return nil
+}
+
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(s); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func run(ctx context.Context, cred *syscall.Credential, env []string, path string, args ...string) error {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", path, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// ------------------------------------------------------------------- readiness, API
+
+func tcpReady(addr string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+}
+
+func pgReady(u string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c, err := pgx.Connect(ctx, u)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		return c.Ping(ctx)
+	}
+}
+
+func (w *World) httpReady(base string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/readyz", nil)
+		resp, err := w.hc.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
+
+// brand creates the brand (the chaos checker looks for the same slug) and its products.
+func (w *World) brand(ctx context.Context) error {
+	w.Brand = "chaos"
+	var created resource.BrandCreated
+	if err := w.call(ctx, "POST", "/v1/brands", "Bearer "+w.OperatorToken, map[string]string{"slug": w.Brand, "name": "Sim"}, 201, &created); err != nil {
+		return err
+	}
+	w.APIKey = created.APIKey.Secret
+	for _, p := range []string{"pro", "addon"} {
+		if err := w.call(ctx, "POST", "/v1/products", "Bearer "+w.APIKey, map[string]string{"code": p, "name": p}, 201, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *World) call(ctx context.Context, method, path, auth string, body any, want int, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, w.WriterURL+path, bytes.NewReader(b))
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, rb)
+	}
+	if out != nil {
+		return json.Unmarshal(rb, out)
+	}
+	return nil
+}
+
+func repoRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		d = parent
+	}
+}
