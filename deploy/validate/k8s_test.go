@@ -125,18 +125,28 @@ func regionOverlays(t *testing.T) (central string, edges []string) {
 	return central, edges
 }
 
+var (
+	validatorOnce sync.Once
+	sharedV       validator.Validator
+	validatorErr  error
+)
+
+// newValidator returns the one validator of the package (safe for concurrent use; it
+// compiles each schema once).
 func newValidator(t *testing.T) validator.Validator {
 	t.Helper()
-	abs, err := filepath.Abs("schemas")
-	if err != nil {
-		t.Fatal(err)
+	validatorOnce.Do(func() {
+		var abs string
+		if abs, validatorErr = filepath.Abs("schemas"); validatorErr != nil {
+			return
+		}
+		sharedV, validatorErr = validator.New([]string{abs + "/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"},
+			validator.Opts{Strict: true, KubernetesVersion: k8sVersion})
+	})
+	if validatorErr != nil {
+		t.Fatal(validatorErr)
 	}
-	v, err := validator.New([]string{abs + "/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"},
-		validator.Opts{Strict: true, KubernetesVersion: k8sVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return sharedV
 }
 
 func validate(v validator.Validator, o obj) error {
@@ -159,6 +169,7 @@ func TestKustomizeRendersAndValidates(t *testing.T) {
 	for _, dir := range kustomizations(t) {
 		rel, _ := filepath.Rel(k8sDir, dir)
 		t.Run(rel, func(t *testing.T) {
+			t.Parallel()
 			objs := render(t, dir)
 			if len(objs) == 0 {
 				t.Fatal("renders nothing")
