@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,6 +102,9 @@ type Result struct {
 	Regions []*RegionResult
 	Checks  []chaos.Check
 	Notes   []string
+
+	mu sync.Mutex     // Notes, from the measurements that run in the background
+	bg sync.WaitGroup // those measurements
 }
 
 // RegionResult is what one region's clients saw.
@@ -126,7 +130,9 @@ func (res *Result) OK() bool {
 }
 
 func (res *Result) note(logf func(string, ...any), format string, args ...any) {
+	res.mu.Lock()
 	res.Notes = append(res.Notes, fmt.Sprintf(format, args...))
+	res.mu.Unlock()
 	logf(format, args...)
 }
 
@@ -205,7 +211,17 @@ func Run(ctx context.Context, w *World, o Options, logf func(string, ...any)) (*
 				}
 				healed := time.Now()
 				logf("%s: links healed in %v", a.Spec.Name, healed.Sub(healAt).Round(time.Millisecond))
+				res.bg.Add(2)
 				go func() {
+					defer res.bg.Done()
+					if d, err := streamResumed(ctx, a, healAt, 2*time.Minute); err == nil {
+						res.note(logf, "%s: after healing, both edges apply relay heartbeats again after %v", a.Spec.Name, d.Round(time.Millisecond))
+					} else {
+						res.note(logf, "%s: stream after healing: %v", a.Spec.Name, err)
+					}
+				}()
+				go func() {
+					defer res.bg.Done()
 					if d, err := caughtUp(ctx, w, a, healed); err == nil {
 						res.note(logf, "%s: after healing, the replica replayed everything the primary had at the heal in %v", a.Spec.Name, d.Round(time.Millisecond))
 					} else {
@@ -253,6 +269,7 @@ func Run(ctx context.Context, w *World, o Options, logf func(string, ...any)) (*
 	}
 	stopLag()
 	lagWG.Wait()
+	res.bg.Wait()
 	for _, rr := range runs {
 		rr.edge.Stop()
 		rr.direct.Stop()
@@ -479,6 +496,58 @@ func activated(ctx context.Context, hc *http.Client, u string) (bool, error) {
 		return false, err
 	}
 	return s.Instance != nil && s.Instance.Activated, nil
+}
+
+// streamResumed waits until every edge of r has applied a relay heartbeat it had not
+// applied at t0 (the change stream reaches it again) and returns how long after t0.
+func streamResumed(ctx context.Context, r *Region, t0 time.Time, bound time.Duration) (time.Duration, error) {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	base := make([]float64, len(r.EdgeURLs))
+	for i, u := range r.EdgeURLs {
+		base[i], _ = metric(ctx, hc, u, "license_edge_heartbeats_applied_total")
+	}
+	for time.Since(t0) < bound {
+		all := true
+		for i, u := range r.EdgeURLs {
+			v, err := metric(ctx, hc, u, "license_edge_heartbeats_applied_total")
+			all = all && err == nil && v > base[i]
+		}
+		if all {
+			return time.Since(t0), nil
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("no heartbeat applied by every edge within %v", bound)
+}
+
+// metric reads the sum of a metric's series from an edge's /metrics.
+func metric(ctx context.Context, hc *http.Client, base, name string) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	sum, found := 0.0, false
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name) || len(line) <= len(name) || (line[len(name)] != ' ' && line[len(name)] != '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum, found = sum+v, true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("%s: no metric %s", base, name)
+	}
+	return sum, nil
 }
 
 // caughtUp waits until the region's replica replayed the primary's WAL position at t0
