@@ -1,34 +1,31 @@
-// Package hist is a log-linear latency histogram in the spirit of HdrHistogram: values are
-// grouped by their power of two, and each power of two is split into 2^SubBits equal
-// buckets of equal width, so every recorded value is kept with a relative error below
-// 2^-(SubBits-1) (0.8 % with SubBits = 8) over the whole int64 range, in fixed memory
-// (about 58 KiB). It exists because hdrhistogram-go is not available from this project's module
-// proxy; the percentile arithmetic is the same.
+// Package hist is the load tools' latency histogram: HdrHistogram
+// (github.com/HdrHistogram/hdrhistogram-go) with three significant digits, so every
+// recorded value is kept with a relative error below 0.1 %, from 1 ns to an hour, in fixed
+// memory, plus the exact count, sum, minimum and maximum. The API is the small one the
+// harness, its reports and the chaos and simulation tools use; HdrHistogram does the
+// bucketing and the percentile arithmetic.
 package hist
 
 import (
 	"math"
-	"math/bits"
-	"sort"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// SubBits is the number of bits of precision inside each power of two.
-const SubBits = 8
-
 const (
-	subCount = 1 << SubBits
-	// values below subCount get their own bucket each (exact); above, one row of
-	// subCount/2 buckets per power of two.
-	rows    = 64 - SubBits
-	buckets = subCount + rows*(subCount/2)
+	// Highest is the largest value tracked (an hour in nanoseconds); larger values are
+	// counted as Highest in the buckets (Max stays exact).
+	Highest = int64(time.Hour)
+	// SigFigs is HdrHistogram's precision: three significant digits.
+	SigFigs = 3
 )
 
 // Histogram counts non-negative int64 values (for latencies: nanoseconds). The zero value
 // is not usable; call New. A Histogram is not safe for concurrent use; give each goroutine
 // its own and Merge them, or guard it with a mutex.
 type Histogram struct {
-	counts   []uint64
+	h        *hdrhistogram.Histogram
 	total    uint64
 	min, max int64
 	sum      float64
@@ -36,40 +33,7 @@ type Histogram struct {
 
 // New returns an empty histogram.
 func New() *Histogram {
-	return &Histogram{counts: make([]uint64, buckets), min: math.MaxInt64}
-}
-
-// index returns the bucket of v (v >= 0).
-func index(v int64) int {
-	if v < subCount {
-		return int(v)
-	}
-	// exponent e: v in [2^e, 2^(e+1)), e >= SubBits
-	e := 63 - bits.LeadingZeros64(uint64(v))
-	shift := e - SubBits + 1 // keep SubBits-1 bits below the leading one
-	sub := int(v>>shift) - subCount/2
-	return subCount + (shift-1)*(subCount/2) + sub
-}
-
-// lowerBound is the smallest value of bucket i; upperBound the largest.
-func lowerBound(i int) int64 {
-	if i < subCount {
-		return int64(i)
-	}
-	i -= subCount
-	shift := i/(subCount/2) + 1
-	sub := i%(subCount/2) + subCount/2
-	return int64(sub) << shift
-}
-
-func upperBound(i int) int64 {
-	if i < subCount {
-		return int64(i)
-	}
-	i -= subCount
-	shift := i/(subCount/2) + 1
-	sub := i%(subCount/2) + subCount/2
-	return (int64(sub+1) << shift) - 1
+	return &Histogram{h: hdrhistogram.New(1, Highest, SigFigs), min: math.MaxInt64}
 }
 
 // Record adds one value; negative values count as 0.
@@ -77,15 +41,11 @@ func (h *Histogram) Record(v int64) {
 	if v < 0 {
 		v = 0
 	}
-	h.counts[index(v)]++
+	_ = h.h.RecordValue(min(v, Highest)) // in range: cannot fail
 	h.total++
 	h.sum += float64(v)
-	if v < h.min {
-		h.min = v
-	}
-	if v > h.max {
-		h.max = v
-	}
+	h.min = min(h.min, v)
+	h.max = max(h.max, v)
 }
 
 // RecordDuration adds a duration in nanoseconds.
@@ -96,9 +56,7 @@ func (h *Histogram) Merge(o *Histogram) {
 	if o.total == 0 {
 		return
 	}
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
+	h.h.Merge(o.h) // same range and precision: nothing is dropped
 	h.total += o.total
 	h.sum += o.sum
 	h.min = min(h.min, o.min)
@@ -108,7 +66,7 @@ func (h *Histogram) Merge(o *Histogram) {
 // Count is the number of recorded values.
 func (h *Histogram) Count() uint64 { return h.total }
 
-// Min and Max are the exact extremes (0 when empty).
+// Min is the exact smallest value (0 when empty).
 func (h *Histogram) Min() int64 {
 	if h.total == 0 {
 		return 0
@@ -116,7 +74,7 @@ func (h *Histogram) Min() int64 {
 	return h.min
 }
 
-// Max is the largest recorded value.
+// Max is the exact largest value.
 func (h *Histogram) Max() int64 { return h.max }
 
 // Mean is the exact arithmetic mean.
@@ -127,26 +85,15 @@ func (h *Histogram) Mean() float64 {
 	return h.sum / float64(h.total)
 }
 
-// Quantile returns the value at quantile q in [0, 1]: the highest value of the bucket
-// holding the ceil(q*count)-th smallest value (as HdrHistogram reports it), clamped to the
-// exact min and max. It returns 0 for an empty histogram.
+// Quantile returns the value at quantile q in [0, 1] as HdrHistogram reports it (the
+// highest value equivalent to the one at that rank), clamped to the exact min and max. It
+// returns 0 for an empty histogram.
 func (h *Histogram) Quantile(q float64) int64 {
 	if h.total == 0 {
 		return 0
 	}
 	q = min(max(q, 0), 1)
-	rank := uint64(math.Ceil(q * float64(h.total)))
-	if rank == 0 {
-		rank = 1
-	}
-	var seen uint64
-	for i, c := range h.counts {
-		seen += c
-		if seen >= rank {
-			return min(max(upperBound(i), h.min), h.max)
-		}
-	}
-	return h.max
+	return min(max(h.h.ValueAtQuantile(q*100), h.min), h.max)
 }
 
 // Bucket is one non-empty bucket of the distribution: values in [Low, High].
@@ -159,9 +106,9 @@ type Bucket struct {
 // Buckets returns the non-empty buckets in ascending order.
 func (h *Histogram) Buckets() []Bucket {
 	var out []Bucket
-	for i, c := range h.counts {
-		if c > 0 {
-			out = append(out, Bucket{Low: lowerBound(i), High: upperBound(i), Count: c})
+	for _, b := range h.h.Distribution() {
+		if b.Count > 0 {
+			out = append(out, Bucket{Low: b.From, High: b.To, Count: uint64(b.Count)})
 		}
 	}
 	return out
@@ -196,17 +143,14 @@ type CDFPoint struct {
 	Fraction float64
 }
 
-// CDF returns the cumulative distribution at each non-empty bucket's upper bound.
+// CDF returns the cumulative distribution at each non-empty bucket's upper bound (the
+// last one at the exact maximum).
 func (h *Histogram) CDF() []CDFPoint {
 	var out []CDFPoint
 	var seen uint64
-	for i, c := range h.counts {
-		if c == 0 {
-			continue
-		}
-		seen += c
-		out = append(out, CDFPoint{Value: min(upperBound(i), h.max), Fraction: float64(seen) / float64(h.total)})
+	for _, b := range h.Buckets() {
+		seen += b.Count
+		out = append(out, CDFPoint{Value: min(b.High, h.max), Fraction: float64(seen) / float64(h.total)})
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Value < out[b].Value })
 	return out
 }

@@ -7,31 +7,30 @@ import (
 	"testing"
 )
 
-func TestBucketBoundsCoverEveryValue(t *testing.T) {
-	vals := []int64{0, 1, 127, 128, 129, 255, 256, 1000, 1 << 20, 123456789, math.MaxInt64 / 3, math.MaxInt64}
-	for i := 0; i < 10000; i++ {
-		vals = append(vals, rand.Int64N(1<<40))
+func TestBucketsCoverEveryValueWithinPrecision(t *testing.T) {
+	vals := []int64{0, 1, 127, 128, 129, 255, 256, 1000, 1 << 20, 123456789, Highest - 1, Highest}
+	for i := 0; i < 200; i++ { // a histogram each: 200 keep the test fast
+		vals = append(vals, rand.Int64N(Highest))
 	}
 	for _, v := range vals {
-		i := index(v)
-		if i < 0 || i >= buckets {
-			t.Fatalf("index(%d) = %d out of range", v, i)
+		h := New()
+		h.Record(v)
+		b := h.Buckets()
+		if len(b) != 1 || b[0].Count != 1 || v < b[0].Low || v > b[0].High {
+			t.Fatalf("value %d in buckets %+v", v, b)
 		}
-		lo, hi := lowerBound(i), upperBound(i)
-		if v < lo || v > hi {
-			t.Fatalf("value %d in bucket %d [%d, %d]", v, i, lo, hi)
-		}
-		if v >= subCount && float64(hi-lo+1)/float64(lo) > 1.0/float64(subCount/2)+1e-12 {
-			t.Fatalf("bucket [%d, %d] wider than the precision promise", lo, hi)
+		// three significant digits: a bucket is at most 1/1000 of its low end wide
+		if w := b[0].High - b[0].Low + 1; b[0].Low >= 2048 && float64(w)/float64(b[0].Low) > 1.0/1000 {
+			t.Fatalf("bucket [%d, %d] wider than the precision promise", b[0].Low, b[0].High)
 		}
 	}
 }
 
-func TestBucketsAreContiguous(t *testing.T) {
-	for i := 1; i < buckets-1; i++ {
-		if lowerBound(i) != upperBound(i-1)+1 {
-			t.Fatalf("gap between bucket %d (hi %d) and %d (lo %d)", i-1, upperBound(i-1), i, lowerBound(i))
-		}
+func TestBeyondHighestKeepsExactMax(t *testing.T) {
+	h := New()
+	h.Record(2 * Highest)
+	if h.Count() != 1 || h.Max() != 2*Highest || h.Quantile(1) != 2*Highest {
+		t.Fatalf("count %d max %d p100 %d", h.Count(), h.Max(), h.Quantile(1))
 	}
 }
 
@@ -49,8 +48,8 @@ func TestQuantilesWithinRelativeError(t *testing.T) {
 	for _, q := range []float64{0.5, 0.9, 0.95, 0.99, 0.999} {
 		want := exact[int(math.Ceil(q*float64(len(exact))))-1]
 		got := h.Quantile(q)
-		if rel := math.Abs(float64(got-want)) / float64(want); rel > 1.0/64 {
-			t.Errorf("p%v = %d, exact %d (relative error %.4f > 1/64)", q*100, got, want, rel)
+		if rel := math.Abs(float64(got-want)) / float64(want); rel > 1.0/500 {
+			t.Errorf("p%v = %d, exact %d (relative error %.4f > 0.2 %%)", q*100, got, want, rel)
 		}
 	}
 	if h.Min() != exact[0] || h.Max() != exact[len(exact)-1] {
