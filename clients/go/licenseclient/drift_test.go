@@ -16,6 +16,7 @@ var ogenArgs = []string{"-config", "clients/go/ogen.yml", "-package", "licenseap
 // TestGeneratedClientIsUpToDate runs the generator (the go.mod tool) into a temporary
 // directory and compares its files byte for byte with the committed clients/go/licenseapi.
 func TestGeneratedClientIsUpToDate(t *testing.T) {
+	t.Parallel()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to run the generator: %v", err)

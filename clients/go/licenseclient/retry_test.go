@@ -123,6 +123,7 @@ func TestRetrier(t *testing.T) {
 }
 
 func TestRetrierHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
 	s := &script{answers: []func() (*http.Response, error){status(429, "Retry-After", "1"), status(200)}}
 	r := &retrier{next: s, policy: RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, MaxRetryAfter: time.Minute}}
 	req, _ := http.NewRequest("GET", "http://writer.test/v1/products", nil)
@@ -181,6 +182,7 @@ func TestRetryAfter(t *testing.T) {
 // operation of the OpenAPI document: a POST takes Idempotency-Key exactly when the rule says
 // so, and no other method takes one.
 func TestAcceptsIdempotencyKeyMatchesDocument(t *testing.T) {
+	t.Parallel()
 	doc, err := libopenapi.NewDocument(openapi.Spec())
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 // event types and the const webhook.test became one enum): the document still accepts
 // exactly those types.
 func TestDeliveryTypeEnum(t *testing.T) {
+	t.Parallel()
 	v, err := openapitest.NewValidator()
 	if err != nil {
 		t.Fatal(err)

@@ -147,6 +147,7 @@ func changed[R any](res R, err error) (licenseapi.License, error) {
 // TestAgainstWriter walks a brand backend's calls through the client against a running
 // writer: each step builds on the one before.
 func TestAgainstWriter(t *testing.T) {
+	t.Parallel()
 	writer := startWriter(t)
 	f := newFront(t, writer)
 	ctx := context.Background()
