@@ -133,7 +133,7 @@ func (res *Result) Markdown() string {
 		fmt.Fprintf(&b, "- **%s** (+%.0f s … +%.0f s): %s\n", w.Scenario, w.From.Sub(res.Start).Seconds(), w.To.Sub(res.Start).Seconds(), w.Description)
 	}
 	for _, rr := range res.Regions {
-		fmt.Fprintf(&b, "\n### %s (RTT to the centre %v ± %v)\n\n", rr.Name, rr.RTT, rr.Jitter/2)
+		fmt.Fprintf(&b, "\n### %s (RTT to the centre %v ± %v)\n\n", rr.Name, rr.RTT, rr.Jitter)
 		b.WriteString("| scenario | status at edge p50 / p99 | 200 | stale-marked | activation via edge p99 | activations 2xx / 503 / no answer | invalidation lag p50 / p99 (n) | direct to writer: status p50 / p99 | direct activation p99 |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range res.Rows(rr) {
@@ -184,7 +184,7 @@ func (res *Result) HTML() string {
 	b.WriteString("<h2>Tables</h2>\n")
 	for _, rr := range res.Regions {
 		fmt.Fprintf(&b, "<h3>%s (RTT %v ± %v)</h3>\n<table><tr><th>scenario<th>status p50<th>status p99<th>200<th>stale<th>activation p99<th>2xx / 503 / none<th>lag p50<th>lag p99<th>direct status p50<th>direct status p99<th>direct activation p99</tr>\n",
-			html.EscapeString(rr.Name), rr.RTT, rr.Jitter/2)
+			html.EscapeString(rr.Name), rr.RTT, rr.Jitter)
 		for _, r := range res.Rows(rr) {
 			fmt.Fprintf(&b, "<tr><td>%s<td>%s<td>%s<td>%s<td>%s<td>%s<td>%d / %d / %d<td>%s<td>%s<td>%s<td>%s<td>%s</tr>\n", r.Scenario,
 				ms(r.StatusP50), ms(r.StatusP99), pct(r.OK, r.Checks), pct(r.Stale, r.OK), ms(r.ActP99), r.Act2xx, r.Act503, r.Act0,
