@@ -30,6 +30,7 @@ import (
 	"github.com/licensing/licensing/internal/cors"
 	"github.com/licensing/licensing/internal/ratelimit"
 	"github.com/licensing/licensing/internal/redislog"
+	"github.com/licensing/licensing/internal/telemetry"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/shared/event"
 	"github.com/licensing/licensing/shared/lease"
@@ -86,6 +87,7 @@ type Config struct {
 	VersionRetain       time.Duration `env:"VERSION_RETAIN" envDefault:"1h" help:"known versions of idle keys are forgotten after this"`
 	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"graceful shutdown deadline"`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	Region              string        `env:"REGION" envDefault:"local" help:"region name, the label region on every metric (empty: no label)"`
 
 	// Signed status answers (API.md "Signed status and offline leases"; shared/lease).
 	SigningKeyFile string        `env:"SIGNING_KEY_FILE" help:"PKCS#8 PEM Ed25519 private key that signs status leases (file mode 0600)"`
@@ -180,14 +182,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	if now == nil {
 		now = time.Now
 	}
-	reg := cfg.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
+	gather := cfg.Registry
+	ownRegistry := gather == nil
+	if ownRegistry {
+		gather = prometheus.NewRegistry()
+	}
+	reg := telemetry.Region(gather, cfg.Region) // every metric carries region
+	if ownRegistry {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	m := metrics.New(reg)
+	reg.MustRegister(telemetry.BuildInfo("license_edge"))
 	known := version.New()
-	node := &Node{Known: known, Registry: reg}
+	node := &Node{Known: known, Registry: gather}
 	if node.Signer, err = cfg.signer(log); err != nil {
 		return err
 	}
@@ -205,6 +212,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		}
 		defer primaryPool.Close()
 	}
+	reg.MustRegister(telemetry.NewPools("license_edge", map[string]*pgxpool.Pool{"replica": replicaPool, "primary": primaryPool}))
 	node.L3 = replica.New(replicaPool, primaryPool, known, replica.Config{
 		Timeout: cfg.DBTimeout, MaxConcurrent: cfg.BackendConc, Rate: float64(cfg.BackendRate), Burst: cfg.BackendBurst,
 		Backoff: cfg.TierProbeEvery,
@@ -222,6 +230,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 				}
 			}, now, log, m)
 		stream = node.Events
+		reg.MustRegister(telemetry.NewNATS("license_edge", "Down: the edge receives no change events (its answers hold until the revalidation ceiling).", node.Events.Conn))
 	}
 	limits, err := cfg.limits()
 	if err != nil {
@@ -292,7 +301,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		rel = c
 	}
 	srv := server.New(src, rel, readiness(replicaPool, primaryPool, node.L2),
-		fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})),
+		fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{Registry: reg})),
 		server.Config{StatusMaxAge: cfg.StatusMaxAge, NotFoundMaxAge: cfg.NegativeTTL, Limits: limits, Trusted: trusted,
 			Signer: node.Signer, LeaseGranularity: cfg.LeaseGranularity, CORS: corsOrigins}, now, log, m)
 	hs := &fasthttp.Server{
@@ -335,6 +344,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 	})
 	if node.Events != nil {
 		g.Go(func() error { return node.Events.Run(gctx) })
+		g.Go(func() error {
+			m.SampleStreamPending(gctx, 0, node.Events.Conn, node.Events.Subscribed, node.Events.LastSeq)
+			return nil
+		})
 		if node.Shield != nil {
 			g.Go(func() error { node.Shield.Run(gctx, shield.PostgresCount(keyPool)); return nil })
 		}

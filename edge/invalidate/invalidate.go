@@ -131,6 +131,12 @@ func (c *Consumer) Connected() bool {
 	return nc != nil && nc.IsConnected() && c.subscribed.Load()
 }
 
+// Conn is the consumer's NATS connection, nil until Run connects (metrics).
+func (c *Consumer) Conn() *nats.Conn { return c.nc.Load() }
+
+// Subscribed reports whether the consumer has subscribed (LastSeq is meaningful).
+func (c *Consumer) Subscribed() bool { return c.subscribed.Load() }
+
 // LastSeq is the stream sequence of the last applied event.
 func (c *Consumer) LastSeq() uint64 { return c.lastSeq.Load() }
 

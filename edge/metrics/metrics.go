@@ -2,7 +2,15 @@
 // caller passes in (no globals). Labels never contain a license key.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"time"
+
+	"github.com/licensing/licensing/shared/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the edge's instruments.
 type Metrics struct {
@@ -36,8 +44,12 @@ type Metrics struct {
 	RateLimited *prometheus.CounterVec
 	// Requests observes request latency by route and status class.
 	Requests *prometheus.HistogramVec
-	// Relayed counts writes relayed to the writer by route and status.
+	// Relayed counts writes relayed to the writer by route and code (the writer's status
+	// class, or error when no writer answered).
 	Relayed *prometheus.CounterVec
+	// StreamPending is the JetStream consumer's lag: events in the stream after the last
+	// one this edge applied (SampleStreamPending).
+	StreamPending prometheus.Gauge
 	// Signed counts signed status answers (offline leases) by cache: hit (a token signed
 	// earlier in the same iat second was reused) or miss (signed now).
 	Signed *prometheus.CounterVec
@@ -60,7 +72,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Relay heartbeats applied by this edge (each certifies that every earlier change is in the stream)."}),
 		InvalidationLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "license_edge_invalidation_lag_seconds",
 			Help:    "From the change's commit at the writer to the event applied at this edge.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 30}}),
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
 		Resets: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_cache_resets_total",
 			Help: "Times the memory cache was dropped because the event stream could not be resumed."}),
 		StaleServed: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_stale_answers_total",
@@ -77,15 +89,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Requests refused by a limit, by route and reason (a rate-limit policy answered 429; backend: Postgres reads over their rate, answered from another tier or 503)."}, []string{"route", "reason"}),
 		Requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "license_edge_request_duration_seconds",
 			Help:    "Request latency by route and status code class.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}},
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
 			[]string{"route", "code"}),
 		Relayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_relayed_total",
-			Help: "Public writes relayed to the writer, by route and HTTP status."}, []string{"route", "status"}),
+			Help: "Public writes relayed to the writer, by route and code: the writer's status class (2xx, 4xx, 5xx), or error when no writer answered."}, []string{"route", "code"}),
+		StreamPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_edge_stream_pending_messages",
+			Help: "JetStream consumer lag: messages (change events and heartbeats) in the stream after the last one this edge applied; sampled every 5 s while subscribed (the last value while NATS is unreachable)."}),
 		Signed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_signed_answers_total",
 			Help: "Signed status answers (application/jose leases), by cache: hit (the same question's token from the same iat second reused) or miss (signed)."}, []string{"cache"}),
 	}
 	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.TierOpen, m.Invalidations, m.Heartbeats, m.InvalidationLag,
-		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed, m.FilterAnswers, m.FilterKeys, m.FilterBytes, m.Signed)
+		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed, m.FilterAnswers, m.FilterKeys, m.FilterBytes, m.Signed,
+		m.StreamPending)
 	m.Signed.WithLabelValues("hit")
 	m.Signed.WithLabelValues("miss")
 	for _, t := range []string{"l1", "l2", "replica", "primary"} {
@@ -106,5 +121,37 @@ func (m *Metrics) TierOpenFunc(tier string) func(open bool) {
 			v = 1
 		}
 		m.TierOpen.WithLabelValues(tier).Set(v)
+	}
+}
+
+// StreamPendingEvery is how often SampleStreamPending asks the stream for its last sequence.
+const StreamPendingEvery = 5 * time.Second
+
+// SampleStreamPending sets StreamPending every interval until ctx ends, off the scrape
+// path: the stream's last sequence (one STREAM.INFO request) minus applied(), the last
+// sequence this edge applied. It samples only while subscribed() (before the first
+// subscription applied() means nothing); conn may return nil until the consumer connects.
+func (m *Metrics) SampleStreamPending(ctx context.Context, every time.Duration, conn func() *nats.Conn, subscribed func() bool, applied func() uint64) {
+	if every <= 0 {
+		every = StreamPendingEvery
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if nc := conn(); nc != nil && nc.IsConnected() && subscribed() {
+			if js, err := jetstream.New(nc); err == nil {
+				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				if st, err := js.Stream(sctx, event.Stream); err == nil {
+					last, done := st.CachedInfo().State.LastSeq, applied()
+					m.StreamPending.Set(float64(last - min(done, last)))
+				}
+				cancel()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

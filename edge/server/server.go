@@ -373,7 +373,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid, route, ip string) {
 		return
 	}
 	ctx.Response.Header.Set("X-Request-Id", rid)
-	s.m.Relayed.WithLabelValues(route, strconv.Itoa(ctx.Response.StatusCode())).Inc()
+	s.m.Relayed.WithLabelValues(route, strconv.Itoa(ctx.Response.StatusCode()/100)+"xx").Inc()
 }
 
 func (s *Server) problem(ctx *fasthttp.RequestCtx, rid string, err error) {

@@ -127,10 +127,11 @@ func New(svc Service, cfg Config, log *slog.Logger, reg prometheus.Registerer, g
 	s := &Server{svc: svc, cfg: cfg, log: log, mux: http.NewServeMux()}
 	s.m = &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_writer_http_requests_total",
-			Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"}),
+			Help: "HTTP requests by route, method and code (the status class: 2xx, 4xx, 5xx)."}, []string{"route", "method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "license_writer_http_request_duration_seconds",
-			Help: "HTTP request latency by route.", Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
-			[]string{"route", "method"}),
+			Help:    "HTTP request latency by route, method and code (the status class).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
+			[]string{"route", "method", "code"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_writer_http_inflight_requests", Help: "Requests being served."}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_writer_rate_limited_total",
 			Help: "Requests refused with 429 by route and reason (the rate-limit policy)."}, []string{"route", "reason"}),
@@ -166,8 +167,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		d := time.Since(start)
-		s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
-		s.m.latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
+		code := strconv.Itoa(rec.status/100) + "xx"
+		s.m.requests.WithLabelValues(route, r.Method, code).Inc()
+		s.m.latency.WithLabelValues(route, r.Method, code).Observe(d.Seconds())
 		info := info(ctx)
 		lvl := slog.LevelInfo
 		if rec.status >= 500 {

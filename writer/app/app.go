@@ -19,6 +19,7 @@ import (
 	"github.com/licensing/licensing/internal/ratelimit"
 	"github.com/licensing/licensing/internal/redislog"
 	"github.com/licensing/licensing/internal/sealbox"
+	"github.com/licensing/licensing/internal/telemetry"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/retry"
@@ -49,6 +50,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" help:"graceful shutdown deadline"`
 	StatusMaxAge    time.Duration `env:"STATUS_MAX_AGE" envDefault:"60s" help:"Cache-Control max-age ceiling of status answers (shortened to the next expiry)"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	Region          string        `env:"REGION" envDefault:"local" help:"region name, the label region on every metric (empty: no label)"`
 	OutboxPoll      time.Duration `env:"OUTBOX_POLL" envDefault:"1s" help:"outbox relay poll interval besides LISTEN/NOTIFY"`
 	// IdempotencyCleanup is how often expired idempotency records are deleted.
 	IdempotencyCleanup time.Duration `env:"IDEMPOTENCY_CLEANUP_INTERVAL" envDefault:"1h" help:"how often idempotency records older than 24 h are deleted"`
@@ -175,17 +177,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	reg := prometheus.NewRegistry()
+	gather := prometheus.NewRegistry()
+	reg := telemetry.Region(gather, cfg.Region) // every metric carries region
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "license_writer_nats_connected",
-		Help: "1 while the writer's NATS connection is up (the outbox relay can publish), else 0."},
-		func() float64 {
-			if nc.IsConnected() {
-				return 1
-			}
-			return 0
-		}))
+	backlog := outbox.NewBacklog(pool, time.Now, log)
+	reg.MustRegister(telemetry.BuildInfo("license_writer"), backlog, telemetry.NewNATS("license_writer", "Down: the writer is degraded, the outbox relay cannot publish.", func() *nats.Conn { return nc }))
 
 	store := postgres.New(pool)
 	store.OnUnavailable = func() { m.dbUnavailable.Inc() }
@@ -203,6 +200,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		return err
 	}
 	defer hooks.Close()
+	reg.MustRegister(telemetry.NewPools("license_writer", map[string]*pgxpool.Pool{"primary": pool, "webhooks": hooks.Pool()}))
 
 	limits, err := cfg.limits()
 	if err != nil {
@@ -240,7 +238,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		Trusted:       trusted,
 		Signer:        signer,
 		CORS:          corsOrigins,
-	}, log, reg, reg)
+	}, log, reg, gather)
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -307,6 +305,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		return relay.Run(gctx)
 	})
 	g.Go(func() error { return hooks.Run(gctx) })
+	g.Go(func() error { backlog.Run(gctx, 0); return nil })
 	g.Go(func() error {
 		every := cfg.ExpiryInterval
 		if every <= 0 {
@@ -456,7 +455,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Outbox relay sessions that failed (publishing, or reaching Postgres or NATS) and will be retried."}),
 		outboxLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "license_outbox_lag_seconds",
 			Help:    "From outbox row insert to JetStream acknowledgement.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
 		expiries: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_expiries_recorded_total",
 			Help: "Expiries this writer recorded as license.expired changes (each expiry once across writers)."}),
 		limitRedisSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_writer_rate_limit_redis_skipped",

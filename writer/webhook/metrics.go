@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -126,3 +127,7 @@ func (w *Webhooks) sampleBacklog(ctx context.Context) {
 		}
 	}
 }
+
+// Pool is the webhooks' own connection pool (its statistics are exported with the
+// writer's other pools).
+func (w *Webhooks) Pool() *pgxpool.Pool { return w.pool }
