@@ -37,7 +37,8 @@ func (s *Server) preflight(ctx *fasthttp.RequestCtx, method string) bool {
 
 // corsHeaders marks an actual answer to an allowed origin readable by the page, with the
 // edge's own response headers (X-Cache, RateLimit, Retry-After...) exposed. Without
-// configured origins it reads nothing: the status path pays one branch.
+// configured origins it reads nothing: the status path pays one branch. It runs after the
+// route (Handler), so its Vary: Origin adds to the Vary: Accept of a status answer.
 func (s *Server) corsHeaders(ctx *fasthttp.RequestCtx) {
 	if !s.cfg.CORS.Enabled() {
 		return

@@ -113,6 +113,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	rid := requestid.Or(string(ctx.Request.Header.Peek("X-Request-Id")))
 	ctx.Response.Header.Set("X-Request-Id", rid)
 	route := s.route(ctx, rid)
+	if route != "preflight" {
+		s.corsHeaders(ctx) // after the route: it adds to the Vary the status answer sets
+	}
 	code := ctx.Response.StatusCode()
 	s.m.Requests.WithLabelValues(route, strconv.Itoa(code/100)+"xx").Observe(time.Since(start).Seconds())
 	if code >= 500 {
@@ -127,7 +130,6 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, rid string) string {
 	if s.preflight(ctx, method) {
 		return "preflight"
 	}
-	s.corsHeaders(ctx)
 	switch path {
 	case "/healthz":
 		if s.allow(ctx, rid, method, "GET") {
@@ -227,7 +229,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, rid string) {
 // (signedStatus) when the client accepts application/jose. Either representation, and
 // every problem, carries Vary: Accept.
 func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
-	ctx.Response.Header.Add("Vary", "Accept") // Add: CORS may have set Vary: Origin
+	ctx.Response.Header.Set("Vary", "Accept")
 	key := license.NormalizeKey(rawKey)
 	notFound := errLicenseNotFound
 	if !license.ValidSlug(brand) || !license.ValidKey(key) {
