@@ -68,7 +68,7 @@ func TestSwaggerUIBeyondLocalhost(t *testing.T) {
 	}
 	key := e.brand(t, "swagger", "pro-plugin")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a loaded 2-core machine: chromium starts slowly
 	defer cancel()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 2000))
