@@ -148,8 +148,16 @@ func TestDependencyLoss(t *testing.T) {
 		}
 	})
 	t.Run("back-to-fresh", func(t *testing.T) {
-		if s := revalidated(t, "fresh again"); s.Stale || s.Code != "valid" {
-			t.Fatalf("after recovery: stale %v %s", s.Stale, s.Raw)
+		// fresh again once a tier answers and the event stream is back (an edge that has
+		// applied no relay heartbeat for EDGE_STALE_WITHOUT_STREAM marks every answer stale;
+		// the consumer resubscribes on its own backoff)
+		var s statusOf
+		eventually(t, 20*time.Second, "fresh again", func() (bool, string) {
+			s = e.mustStatus(t, "deps", k.Key, "")
+			return s.HTTP == 200 && s.Tier != "l1" && !s.Stale, fmt.Sprintf("%d tier %s stale %v", s.HTTP, s.Tier, s.Stale)
+		})
+		if s.Code != "valid" {
+			t.Fatalf("after recovery: %s", s.Raw)
 		}
 		if r := e.call(t, "GET", "/readyz", "", nil); r.Status != 200 || !strings.Contains(string(r.Body), `"ready"`) {
 			t.Errorf("/readyz after recovery: %d %s", r.Status, r.Body)

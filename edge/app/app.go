@@ -63,6 +63,7 @@ type Config struct {
 	// StreamCurrentWithin: an unknown key is answered from memory only while a relay
 	// heartbeat was applied this recently.
 	StreamCurrentWithin time.Duration `env:"STREAM_CURRENT_WITHIN" envDefault:"1s" help:"an unknown key is answered from memory only while a relay heartbeat was applied this recently; otherwise the primary is asked"`
+	StaleWithoutStream  time.Duration `env:"STALE_WITHOUT_STREAM" envDefault:"10s" help:"answers are marked stale (X-Cache-Stale) once no relay heartbeat has arrived for this long: the node is cut off from the centre, whatever its Redis and replica still answer (0: never)"`
 	StaleIfError        time.Duration `env:"STALE_IF_ERROR" envDefault:"10m" help:"how long past freshness a cached answer is served, marked stale, when every tier below fails"`
 	StatusMaxAge        time.Duration `env:"STATUS_MAX_AGE" envDefault:"60s" help:"Cache-Control max-age ceiling of status answers"`
 	DBMaxConns          int           `env:"DB_MAX_CONNS" envDefault:"16" help:"connections per Postgres pool"`
@@ -300,10 +301,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		}
 		rel = c
 	}
+	var streamSilence func() time.Duration
+	if node.Events != nil {
+		streamSilence = node.Events.Silence
+	}
 	srv := server.New(src, rel, readiness(replicaPool, primaryPool, node.L2),
 		fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{Registry: reg})),
 		server.Config{StatusMaxAge: cfg.StatusMaxAge, NotFoundMaxAge: cfg.NegativeTTL, Limits: limits, Trusted: trusted,
-			Signer: node.Signer, LeaseGranularity: cfg.LeaseGranularity, CORS: corsOrigins}, now, log, m)
+			Signer: node.Signer, LeaseGranularity: cfg.LeaseGranularity, CORS: corsOrigins,
+			StreamSilence: streamSilence, StaleWithoutStream: cfg.StaleWithoutStream}, now, log, m)
 	hs := &fasthttp.Server{
 		Handler:               srv.Handler,
 		ErrorHandler:          srv.ErrorHandler,

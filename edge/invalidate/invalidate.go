@@ -51,6 +51,7 @@ type Consumer struct {
 	lastSeq       atomic.Uint64
 	subscribed    atomic.Bool
 	lastHeartbeat atomic.Int64 // unix nanos when the last relay heartbeat was applied
+	created       int64        // unix nanos when the consumer was made (Silence before any heartbeat)
 	// certified is the latest heartbeat certification applied (unix nanos, writer
 	// clock): every change committed before it has been applied. certifiedCh is closed
 	// and replaced each time it moves.
@@ -112,6 +113,17 @@ func (c *Consumer) Current() bool {
 	return hb != 0 && c.now().Sub(time.Unix(0, hb)) < c.cfg.CurrentWithin
 }
 
+// Silence is how long ago the consumer last applied a relay heartbeat, or, before the
+// first one, how long ago it was created: how long the edge has heard nothing from the
+// centre. The relay sends a heartbeat every 250 ms while a writer leads it.
+func (c *Consumer) Silence() time.Duration {
+	hb := c.lastHeartbeat.Load()
+	if hb == 0 {
+		hb = c.created
+	}
+	return c.now().Sub(time.Unix(0, hb))
+}
+
 // New returns a consumer calling apply for every change and reset when the edge's cached
 // state can no longer be trusted. apply runs on one goroutine, in stream order.
 func New(cfg Config, apply func(context.Context, event.Change), reset func(), now func() time.Time, log *slog.Logger, m *metrics.Metrics) *Consumer {
@@ -122,7 +134,7 @@ func New(cfg Config, apply func(context.Context, event.Change), reset func(), no
 	if cfg.CurrentWithin <= 0 {
 		cfg.CurrentWithin = time.Second
 	}
-	return &Consumer{cfg: cfg, apply: apply, reset: reset, now: now, log: log, m: m}
+	return &Consumer{cfg: cfg, apply: apply, reset: reset, now: now, log: log, m: m, created: now().UnixNano()}
 }
 
 // Connected reports whether the consumer is connected and subscribed.

@@ -230,3 +230,30 @@ func TestGapInStreamDropsCache(t *testing.T) {
 		t.Fatalf("applied %v, last seq %d", rec.got(), c.LastSeq())
 	}
 }
+
+// TestSilenceCountsFromTheLastHeartbeat: Silence is the time since the last relay
+// heartbeat was applied, or since the consumer was made before the first one (the edge's
+// stale marking reads it).
+func TestSilenceCountsFromTheLastHeartbeat(t *testing.T) {
+	ns := natstest.Start(t)
+	js := stream(t, ns.URL())
+	clk := &fakeClock{}
+	clk.ns.Store(time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC).UnixNano())
+	c := start(t, ns.URL(), &recorder{}, metrics.New(prometheus.NewRegistry()), clk.Now, slog.New(slog.DiscardHandler))
+	waitFor(t, 5*time.Second, "subscribed", c.Connected)
+	clk.Advance(7 * time.Second)
+	if s := c.Silence(); s != 7*time.Second {
+		t.Fatalf("silence before any heartbeat = %v, want 7s (since the consumer was made)", s)
+	}
+	hb, _ := json.Marshal(event.Heartbeat{Type: event.HeartbeatType, CertifiedAt: clk.Now()})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, event.HeartbeatSubject, hb); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "heartbeat applied", func() bool { return c.Silence() == 0 })
+	clk.Advance(3 * time.Second)
+	if s := c.Silence(); s != 3*time.Second {
+		t.Fatalf("silence 3 s after a heartbeat = %v", s)
+	}
+}

@@ -63,6 +63,13 @@ type Config struct {
 	LeaseGranularity time.Duration
 	// CORS are the origins whose pages may call the edge (the zero value: none; cors.go).
 	CORS cors.Origins
+	// StreamSilence says how long the node has applied no relay heartbeat (nil: no event
+	// stream). Past StaleWithoutStream every answer is marked stale, whatever tier it
+	// came from: the node is cut off from the centre (a partition leaves the region's
+	// Redis and replica answering with data that stopped at the cut), so it cannot vouch
+	// for the freshness bound.
+	StreamSilence      func() time.Duration
+	StaleWithoutStream time.Duration
 }
 
 // Server holds the handlers' dependencies.
@@ -253,6 +260,10 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, rid, brand, rawKey string) {
 	r, err := s.src.Get(context.Background(), brand, key)
 	var inst *license.Instance
 	stale := r.Stale
+	if !stale && s.cutOff() {
+		stale = true
+		s.m.StaleServed.Inc()
+	}
 	if err == nil && r.Found && instance != "" {
 		var ir source.InstanceResult
 		ir, err = s.src.Instance(context.Background(), brand, key, instance)
@@ -349,6 +360,12 @@ func (s *Server) signedStatus(ctx *fasthttp.RequestCtx, r *source.Result, inst *
 	ctx.SetContentType(lease.ContentType)
 	ctx.SetStatusCode(http.StatusOK)
 	ctx.SetBody(e.token) // copies
+}
+
+// cutOff reports whether the node has heard nothing from the centre for longer than
+// Config.StaleWithoutStream.
+func (s *Server) cutOff() bool {
+	return s.cfg.StreamSilence != nil && s.cfg.StaleWithoutStream > 0 && s.cfg.StreamSilence() > s.cfg.StaleWithoutStream
 }
 
 // errLicenseNotFound is the status check's 404, made once (problem errors are values that

@@ -19,6 +19,7 @@ import (
 	"github.com/licensing/licensing/internal/ratelimit"
 	"github.com/licensing/licensing/shared/license"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 )
@@ -153,6 +154,40 @@ func TestStaleAnswerIsMarked(t *testing.T) {
 	r := do(newServer(&fakeSource{res: res}, nil), "GET", "/v1/public/acme/licenses/"+key+"/status", "")
 	if r.StatusCode() != 200 || string(r.Header.Peek("X-Cache-Stale")) != "true" || string(r.Header.Peek("Cache-Control")) != "max-age=0" {
 		t.Fatalf("%d stale=%q cc=%q", r.StatusCode(), r.Header.Peek("X-Cache-Stale"), r.Header.Peek("Cache-Control"))
+	}
+}
+
+// TestCutOffFromTheCentreMarksAnswersStale: a node whose event stream has been silent for
+// longer than StaleWithoutStream marks every answer stale, also a fresh-looking one from
+// its tiers (in a partition the region's Redis and replica still answer); below the bound,
+// or without a stream, it does not.
+func TestCutOffFromTheCentreMarksAnswersStale(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		silence   func() time.Duration
+		wantStale bool
+	}{
+		{"stream-current", func() time.Duration { return 300 * time.Millisecond }, false},
+		{"silent-past-the-bound", func() time.Duration { return 11 * time.Second }, true},
+		{"no-stream", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := metrics.New(prometheus.NewRegistry())
+			s := New(&fakeSource{res: snapshot(nil)}, nil, nil, nil, Config{StatusMaxAge: time.Minute, NotFoundMaxAge: 5 * time.Second,
+				StreamSilence: c.silence, StaleWithoutStream: 10 * time.Second},
+				func() time.Time { return now }, slog.New(slog.DiscardHandler), m)
+			r := do(s, "GET", "/v1/public/acme/licenses/"+key+"/status", "")
+			stale := string(r.Header.Peek("X-Cache-Stale")) == "true"
+			if r.StatusCode() != 200 || stale != c.wantStale {
+				t.Fatalf("%d stale=%v, want %v", r.StatusCode(), stale, c.wantStale)
+			}
+			if cc := string(r.Header.Peek("Cache-Control")); c.wantStale && cc != "max-age=0" {
+				t.Errorf("stale answer Cache-Control %q, want max-age=0", cc)
+			}
+			if got := testutil.ToFloat64(m.StaleServed); (got == 1) != c.wantStale {
+				t.Errorf("license_edge_stale_answers_total = %v", got)
+			}
+		})
 	}
 }
 

@@ -75,6 +75,11 @@ func (r *Region) Links() []*Link {
 	return []*Link{r.WriterLink, r.PrimaryLink, r.ReplicationLink, r.LeafLink}
 }
 
+// StaleWithoutStream is the edges' EDGE_STALE_WITHOUT_STREAM here (10 s by default):
+// once a partitioned region's edges have applied no relay heartbeat for this long, every
+// answer they give must be marked stale.
+const StaleWithoutStream = 3 * time.Second
+
 // World is the running simulation: the central region and the edge regions.
 type World struct {
 	cfg     Config
@@ -215,7 +220,8 @@ func Start(ctx context.Context, cfg Config) (w *World, err error) {
 				Env: append([]string{"EDGE_ADDR=" + a, "EDGE_NODE_ID=" + name,
 					"EDGE_REPLICA_URL=" + w.edgeURL(port(b)), "EDGE_PRIMARY_URL=" + w.edgeURL(port(b+6)),
 					"EDGE_REDIS_ADDR=" + addr(b+1), "EDGE_NATS_URL=nats://" + addr(b+2), "EDGE_WRITER_URL=" + r.WriterURL,
-					"EDGE_SHUTDOWN_TIMEOUT=5s", "EDGE_RATE_LIMITS=off"}, cfg.EdgeEnv...),
+					"EDGE_SHUTDOWN_TIMEOUT=5s", "EDGE_RATE_LIMITS=off",
+					"EDGE_STALE_WITHOUT_STREAM=" + StaleWithoutStream.String()}, cfg.EdgeEnv...),
 				Ready: w.httpReady("http://" + a)})
 		}
 		for _, p := range r.Edges {

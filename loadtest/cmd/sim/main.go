@@ -31,7 +31,7 @@ func main() {
 	basePort := flag.Int("base-port", 31000, "first port (see sim.Config; 39 ports are used)")
 	short := flag.Bool("short", false, "the shortened run of make test (8 s partition)")
 	partition := flag.Duration("partition", 0, "length of region A's partition (default 60s, 8s with -short)")
-	requireStale := flag.Bool("require-stale", false, "fail when the partitioned region's answers are not marked X-Cache-Stale")
+	requireStale := flag.Bool("require-stale", true, "fail when the partitioned region's answers are not marked X-Cache-Stale once its edges heard nothing from the centre for sim.StaleWithoutStream (-require-stale=false: report only)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: sim [flags]\n\nThree regions on one machine: tables per region and scenario, checks, and an HTML chart under -out.\n\n")
 		flag.PrintDefaults()
