@@ -27,14 +27,15 @@ eval "$("$LIB_DIR/services.sh" env test)"
 # -race: the race detector needs cgo (deps.sh installed the C compiler)
 export CGO_ENABLED=1
 test_status=0
-# The fault-injection harness (loadtest/chaos) runs a topology of its own processes under
-# load: it runs after the other packages, not beside them, so that neither disturbs the
-# other's timing.
-mapfile -t packages < <(go list ./... | grep -v '/loadtest/chaos$')
+# The fault-injection harness (loadtest/chaos) and the multi-region simulation
+# (loadtest/sim, its shortened run) each run a topology of their own processes under load:
+# they run after the other packages and one after the other, not beside them, so that
+# none disturbs another's timing.
+mapfile -t packages < <(go list ./... | grep -v -e '/loadtest/chaos$' -e '/loadtest/sim$')
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a word list on purpose
 go test -race -count=1 -timeout 20m ${GO_TEST_FLAGS:-} "${packages[@]}" || test_status=$?
 # shellcheck disable=SC2086
-go test -race -count=1 -timeout 10m ${GO_TEST_FLAGS:-} ./loadtest/chaos/ || test_status=$?
+go test -race -count=1 -timeout 10m -p 1 ${GO_TEST_FLAGS:-} ./loadtest/chaos/ ./loadtest/sim/ || test_status=$?
 
 lint_status=0
 if [[ "${SKIP_LINT:-0}" != 1 ]]; then
