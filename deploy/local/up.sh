@@ -192,7 +192,8 @@ if [[ -x bin/edge ]]; then
 			"EDGE_WRITER_SOURCE_IP=$EDGE_SOURCE_IP" \
 			"EDGE_RATE_LIMITS=$RATE_LIMITS" \
 			"EDGE_SIGNING_KEY_FILE=$KEYS/edge-$i.pem" \
-			"EDGE_JWKS_FILE=$JWKS_FILE"
+			"EDGE_JWKS_FILE=$JWKS_FILE" \
+			"EDGE_CORS_ORIGINS=http://localhost:8080,http://127.0.0.1:8080"
 	done
 	for i in 1 2; do
 		port=${EDGE_PORTS[$((i - 1))]}
