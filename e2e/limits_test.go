@@ -226,6 +226,22 @@ func TestWriterLimitsWithoutRedis(t *testing.T) {
 	})
 }
 
+// TestWriterLimitsWithRedisOff: a writer configured without the limits' Redis
+// (WRITER_REDIS_ADDR=off, or empty) limits alone and answers every credentialed request
+// (a typed nil client handed to the limiter once made each of them a 500).
+func TestWriterLimitsWithRedisOff(t *testing.T) {
+	w := newWorld(t)
+	for _, addr := range []string{"off", ""} {
+		wr := w.limitedWriters(t, 1, addr, limitPrefix(t))[0]
+		slug := "off" + map[string]string{"off": "a", "": "b"}[addr]
+		apiKey := wr.brand(t, slug, "pro")
+		wr.must(t, 200, "GET", "/v1/products", apiKey, nil)
+		var k resource.APIKey
+		wr.must(t, 201, "POST", "/v1/brands/"+slug+"/api-keys", operatorToken, map[string]any{}).JSON(t, &k)
+		checkBurst(t, ratelimit.Brand, 130, func(int) (resp, error) { return wr.do("GET", "/v1/products", k.Secret, nil) })
+	}
+}
+
 // TestEdgeRateLimits: the per-IP rows on two edges sharing their region's Redis; relayed
 // writes are charged at the edge only; with Redis gone each edge limits alone.
 func TestEdgeRateLimits(t *testing.T) {

@@ -215,11 +215,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string)
 		return fmt.Errorf("%sCORS_ORIGINS: %w", EnvPrefix, err)
 	}
 	if limits != nil {
-		var rdb *redis.Client
+		// an interface, not a *redis.Client: without Redis the limiter must get a nil
+		// interface (a typed nil pointer in it would be called, and panic)
+		var rdb redis.UniversalClient
 		if cfg.RedisAddr != "" && cfg.RedisAddr != "off" {
 			redislog.To(log)
-			rdb = ratelimit.RedisClient(cfg.RedisAddr, cfg.RedisPass)
-			defer rdb.Close()
+			c := ratelimit.RedisClient(cfg.RedisAddr, cfg.RedisPass)
+			defer c.Close()
+			rdb = c
 		}
 		limits.Limiter = ratelimit.New(rdb, ratelimit.Config{Prefix: "writer:" + cfg.LimitKeyPrefix, Timeout: cfg.LimitTimeout}, log, func(open bool) { m.limitRedisSkipped.Set(b2f(open)) })
 		log.Info("rate limits on", "brand", limits.Brand.String(), "status", limits.Status.String(),
