@@ -151,12 +151,12 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 	t.Redis = &Proc{Name: "redis", Path: "redis-server", Log: t.logPath("redis"),
 		Args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(cfg.BasePort + 2), "--save", "", "--appendonly", "no",
 			"--dir", filepath.Join(dir, "redis")},
-		Ready: tcpReady(t.RedisAddr)}
+		Ready: TCPReady(t.RedisAddr)}
 	natsPort := cfg.BasePort + 3
 	t.NATSURL = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	t.NATS = &Proc{Name: "nats", Path: "nats-server", Log: t.logPath("nats"),
 		Args:  []string{"-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "-js", "-sd", filepath.Join(dir, "nats")},
-		Ready: tcpReady(fmt.Sprintf("127.0.0.1:%d", natsPort))}
+		Ready: TCPReady(fmt.Sprintf("127.0.0.1:%d", natsPort))}
 	for _, p := range []*Proc{t.Redis, t.NATS} {
 		if err := p.Start(ctx); err != nil {
 			return nil, err
@@ -187,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 				// the harness loads the topology from one address: it measures the service,
 				// not the limiter (API.md: every load tool runs with limits off or spreads)
 				"WRITER_RATE_LIMITS=off"}, cfg.WriterEnv...),
-			Ready: t.httpReady(u)})
+			Ready: HTTPReady(t.httpc, u)})
 	}
 	for i := range cfg.Edges {
 		addr := fmt.Sprintf("127.0.0.1:%d", cfg.BasePort+20+i)
@@ -199,7 +199,7 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 				"EDGE_REPLICA_URL=" + t.ReplicaEdgeURL, "EDGE_PRIMARY_URL=" + t.EdgeURL, "EDGE_REDIS_ADDR=" + t.RedisAddr,
 				"EDGE_NATS_URL=" + t.NATSURL, "EDGE_WRITER_URL=" + strings.Join(t.WriterURLs, ","),
 				"EDGE_SHUTDOWN_TIMEOUT=5s", "EDGE_RATE_LIMITS=off"}, cfg.EdgeEnv...),
-			Ready: t.httpReady(u)})
+			Ready: HTTPReady(t.httpc, u)})
 	}
 	cfg.Logf("rate limits OFF on every writer and edge (the harness loads from one address)")
 	for _, p := range append(append([]*Proc{}, t.Writers...), t.Edges...) {
@@ -521,7 +521,7 @@ shared_buffers = '256MB'
 	}
 	super := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pPort)
 	t.Primary = &Proc{Name: "postgres-primary", Path: filepath.Join(t.pgBin, "postgres"), Args: []string{"-D", primaryDir},
-		Cred: t.pgCred, Log: t.logPath("postgres-primary"), StopSignal: syscall.SIGINT, Ready: pgReady(super)}
+		Cred: t.pgCred, Log: t.logPath("postgres-primary"), StopSignal: syscall.SIGINT, Ready: PGReady(super)}
 	if err := t.Primary.Start(ctx); err != nil {
 		return err
 	}
@@ -544,7 +544,7 @@ shared_buffers = '256MB'
 	}
 	t.Replica = &Proc{Name: "postgres-replica", Path: filepath.Join(t.pgBin, "postgres"), Args: []string{"-D", replicaDir},
 		Cred: t.pgCred, Log: t.logPath("postgres-replica"), StopSignal: syscall.SIGINT,
-		Ready: pgReady(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/licensing?sslmode=disable", rPort))}
+		Ready: PGReady(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/licensing?sslmode=disable", rPort))}
 	if err := t.Replica.Start(ctx); err != nil {
 		return err
 	}
@@ -569,7 +569,8 @@ func appendFile(path, s string) error {
 
 // ------------------------------------------------------------------- readiness
 
-func tcpReady(addr string) func(context.Context) error {
+// TCPReady is a Proc.Ready check: addr accepts a TCP connection (loadtest/sim uses it too).
+func TCPReady(addr string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", addr)
@@ -580,7 +581,8 @@ func tcpReady(addr string) func(context.Context) error {
 	}
 }
 
-func pgReady(u string) func(context.Context) error {
+// PGReady is a Proc.Ready check: Postgres at u answers a ping.
+func PGReady(u string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		c, err := pgx.Connect(ctx, u)
 		if err != nil {
@@ -591,10 +593,11 @@ func pgReady(u string) func(context.Context) error {
 	}
 }
 
-func (t *Topology) httpReady(base string) func(context.Context) error {
+// HTTPReady is a Proc.Ready check: a writer's or an edge's /readyz at base answers 200.
+func HTTPReady(hc *http.Client, base string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/readyz", nil)
-		resp, err := t.httpc.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -147,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (w *World, err error) {
 		addr(1), filepath.Join(cfg.Dir, "nats", "hub"), addr(2))), 0o644); err != nil {
 		return nil, err
 	}
-	w.Hub = &chaos.Proc{Name: "nats-hub", Path: "nats-server", Args: []string{"-c", hubConf}, Log: w.logPath("nats-hub"), Ready: tcpReady(addr(2))}
+	w.Hub = &chaos.Proc{Name: "nats-hub", Path: "nats-server", Args: []string{"-c", hubConf}, Log: w.logPath("nats-hub"), Ready: chaos.TCPReady(addr(2))}
 	if err := w.start(ctx, w.Hub); err != nil {
 		return nil, err
 	}
@@ -164,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (w *World, err error) {
 	w.Writer = &chaos.Proc{Name: "writer", Path: w.bin("writer"), Log: w.logPath("writer"),
 		Env: []string{"WRITER_ADDR=" + addr(3), "WRITER_DATABASE_URL=" + w.appURL(port(0)), "WRITER_NATS_URL=" + w.HubURL,
 			"WRITER_OPERATOR_TOKEN=" + w.OperatorToken, "WRITER_SHUTDOWN_TIMEOUT=5s", "WRITER_RATE_LIMITS=off"},
-		Ready: w.httpReady(w.WriterURL)}
+		Ready: chaos.HTTPReady(w.hc, w.WriterURL)}
 	if err := w.start(ctx, w.Writer); err != nil {
 		return nil, err
 	}
@@ -196,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (w *World, err error) {
 		r.Redis = &chaos.Proc{Name: spec.Name + "-redis", Path: "redis-server", Log: w.logPath(spec.Name + "-redis"),
 			Args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port(b + 1)), "--save", "", "--appendonly", "no",
 				"--dir", filepath.Join(cfg.Dir, "redis")},
-			Ready: tcpReady(addr(b + 1))}
+			Ready: chaos.TCPReady(addr(b + 1))}
 		leafConf := filepath.Join(cfg.Dir, "nats", spec.Name+".conf")
 		// no JetStream on the leaf: default_js_domain maps the edges' JetStream API calls to
 		// the hub's domain across the leaf link, where their consumers read the stream, as
@@ -206,7 +205,7 @@ func Start(ctx context.Context, cfg Config) (w *World, err error) {
 			return nil, err
 		}
 		r.Leaf = &chaos.Proc{Name: spec.Name + "-leaf", Path: "nats-server", Args: []string{"-c", leafConf}, Log: w.logPath(spec.Name + "-leaf"),
-			Ready: tcpReady(addr(b + 2))}
+			Ready: chaos.TCPReady(addr(b + 2))}
 		for _, p := range []*chaos.Proc{r.Redis, r.Leaf} {
 			if err := w.start(ctx, p); err != nil {
 				return nil, err
@@ -222,7 +221,7 @@ func Start(ctx context.Context, cfg Config) (w *World, err error) {
 					"EDGE_REDIS_ADDR=" + addr(b+1), "EDGE_NATS_URL=nats://" + addr(b+2), "EDGE_WRITER_URL=" + r.WriterURL,
 					"EDGE_SHUTDOWN_TIMEOUT=5s", "EDGE_RATE_LIMITS=off",
 					"EDGE_STALE_WITHOUT_STREAM=" + StaleWithoutStream.String()}, cfg.EdgeEnv...),
-				Ready: w.httpReady("http://" + a)})
+				Ready: chaos.HTTPReady(w.hc, "http://"+a)})
 		}
 		for _, p := range r.Edges {
 			if err := w.start(ctx, p); err != nil {
@@ -413,7 +412,7 @@ shared_buffers = '128MB'
 	}
 	super := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	w.Primary = &chaos.Proc{Name: "postgres-primary", Path: filepath.Join(pgBin, "postgres"), Args: []string{"-D", dir},
-		Cred: w.pgCred, Log: w.logPath("postgres-primary"), StopSignal: syscall.SIGINT, Ready: pgReady(super)}
+		Cred: w.pgCred, Log: w.logPath("postgres-primary"), StopSignal: syscall.SIGINT, Ready: chaos.PGReady(super)}
 	if err := w.start(ctx, w.Primary); err != nil {
 		return err
 	}
@@ -461,7 +460,7 @@ func (w *World) startReplica(ctx context.Context, r *Region, i, port, linkPort i
 	}
 	r.ReplicaURL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/licensing?sslmode=disable", port)
 	r.Replica = &chaos.Proc{Name: r.Spec.Name + "-replica", Path: filepath.Join(pgBin, "postgres"), Args: []string{"-D", dir},
-		Cred: w.pgCred, Log: w.logPath(r.Spec.Name + "-replica"), StopSignal: syscall.SIGINT, Ready: pgReady(r.ReplicaURL)}
+		Cred: w.pgCred, Log: w.logPath(r.Spec.Name + "-replica"), StopSignal: syscall.SIGINT, Ready: chaos.PGReady(r.ReplicaURL)}
 	return w.start(ctx, r.Replica)
 }
 
@@ -503,43 +502,6 @@ func run(ctx context.Context, cred *syscall.Credential, env []string, path strin
 }
 
 // ------------------------------------------------------------------- readiness, API
-
-func tcpReady(addr string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
-}
-
-func pgReady(u string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		c, err := pgx.Connect(ctx, u)
-		if err != nil {
-			return err
-		}
-		defer c.Close(ctx)
-		return c.Ping(ctx)
-	}
-}
-
-func (w *World) httpReady(base string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/readyz", nil)
-		resp, err := w.hc.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	}
-}
 
 // brand creates the brand (the chaos checker looks for the same slug) and its products.
 func (w *World) brand(ctx context.Context) error {
