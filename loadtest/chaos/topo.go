@@ -119,7 +119,7 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 			return nil, err
 		}
 	}
-	if t.repoRoot, err = repoRoot(); err != nil {
+	if t.repoRoot, err = RepoRoot(); err != nil {
 		return nil, err
 	}
 	if cfg.Bin == "" {
@@ -631,14 +631,22 @@ func (t *Topology) brand(ctx context.Context) error {
 }
 
 func (t *Topology) call(ctx context.Context, base, method, path, auth string, body any, want int, out any) error {
+	return CallJSON(ctx, t.httpc, base, method, path, auth, body, want, out)
+}
+
+// CallJSON sends body as JSON to base+path (with auth as the Authorization header when
+// set), expects the status want and decodes the answer into out (when not nil).
+func CallJSON(ctx context.Context, hc *http.Client, base, method, path, auth string, body any, want int, out any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
 	req, _ := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(b))
-	req.Header.Set("Authorization", auth)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := t.httpc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -653,8 +661,8 @@ func (t *Topology) call(ctx context.Context, base, method, path, auth string, bo
 	return nil
 }
 
-// repoRoot finds the module root (the folder with go.mod) from the working directory.
-func repoRoot() (string, error) {
+// RepoRoot finds the module root (the folder with go.mod) from the working directory.
+func RepoRoot() (string, error) {
 	d, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -3,11 +3,9 @@ package sim
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -254,7 +252,7 @@ func (w *World) start(ctx context.Context, p *chaos.Proc) error {
 }
 
 func (w *World) build(ctx context.Context) error {
-	root, err := repoRoot()
+	root, err := chaos.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -520,43 +518,5 @@ func (w *World) brand(ctx context.Context) error {
 }
 
 func (w *World) call(ctx context.Context, method, path, auth string, body any, want int, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, _ := http.NewRequestWithContext(ctx, method, w.WriterURL+path, bytes.NewReader(b))
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	rb, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, rb)
-	}
-	if out != nil {
-		return json.Unmarshal(rb, out)
-	}
-	return nil
-}
-
-func repoRoot() (string, error) {
-	d, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		d = parent
-	}
+	return chaos.CallJSON(ctx, w.hc, w.WriterURL, method, path, auth, body, want, out)
 }
