@@ -205,7 +205,17 @@ func Run(ctx context.Context, w *World, o Options, logf func(string, ...any)) (*
 						return err
 					}
 				}
+				// the load's two activators may both be retrying a deactivation or a
+				// lifecycle change the whole partition long: a probe makes sure writes are
+				// tried at the cut-off edges, whatever the load draws
+				// (the last attempt starts early enough to end, answered or timed out, before
+				// the links heal)
+				pctx, stopProbe := context.WithTimeout(ctx, o.Partition-o.WriteDeadline-time.Second)
+				defer stopProbe()
+				probed := make(chan struct{})
+				go func() { defer close(probed); runs[0].probeWrites(pctx, w, o) }()
 				serr := sleep(ctx, o.Partition)
+				<-probed
 				healAt = time.Now() // the window ends here: what follows is the healing
 				if err := heal(a, 30*time.Second); err != nil {
 					return err
@@ -459,6 +469,40 @@ func (rr *regionRun) checkResident(ctx context.Context, w *World, o Options) {
 		rr.residentEntries = append(rr.residentEntries, e)
 		rr.mu.Unlock()
 		_ = sleep(ctx, 20*time.Millisecond)
+	}
+}
+
+// probeWrites activates a new instance of the region's lag key at each of its edges in
+// turn, one attempt a second until ctx ends, journaling every answer as an activation at
+// the edge (the scenario checks want a clean 503 within the write deadline while the
+// region is cut off). No attempt starts once ctx has ended; one under way runs to its
+// answer or its timeout, the write deadline plus a second.
+func (rr *regionRun) probeWrites(ctx context.Context, w *World, o Options) {
+	hc := &http.Client{Timeout: o.WriteDeadline + time.Second}
+	for i := 0; ; i++ {
+		if sleep(ctx, time.Second) != nil {
+			return
+		}
+		inst := fmt.Sprintf("https://cut-%s-%d.example.net", rr.r.Spec.Name, i)
+		body, _ := json.Marshal(map[string]string{"license_key": rr.lagKey, "product": rr.lagProduct, "instance": inst})
+		e := chaos.Entry{Kind: "activate", Target: rr.r.EdgeURLs[i%len(rr.r.EdgeURLs)], Key: rr.lagKey, Product: rr.lagProduct, Instance: inst, Start: time.Now()}
+		req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), "POST", e.Target+"/v1/public/"+w.Brand+"/activations", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		e.Latency = time.Since(e.Start)
+		if err != nil {
+			e.Err = err.Error()
+		} else {
+			var p struct {
+				Code string `json:"code"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&p)
+			resp.Body.Close()
+			e.Status, e.Code = resp.StatusCode, p.Code
+		}
+		rr.mu.Lock()
+		rr.residentEntries = append(rr.residentEntries, e)
+		rr.mu.Unlock()
 	}
 }
 
