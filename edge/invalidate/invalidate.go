@@ -7,6 +7,16 @@
 // sequence), and once when the subscription is first established (what was cached before
 // it may have missed events), reset is called so the edge drops what it cannot trust. The hard revalidation ceiling covers the time NATS
 // is silent or unreachable.
+//
+// The ordered consumer recreates itself after missed heartbeats, but with its own backoff
+// (1 s doubling to 10 s, each attempt waiting up to 10 s): an edge whose NATS server
+// stayed reachable while the stream did not (a region cut off from the centre, its leaf
+// link down) would follow the stream again only 10 to 20 s after the link heals. A
+// watchdog closes that gap: while the edge has applied no relay heartbeat for
+// Config.Stalled and its connection is up, it asks the stream, every Config.Stalled
+// (jittered), for its last sequence; when the stream holds messages the edge has not
+// seen, the consumer is stuck and is recreated from the last sequence applied. While the
+// writer is down the stream does not grow and nothing is recreated.
 package invalidate
 
 import (
@@ -15,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +47,10 @@ type Config struct {
 	// CurrentWithin is how recent the last relay heartbeat must be for the stream to count
 	// as current (default 1s).
 	CurrentWithin time.Duration
+	// Stalled is how long without a relay heartbeat, the connection up, before the
+	// watchdog checks whether the stream moved on without the edge, and how often it
+	// checks again (default 2s; the relay sends one every 250 ms).
+	Stalled time.Duration
 }
 
 // Consumer applies change events.
@@ -47,8 +62,13 @@ type Consumer struct {
 	apply func(context.Context, event.Change)
 	reset func()
 
-	nc            atomic.Pointer[nats.Conn]
-	lastSeq       atomic.Uint64
+	nc      atomic.Pointer[nats.Conn]
+	lastSeq atomic.Uint64
+	// gen is the current subscription; handle drops what an older one still delivers
+	// (a consumer the watchdog replaced stops asynchronously). handleMu keeps apply on
+	// one goroutine in stream order across replacements.
+	gen           atomic.Uint64
+	handleMu      sync.Mutex
 	subscribed    atomic.Bool
 	lastHeartbeat atomic.Int64 // unix nanos when the last relay heartbeat was applied
 	created       int64        // unix nanos when the consumer was made (Silence before any heartbeat)
@@ -134,6 +154,9 @@ func New(cfg Config, apply func(context.Context, event.Change), reset func(), no
 	if cfg.CurrentWithin <= 0 {
 		cfg.CurrentWithin = time.Second
 	}
+	if cfg.Stalled <= 0 {
+		cfg.Stalled = 2 * time.Second
+	}
 	return &Consumer{cfg: cfg, apply: apply, reset: reset, now: now, log: log, m: m, created: now().UnixNano()}
 }
 
@@ -176,7 +199,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	first := true
 	err = retry.Until(ctx, retry.Policy{Initial: 250 * time.Millisecond, Max: 2 * time.Second}, func() error {
 		var err error
-		cc, err = c.subscribe(ctx, js)
+		cc, err = c.subscribe(ctx, js, 0)
 		return err
 	}, func(err error, _ time.Duration) {
 		if first {
@@ -195,20 +218,69 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.reset()
 	}
 	c.subscribed.Store(true)
-	<-ctx.Done()
-	cc.Stop()
-	return nil
+	for {
+		t := time.NewTimer(c.cfg.Stalled + rand.N(c.cfg.Stalled/4+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			stopAsync(cc)
+			return nil
+		case <-t.C:
+		}
+		if !nc.IsConnected() || c.Silence() < c.cfg.Stalled {
+			continue // nats.go reconnects and resumes the consumer itself
+		}
+		if next, ok := c.stuck(ctx, js); ok {
+			// the old consumer may be inside nats.go's own reset, holding its lock for
+			// up to 10 s: stop it without waiting
+			stopAsync(cc)
+			if ncc, err := c.subscribe(ctx, js, next); err == nil {
+				cc = ncc
+				c.m.Resubscribes.Inc()
+				c.log.Info("event stream consumer recreated", "from_seq", next, "silence", c.Silence().Round(time.Millisecond))
+			} else {
+				cc = nil
+				c.log.Debug("event stream consumer not recreated", "err", err)
+			}
+		}
+	}
 }
 
-func (c *Consumer) subscribe(ctx context.Context, js jetstream.JetStream) (jetstream.ConsumeContext, error) {
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+// stuck reports whether the stream holds messages after the last one applied (it answers
+// within a second), and from which sequence to follow it again.
+func (c *Consumer) stuck(ctx context.Context, js jetstream.JetStream) (uint64, bool) {
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	st, err := js.Stream(sctx, event.Stream)
 	if err != nil {
-		return nil, err
+		return 0, false
 	}
-	start := st.CachedInfo().State.LastSeq + 1
-	c.lastSeq.Store(start - 1)
+	last := c.lastSeq.Load()
+	return last + 1, st.CachedInfo().State.LastSeq > last
+}
+
+func stopAsync(cc jetstream.ConsumeContext) {
+	if cc != nil {
+		go cc.Stop()
+	}
+}
+
+// subscribe creates an ordered consumer from stream sequence from, or, when from is 0,
+// after the stream's last message. Messages of an earlier subscription are dropped from
+// then on.
+func (c *Consumer) subscribe(ctx context.Context, js jetstream.JetStream, from uint64) (jetstream.ConsumeContext, error) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	start := from
+	if start == 0 {
+		st, err := js.Stream(sctx, event.Stream)
+		if err != nil {
+			return nil, err
+		}
+		start = st.CachedInfo().State.LastSeq + 1
+		c.lastSeq.Store(start - 1)
+	}
+	gen := c.gen.Add(1)
 	cons, err := js.OrderedConsumer(sctx, event.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{event.SubjectAll},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -217,7 +289,7 @@ func (c *Consumer) subscribe(ctx context.Context, js jetstream.JetStream) (jetst
 	if err != nil {
 		return nil, err
 	}
-	return cons.Consume(func(msg jetstream.Msg) { c.handle(ctx, msg) },
+	return cons.Consume(func(msg jetstream.Msg) { c.handle(ctx, gen, msg) },
 		jetstream.PullHeartbeat(c.cfg.Heartbeat), jetstream.PullExpiry(5*c.cfg.Heartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -226,16 +298,22 @@ func (c *Consumer) subscribe(ctx context.Context, js jetstream.JetStream) (jetst
 		}))
 }
 
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+func (c *Consumer) handle(ctx context.Context, gen uint64, msg jetstream.Msg) {
+	c.handleMu.Lock()
+	defer c.handleMu.Unlock()
+	if gen != c.gen.Load() {
+		return // a replaced consumer, not yet stopped
+	}
 	if md, err := msg.Metadata(); err == nil {
 		last := c.lastSeq.Load()
+		if last != 0 && md.Sequence.Stream <= last {
+			return // applied already
+		}
 		if last != 0 && md.Sequence.Stream > last+1 {
 			// messages between were removed from the stream (retention, purge)
 			c.dropAll(fmt.Sprintf("gap in event stream: %d after %d", md.Sequence.Stream, last))
 		}
-		if md.Sequence.Stream > last {
-			c.lastSeq.Store(md.Sequence.Stream)
-		}
+		c.lastSeq.Store(md.Sequence.Stream)
 	}
 	if msg.Subject() == event.HeartbeatSubject {
 		// every change committed before the heartbeat's certification came before it

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/licensing/licensing/edge/metrics"
 	"github.com/licensing/licensing/internal/natstest"
 	"github.com/licensing/licensing/shared/event"
@@ -16,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 )
 
 type recorder struct {
@@ -217,12 +220,12 @@ func TestGapInStreamDropsCache(t *testing.T) {
 		return fakeMsg{seq: seq, data: b}
 	}
 	c.lastSeq.Store(10)
-	c.handle(context.Background(), msg(11, 1))
-	c.handle(context.Background(), msg(12, 2))
+	c.handle(context.Background(), c.gen.Load(), msg(11, 1))
+	c.handle(context.Background(), c.gen.Load(), msg(12, 2))
 	if rec.resets.Load() != 0 {
 		t.Fatal("reset without a gap")
 	}
-	c.handle(context.Background(), msg(15, 3)) // 13 and 14 are gone
+	c.handle(context.Background(), c.gen.Load(), msg(15, 3)) // 13 and 14 are gone
 	if rec.resets.Load() != 1 || testutil.ToFloat64(m.Resets) != 1 {
 		t.Fatalf("resets %d after a gap, want 1", rec.resets.Load())
 	}
@@ -255,5 +258,93 @@ func TestSilenceCountsFromTheLastHeartbeat(t *testing.T) {
 	clk.Advance(3 * time.Second)
 	if s := c.Silence(); s != 3*time.Second {
 		t.Fatalf("silence 3 s after a heartbeat = %v", s)
+	}
+}
+
+// TestWatchdogRecreatesAStuckConsumer: an edge whose connection to NATS stays up while
+// nothing crosses it (a black hole, as when its region's leaf link is cut) follows the
+// stream again within seconds of the healing. Without the watchdog it waits for nats.go's
+// own reset, whose attempt sent into the hole waits 10 s.
+func TestWatchdogRecreatesAStuckConsumer(t *testing.T) {
+	ns := natstest.Start(t)
+	js := stream(t, ns.URL())
+	p := toxiproxy.NewProxy(toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop()),
+		"nats", "127.0.0.1:0", strings.TrimPrefix(ns.URL(), "nats://"))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	rec := &recorder{}
+	m := metrics.New(prometheus.NewRegistry())
+	c := start(t, "nats://"+p.Listen, rec, m, time.Now, slog.New(slog.DiscardHandler))
+	waitFor(t, 5*time.Second, "subscribed", c.Connected)
+
+	// the relay: a heartbeat every 100 ms, straight to NATS
+	ctx, stop := context.WithCancel(context.Background())
+	relayDone := make(chan struct{})
+	defer func() { stop(); <-relayDone }()
+	go func() {
+		defer close(relayDone)
+		for ctx.Err() == nil {
+			hb, _ := json.Marshal(event.Heartbeat{Type: event.HeartbeatType, CertifiedAt: time.Now()})
+			_, _ = js.Publish(ctx, event.HeartbeatSubject, hb)
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	waitFor(t, 5*time.Second, "heartbeats applied", func() bool { return c.Silence() < 500*time.Millisecond })
+
+	hole := func(on bool) {
+		t.Helper()
+		for _, dir := range []string{"upstream", "downstream"} {
+			var err error
+			if on {
+				_, err = p.Toxics.AddToxicJson(strings.NewReader(`{"name":"hole_` + dir + `","type":"timeout","stream":"` + dir + `","attributes":{"timeout":0}}`))
+			} else {
+				err = p.Toxics.RemoveToxic(context.Background(), "hole_"+dir)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hole(true)
+	// two missed pull heartbeats (2 × 500 ms): nats.go's reset is under way, its request
+	// lost in the hole
+	waitFor(t, 5*time.Second, "silence", func() bool { return c.Silence() > 1500*time.Millisecond })
+	if !c.Conn().IsConnected() {
+		t.Fatal("the connection dropped: the hole did not keep it up, nothing to test")
+	}
+	publish(t, js, 1) // a change while the edge is cut off
+	hole(false)
+	healed := time.Now()
+	waitFor(t, 6*time.Second, "the change and heartbeats applied after the healing", func() bool {
+		return equal(rec.got(), []int64{1}) && c.Silence() < 500*time.Millisecond
+	})
+	t.Logf("following the stream again %v after the healing", time.Since(healed).Round(time.Millisecond))
+	if testutil.ToFloat64(m.Resubscribes) == 0 {
+		t.Error("the watchdog did not recreate the consumer: nats.go's own reset was faster")
+	}
+}
+
+// TestReplacedConsumerIsIgnored: what a consumer the watchdog replaced still delivers is
+// dropped, and a message the new consumer delivers again is applied once.
+func TestReplacedConsumerIsIgnored(t *testing.T) {
+	rec := &recorder{}
+	c := New(Config{}, rec.apply, nil, time.Now, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
+	msg := func(seq uint64, v int64) fakeMsg {
+		b, _ := json.Marshal(event.Change{Brand: "acme", LicenseKey: "KEY", Version: v, CommitTime: time.Now()})
+		return fakeMsg{seq: seq, data: b}
+	}
+	old := c.gen.Add(1)
+	c.handle(context.Background(), old, msg(1, 1))
+	cur := c.gen.Add(1)
+	c.handle(context.Background(), old, msg(2, 2)) // the replaced consumer, still delivering
+	c.handle(context.Background(), cur, msg(1, 1)) // delivered again by the new one
+	c.handle(context.Background(), cur, msg(2, 2))
+	if !equal(rec.got(), []int64{1, 2}) || c.LastSeq() != 2 {
+		t.Fatalf("applied %v, last seq %d; want [1 2], 2", rec.got(), c.LastSeq())
 	}
 }

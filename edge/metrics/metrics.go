@@ -50,6 +50,9 @@ type Metrics struct {
 	// StreamPending is the JetStream consumer's lag: events in the stream after the last
 	// one this edge applied (SampleStreamPending).
 	StreamPending prometheus.Gauge
+	// Resubscribes counts event stream consumers recreated by the watchdog (the stream
+	// moved on while this edge, connected, received nothing).
+	Resubscribes prometheus.Counter
 	// Signed counts signed status answers (offline leases) by cache: hit (a token signed
 	// earlier in the same iat second was reused) or miss (signed now).
 	Signed *prometheus.CounterVec
@@ -95,12 +98,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Public writes relayed to the writer, by route and code: the writer's status class (2xx, 4xx, 5xx), or error when no writer answered."}, []string{"route", "code"}),
 		StreamPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "license_edge_stream_pending_messages",
 			Help: "JetStream consumer lag: messages (change events and heartbeats) in the stream after the last one this edge applied; sampled every 5 s while subscribed (the last value while NATS is unreachable)."}),
+		Resubscribes: prometheus.NewCounter(prometheus.CounterOpts{Name: "license_edge_stream_resubscribes_total",
+			Help: "Event stream consumers recreated because the stream held messages this edge, connected to NATS, had not received for 2 s (a cut link healed before the NATS client's own reset)."}),
 		Signed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "license_edge_signed_answers_total",
 			Help: "Signed status answers (application/jose leases), by cache: hit (the same question's token from the same iat second reused) or miss (signed)."}, []string{"cache"}),
 	}
 	reg.MustRegister(m.Lookups, m.FillsRefused, m.BackendErrors, m.TierOpen, m.Invalidations, m.Heartbeats, m.InvalidationLag,
 		m.Resets, m.StaleServed, m.Advanced, m.RateLimited, m.Requests, m.Relayed, m.FilterAnswers, m.FilterKeys, m.FilterBytes, m.Signed,
-		m.StreamPending)
+		m.StreamPending, m.Resubscribes)
 	m.Signed.WithLabelValues("hit")
 	m.Signed.WithLabelValues("miss")
 	for _, t := range []string{"l1", "l2", "replica", "primary"} {
