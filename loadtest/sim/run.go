@@ -104,9 +104,16 @@ type Result struct {
 	Checks  []chaos.Check
 	Notes   []string
 
-	mu sync.Mutex     // Notes, from the measurements that run in the background
-	bg sync.WaitGroup // those measurements
+	mu       sync.Mutex     // Notes and bgChecks, from the measurements that run in the background
+	bg       sync.WaitGroup // those measurements
+	bgChecks []chaos.Check
 }
+
+// StreamResumeBound is how soon after a partition heals the region's edges must follow
+// the event stream again: the leaf link reconnects within a second, and the edges'
+// watchdog recreates a stuck consumer within its 2 s period (nats.go's own reset alone
+// took 17 s after a 60 s partition).
+const StreamResumeBound = 8 * time.Second
 
 // RegionResult is what one region's clients saw.
 type RegionResult struct {
@@ -225,11 +232,19 @@ func Run(ctx context.Context, w *World, o Options, logf func(string, ...any)) (*
 				res.bg.Add(2)
 				go func() {
 					defer res.bg.Done()
+					c := chaos.Check{Name: fmt.Sprintf("%s: after healing, both edges follow the event stream again (apply relay heartbeats) within %v", a.Spec.Name, StreamResumeBound), Checked: 1}
 					if d, err := streamResumed(ctx, a, healAt, 2*time.Minute); err == nil {
 						res.note(logf, "%s: after healing, both edges apply relay heartbeats again after %v", a.Spec.Name, d.Round(time.Millisecond))
+						if d > StreamResumeBound {
+							c.Failed = append(c.Failed, fmt.Sprintf("after %v", d.Round(time.Millisecond)))
+						}
 					} else {
 						res.note(logf, "%s: stream after healing: %v", a.Spec.Name, err)
+						c.Failed = append(c.Failed, err.Error())
 					}
+					res.mu.Lock()
+					res.bgChecks = append(res.bgChecks, c)
+					res.mu.Unlock()
 				}()
 				go func() {
 					defer res.bg.Done()
@@ -335,6 +350,7 @@ func Run(ctx context.Context, w *World, o Options, logf func(string, ...any)) (*
 		res.Checks = append(res.Checks, monotonic(rres), never404(rres), lagsSeen(rres, res.window("partition")))
 	}
 	res.Checks = append(res.Checks, res.scenarioChecks(o)...)
+	res.Checks = append(res.Checks, res.bgChecks...)
 	return res, nil
 }
 
