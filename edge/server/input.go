@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"net"
 
 	"github.com/licensing/licensing/shared/license"
 	"github.com/licensing/licensing/shared/problem"
@@ -17,19 +16,24 @@ const MaxHeadBytes = 16 << 10
 // ErrorHandler answers the requests fasthttp refuses before any handler runs (API.md:
 // problem+json with X-Request-Id on every binary): a head over the read buffer is 431,
 // a body over the server's limit or a malformed request is 400, a read timeout is 408.
+// fasthttp also calls it when a new connection carries no byte within the read timeout: a
+// client's spare connection it never used. 408 is the answer HTTP clients expect there
+// (Go's transport, for one, closes an idle connection that receives a 408 without
+// complaint, where a 400 is an "unsolicited response").
 func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	rid := requestid.New()
 	ctx.Response.Header.Set("X-Request-Id", rid)
 	var small *fasthttp.ErrSmallBuffer
-	var netErr net.Error
+	var timeout interface{ Timeout() bool }
 	switch {
 	case errors.As(err, &small):
 		s.problem(ctx, rid, &problem.Error{Kind: problem.InvalidRequest, Reason: problem.HeadTooLarge,
 			Detail: "request head: larger than 16 KiB"})
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		s.problem(ctx, rid, problem.Invalid("body", "too large"))
-	case errors.As(err, &netErr) && netErr.Timeout():
-		s.problem(ctx, rid, problem.Invalid("request", "not received in time"))
+	case errors.As(err, &timeout) && timeout.Timeout():
+		s.problem(ctx, rid, &problem.Error{Kind: problem.InvalidRequest, Reason: problem.TimedOut,
+			Detail: "request: not received in time"})
 	default:
 		s.problem(ctx, rid, problem.Invalid("request", "malformed HTTP request"))
 	}

@@ -45,6 +45,9 @@ func renderProblem(err error, requestID string) (int, []byte) {
 	if e.Kind == problem.InvalidRequest && e.Reason == problem.HeadTooLarge {
 		st = http.StatusRequestHeaderFieldsTooLarge
 	}
+	if e.Kind == problem.InvalidRequest && e.Reason == problem.TimedOut {
+		st = http.StatusRequestTimeout
+	}
 	b, _ := json.Marshal(problemBody{Type: problem.TypeBase + string(e.Kind), Title: e.Kind.Title(), Status: st,
 		Detail: e.Detail, Code: e.Kind, RequestID: requestID})
 	return st, b

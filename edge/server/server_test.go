@@ -370,7 +370,7 @@ func TestStrictInput(t *testing.T) {
 	ln := fasthttputil.NewInmemoryListener()
 	defer ln.Close()
 	hs := &fasthttp.Server{Handler: s.Handler, ErrorHandler: s.ErrorHandler, ReadBufferSize: MaxHeadBytes,
-		MaxRequestBodySize: 1 << 10}
+		MaxRequestBodySize: 1 << 10, ReadTimeout: 300 * time.Millisecond}
 	go hs.Serve(ln) //nolint:errcheck
 	defer hs.Shutdown()
 	raw := func(req string) *fasthttp.Response {
@@ -396,6 +396,10 @@ func TestStrictInput(t *testing.T) {
 		"head over 16 KiB": {"GET /healthz HTTP/1.1\r\nHost: e\r\nX-Big: " + strings.Repeat("a", 17<<10) + "\r\n\r\n", 431},
 		"body over limit":  {"POST /v1/public/acme/activations HTTP/1.1\r\nHost: e\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n" + strings.Repeat("a", 5000), 400},
 		"malformed":        {"GET /healthz HTTP/1.1\r\nHost: e\r\nContent-Length: x\r\n\r\n", 400},
+		// the read timeout (300 ms here): a head that never ends, a connection that
+		// carries nothing
+		"head not finished": {"GET /healthz HTTP/1.1\r\nHost: e\r\n", 408},
+		"nothing sent":      {"", 408},
 	} {
 		r := raw(c.req)
 		if r.StatusCode() != c.status || string(r.Header.ContentType()) != "application/problem+json" ||

@@ -98,6 +98,9 @@ const (
 	BadValue
 	// HeadTooLarge: the request head (request line and headers) is over the limit.
 	HeadTooLarge
+	// TimedOut: the request did not arrive whole within the server's read timeout (408,
+	// which HTTP clients recognise on a connection they left idle and close quietly).
+	TimedOut
 )
 
 // Error is a domain error with a kind and a message that is safe to show to clients.
