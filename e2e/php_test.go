@@ -190,6 +190,12 @@ func TestPHPClient(t *testing.T) {
 	lcfg.RateLimits, lcfg.LimitStatus, lcfg.LimitKeyPrefix, lcfg.LimitTimeout = "on", "1/1m:3", limitPrefix(t), limitTimeout
 	limited := w.edge(t, lcfg)
 
+	// an edge cut off from the centre: no NATS, so no relay heartbeat, and every answer is
+	// marked X-Cache-Stale (after 1 ms without one)
+	scfg := w.edgeConfig("edge-php-stale", wr.base)
+	scfg.LeaseIssuer, scfg.NATSURL, scfg.StaleWithoutStream = phpLeaseIssuer, "nats://127.0.0.1:1", time.Millisecond
+	stale := w.edge(t, scfg)
+
 	keys := map[string]string{}
 	for name, l := range map[string]map[string]any{
 		"KEY_MAIN":     {"product": "pro", "seat_limit": 5},
@@ -236,6 +242,7 @@ func TestPHPClient(t *testing.T) {
 	env := append(os.Environ(),
 		"EDGE_URL=http://"+main.address(),
 		"LIMITED_EDGE_URL="+limited.base,
+		"STALE_EDGE_URL="+stale.base,
 		"WRITER_URL="+wr.base,
 		"CONTROL_URL="+ctl.URL,
 		"BRAND=phpshop",

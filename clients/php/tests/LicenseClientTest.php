@@ -425,6 +425,38 @@ final class LicenseClientTest extends TestCase
         $this->assertGreaterThan(1, count(array_unique($nexts)), 'the next check is jittered');
     }
 
+    public function testStaleAnswersAreUsedButNotCached(): void
+    {
+        // an edge cut off from the centre marks its answers X-Cache-Stale (with max-age=0):
+        // the client reports them, does not serve them again from its cache, and checks
+        // again after the retry interval instead of the check interval
+        $key = TestEnv::get('KEY_MAIN');
+        $now = time();
+        $clock = function () use (&$now) {
+            return $now;
+        };
+        $counts = array();
+        $c = TestEnv::client(array('edge_url' => TestEnv::get('STALE_EDGE_URL'), 'transport' => TestEnv::countingTransport($counts),
+            'clock' => $clock, 'check_interval' => 43200, 'retry_interval' => 600, 'jitter' => 0.25));
+        $r = $c->check($key);
+        $this->assertSame('valid', $r->code, (string) $r->detail);
+        $this->assertSame('network', $r->source);
+        $this->assertTrue($r->stale, 'the edge marked its answer stale');
+        $this->assertTrue($r->signed, 'a stale answer is still a verified lease');
+        $this->assertGreaterThanOrEqual($now + 600, $c->nextCheckAt($key));
+        $this->assertLessThanOrEqual($now + 750, $c->nextCheckAt($key), 'retried after the retry interval, not the check interval');
+        $again = $c->status($key);
+        $this->assertSame('network', $again->source, 'a stale answer is not served from the cache for max-age');
+        $this->assertSame(2, $counts['status']);
+
+        // the same key from a current edge: cached, next check after the check interval
+        $fresh = TestEnv::client(array('transport' => TestEnv::countingTransport($counts), 'clock' => $clock, 'check_interval' => 43200));
+        $f = $fresh->check($key);
+        $this->assertFalse($f->stale, 'the main edge follows the stream');
+        $this->assertGreaterThanOrEqual($now + 43200, $fresh->nextCheckAt($key));
+        $this->assertSame('cache', $fresh->status($key)->source);
+    }
+
     public function testUnknownKeyAndOtherProduct(): void
     {
         $c = TestEnv::client(array('instance' => 'https://unknown-key-shop.com'));
