@@ -70,7 +70,11 @@ func (r *Runner) BigLicense(ctx context.Context, vus, actRate, checkRate int, d,
 		return nil, fmt.Errorf("a control run needs two big licenses in the manifest")
 	}
 	out := &BigLicenseResult{CheckRate: checkRate}
+	r.tally.requests.Store(0)
+	r.tally.errors.Store(0)
+	stop := r.progress(r.tallyProgress("big_license maximum rate", d, 0, nil))
 	max, _ := r.activateLoop(ctx, key, vus, 0, d, nil)
+	stop()
 	out.MaxRate = max
 	// warm: every checked instance once on every edge, so the run measures a steady state
 	for _, e := range r.Targets.Edges {
@@ -87,6 +91,9 @@ func (r *Runner) BigLicense(ctx context.Context, vus, actRate, checkRate int, d,
 		edgeHists[i] = hist.New()
 	}
 	var wg sync.WaitGroup
+	r.tally.requests.Store(0)
+	r.tally.errors.Store(0)
+	stop = r.progress(r.tallyProgress(fmt.Sprintf("big_license under %d checks/s per edge", checkRate), d, 0, nil))
 	start := time.Now()
 	for i, e := range r.Targets.Edges {
 		wg.Add(1)
@@ -113,8 +120,10 @@ func (r *Runner) BigLicense(ctx context.Context, vus, actRate, checkRate int, d,
 					t0 := time.Now()
 					ok, err := activated(ctx, r.Client, u)
 					el := time.Since(t0)
+					r.tally.requests.Add(1)
 					if err != nil || !ok {
 						edgeErrs[i].Add(1)
+						r.tally.errors.Add(1)
 						return
 					}
 					mu.Lock()
@@ -127,6 +136,7 @@ func (r *Runner) BigLicense(ctx context.Context, vus, actRate, checkRate int, d,
 	}
 	out.RateUnderChecks, _ = r.activateLoop(ctx, actKey, vus, actRate, d, acts)
 	wg.Wait()
+	stop()
 	el := time.Since(start).Seconds()
 	out.Pass = true
 	for i, e := range r.Targets.Edges {
@@ -164,14 +174,17 @@ func (r *Runner) activateLoop(ctx context.Context, t seed.Target, vus, rate int,
 				body, _ := json.Marshal(map[string]string{"license_key": t.Key, "product": t.Product, "instance": r.newInstance()})
 				t0 := time.Now()
 				resp, err := r.Client.Post(r.Targets.Writer+"/v1/public/"+t.Brand+"/activations", "application/json", bytes.NewReader(body))
+				r.tally.requests.Add(1)
 				if err != nil {
 					failed.Add(1)
+					r.tally.errors.Add(1)
 					continue
 				}
 				io.Copy(io.Discard, resp.Body) //nolint:errcheck
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusCreated {
 					failed.Add(1)
+					r.tally.errors.Add(1)
 					continue
 				}
 				ok.Add(1)

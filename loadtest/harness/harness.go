@@ -40,7 +40,8 @@ type Runner struct {
 	// RunID makes new instance names unique across runs.
 	RunID string
 	// Progress, when set, receives a line every ProgressEvery (DefaultProgressEvery when 0)
-	// while a scenario runs: elapsed, requests, errors, the current rate.
+	// while a scenario, the lag measurement or a big-license phase runs: elapsed, requests
+	// or samples, errors, the current rate.
 	Progress      io.Writer
 	ProgressEvery time.Duration
 
@@ -105,14 +106,7 @@ func (r *Runner) Run(ctx context.Context, sc scenario.Scenario) (*Result, error)
 	dur := sc.DurationValue()
 	ctx, cancel := context.WithTimeout(ctx, dur+30*time.Second)
 	defer cancel()
-	if r.Progress != nil {
-		stop, done := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			reportProgress(r.Progress, r.ProgressEvery, sc.Name, dur, sc.Rate, &r.tally, &dropped, stop)
-		}()
-		defer func() { close(stop); <-done }()
-	}
+	defer r.progress(r.tallyProgress(sc.Name, dur, sc.Rate, &dropped))()
 	start := time.Now()
 	deadline := start.Add(dur)
 	var wg sync.WaitGroup

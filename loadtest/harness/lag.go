@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/licensing/licensing/loadtest/hist"
@@ -38,19 +39,27 @@ func (r *Runner) Lag(ctx context.Context, samples int, pollEvery, timeout time.D
 		Thresholds: scenario.Thresholds{P99Ms: 50}}, Tool: "go-harness", Started: time.Now().UTC(),
 		ErrorsBy: map[string]int64{}, Outcomes: map[string]int64{}, ByOp: map[string]hist.Summary{}, hist: h}
 	start := time.Now()
+	var done, seen, failed atomic.Int64 // samples, edge observations and errors, for progress lines
+	defer r.progress(func(now time.Time) string {
+		return fmt.Sprintf("  invalidation_lag: %s, %d of %d samples, %d edge observations, %d errors\n",
+			r.elapsed(start, now), done.Load(), samples, seen.Load(), failed.Load())
+	})()
 	for i := 0; i < samples && ctx.Err() == nil; i++ {
+		done.Store(int64(i)) // the samples before this one are done
 		t := pool[i%len(pool)]
 		inst := fmt.Sprintf("https://lag-%s-%d.example.net", r.RunID, i)
 		statusPath := "/v1/public/" + t.Brand + "/licenses/" + t.Key + "/status?product=" + url.QueryEscape(t.Product) + "&instance=" + url.QueryEscape(inst)
 		for _, e := range r.Targets.Edges { // warm: the edge now holds the old answer
 			if _, err := activated(ctx, r.Client, e+statusPath); err != nil {
 				res.ErrorsBy["warm "+err.Error()]++
+				failed.Add(1)
 			}
 		}
 		body, _ := json.Marshal(map[string]string{"license_key": t.Key, "product": t.Product, "instance": inst})
 		resp, err := r.Client.Post(r.Targets.Writer+"/v1/public/"+t.Brand+"/activations", "application/json", bytes.NewReader(body))
 		if err != nil {
 			res.ErrorsBy["activate transport"]++
+			failed.Add(1)
 			continue
 		}
 		io.Copy(io.Discard, resp.Body) //nolint:errcheck
@@ -58,6 +67,7 @@ func (r *Runner) Lag(ctx context.Context, samples int, pollEvery, timeout time.D
 		committed := time.Now()
 		if resp.StatusCode != http.StatusCreated {
 			res.ErrorsBy[fmt.Sprintf("activate %d", resp.StatusCode)]++
+			failed.Add(1)
 			continue
 		}
 		var wg sync.WaitGroup
@@ -72,12 +82,14 @@ func (r *Runner) Lag(ctx context.Context, samples int, pollEvery, timeout time.D
 						mu.Lock()
 						h.RecordDuration(time.Since(committed))
 						res.Outcomes["seen"]++
+						seen.Add(1)
 						mu.Unlock()
 						return
 					}
 					if time.Since(committed) > timeout || ctx.Err() != nil {
 						mu.Lock()
 						res.ErrorsBy["timeout "+e]++
+						failed.Add(1)
 						mu.Unlock()
 						return
 					}

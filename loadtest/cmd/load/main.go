@@ -50,7 +50,8 @@ var commands = []command{
 	{"lag", "measure invalidation lag: a change at the writer until every edge answers it",
 		"load lag [-samples 200] [-poll 1ms] [-timeout 35s] [-manifest F] [-writer URL] [-edges URL,URL] [-out DIR]",
 		"Makes -samples changes at the writer, one at a time, and polls every edge until it answers\n" +
-			"the new state; prints the lag distribution and writes JSON and HTML under -out.",
+			"the new state; prints the lag distribution and writes JSON and HTML under -out. Prints\n" +
+			"the samples done to stderr every 5 s.",
 		func(ctx context.Context, fs *flag.FlagSet, args []string) (bool, error) {
 			return false, lag(ctx, fs, args)
 		}},
@@ -58,7 +59,7 @@ var commands = []command{
 		"load big [-vus 8] [-rate 0] [-checks 1000] [-duration 20s] [-p99 5ms] [-control] [-manifest F] ...",
 		"Measures the writer's activation rate on the seeder's big license alone and while each\n" +
 			"edge answers -checks status checks per second on it; exits 1 when an edge's status p99\n" +
-			"passes -p99.", big},
+			"passes -p99. Each phase prints its requests so far to stderr every 5 s.", big},
 	{"pgbench", "turn pgbench per-transaction logs into a result comparable with run's",
 		"load pgbench -name NAME [-label L] -script FILE -seconds S [-out DIR] LOGFILE...",
 		"Reads pgbench --log files and saves one result (latency histogram, rate) under -out.",
@@ -179,7 +180,9 @@ func (c *common) runner() (*harness.Runner, error) {
 			edges = append(edges, strings.TrimRight(e, "/"))
 		}
 	}
-	return harness.NewRunner(harness.Targets{Writer: strings.TrimRight(c.writer, "/"), Edges: edges}, m, 256), nil
+	r := harness.NewRunner(harness.Targets{Writer: strings.TrimRight(c.writer, "/"), Edges: edges}, m, 256)
+	r.Progress = os.Stderr // a line every 5 s on runs longer than that
+	return r, nil
 }
 
 // limitsOff checks that the targets run without rate limits (the harness loads them from
@@ -227,7 +230,6 @@ func run(ctx context.Context, fs *flag.FlagSet, args []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	r.Progress = os.Stderr // a line every 5 s on runs longer than that
 	if err := limitsOff(ctx, append([]string{c.writer}, strings.Split(c.edges, ",")...)); err != nil {
 		return false, err
 	}
