@@ -335,9 +335,7 @@ final class LicenseClientTest extends TestCase
     {
         $key = TestEnv::get('KEY_LIMITED');
         $now = time();
-        $clock = function () use (&$now) {
-            return $now;
-        };
+        $clock = TestEnv::clock($now);
         $counts = array();
         $c = TestEnv::client(array('edge_url' => TestEnv::get('LIMITED_EDGE_URL'), 'instance' => 'https://limited-shop.com',
             'transport' => TestEnv::countingTransport($counts), 'clock' => $clock, 'leases' => false));
@@ -391,9 +389,7 @@ final class LicenseClientTest extends TestCase
     {
         $key = TestEnv::get('KEY_MAIN');
         $now = time();
-        $clock = function () use (&$now) {
-            return $now;
-        };
+        $clock = TestEnv::clock($now);
         $counts = array();
         $c = TestEnv::client(array('instance' => 'https://jitter-shop.com', 'transport' => TestEnv::countingTransport($counts),
             'clock' => $clock, 'check_interval' => 43200, 'jitter' => 0.25));
@@ -432,9 +428,7 @@ final class LicenseClientTest extends TestCase
         // again after the retry interval instead of the check interval
         $key = TestEnv::get('KEY_MAIN');
         $now = time();
-        $clock = function () use (&$now) {
-            return $now;
-        };
+        $clock = TestEnv::clock($now);
         $counts = array();
         $c = TestEnv::client(array('edge_url' => TestEnv::get('STALE_EDGE_URL'), 'transport' => TestEnv::countingTransport($counts),
             'clock' => $clock, 'check_interval' => 43200, 'retry_interval' => 600, 'jitter' => 0.25));

@@ -38,6 +38,14 @@ final class TestEnv
         ));
     }
 
+    /** A clock for the client's 'clock' option that reads $now, which the test moves. */
+    public static function clock(int &$now): callable
+    {
+        return function () use (&$now) {
+            return $now;
+        };
+    }
+
     /** A transport that counts the requests it sends (by path part) before curl sends them. */
     public static function countingTransport(array &$counts): callable
     {
