@@ -12,11 +12,15 @@
 // (1 s doubling to 10 s, each attempt waiting up to 10 s): an edge whose NATS server
 // stayed reachable while the stream did not (a region cut off from the centre, its leaf
 // link down) would follow the stream again only 10 to 20 s after the link heals. A
-// watchdog closes that gap: while the edge has applied no relay heartbeat for
-// Config.Stalled and its connection is up, it asks the stream, every Config.Stalled
-// (jittered), for its last sequence; when the stream holds messages the edge has not
-// seen, the consumer is stuck and is recreated from the last sequence applied. While the
-// writer is down the stream does not grow and nothing is recreated.
+// watchdog closes that gap: every Config.Stalled (jittered), when the edge has applied
+// nothing since its previous look, no relay heartbeat for Config.Stalled and its
+// connection is up, it asks the stream for its last sequence; when the stream holds
+// messages the edge has not seen, the consumer is stuck and a new one is made from the
+// last sequence applied (the old one is stopped once the new one runs; should the new one
+// not move either, the watchdog looks less often, up to every 8 periods). A consumer that
+// moves, however far behind, is left alone. While the writer is down the stream does not
+// grow and nothing is recreated; when the messages after the last one applied are gone
+// from the stream, the edge drops its cache as after a gap.
 package invalidate
 
 import (
@@ -64,10 +68,11 @@ type Consumer struct {
 
 	nc      atomic.Pointer[nats.Conn]
 	lastSeq atomic.Uint64
-	// gen is the current subscription; handle drops what an older one still delivers
-	// (a consumer the watchdog replaced stops asynchronously). handleMu keeps apply on
-	// one goroutine in stream order across replacements.
-	gen           atomic.Uint64
+	// gens numbers the subscriptions; gen is the newest that has delivered a message.
+	// handle drops what an older one still delivers (a consumer the watchdog replaced
+	// stops asynchronously). handleMu keeps apply on one goroutine in stream order across
+	// replacements.
+	gens, gen     atomic.Uint64
 	handleMu      sync.Mutex
 	subscribed    atomic.Bool
 	lastHeartbeat atomic.Int64 // unix nanos when the last relay heartbeat was applied
@@ -218,8 +223,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.reset()
 	}
 	c.subscribed.Store(true)
+	wait := c.cfg.Stalled
+	prev := c.lastSeq.Load()
 	for {
-		t := time.NewTimer(c.cfg.Stalled + rand.N(c.cfg.Stalled/4+1))
+		t := time.NewTimer(wait + rand.N(wait/4+1))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -227,36 +234,71 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+		seq := c.lastSeq.Load()
+		progressed := seq != prev
+		prev = seq
+		if progressed {
+			wait = c.cfg.Stalled // a consumer that is only behind (a backlog, a slow apply) is left alone
+			continue
+		}
 		if !nc.IsConnected() || c.Silence() < c.cfg.Stalled {
 			continue // nats.go reconnects and resumes the consumer itself
 		}
-		if next, ok := c.stuck(ctx, js); ok {
-			// the old consumer may be inside nats.go's own reset, holding its lock for
-			// up to 10 s: stop it without waiting
-			stopAsync(cc)
-			if ncc, err := c.subscribe(ctx, js, next); err == nil {
-				cc = ncc
-				c.m.Resubscribes.Inc()
-				c.log.Info("event stream consumer recreated", "from_seq", next, "silence", c.Silence().Round(time.Millisecond))
-			} else {
-				cc = nil
+		switch c.stuck(ctx, js) {
+		case streamGone:
+			// the messages after the last one applied are no longer in the stream: the
+			// edge missed them, as after a gap
+			c.dropAll(fmt.Sprintf("event stream holds nothing after %d", seq))
+		case streamAhead:
+			// the new consumer first; the old one, which may be inside nats.go's own
+			// reset holding its lock for up to 10 s, is stopped without waiting once the
+			// new one runs (and is ignored from its first message on)
+			ncc, err := c.subscribe(ctx, js, seq+1)
+			if err != nil {
 				c.log.Debug("event stream consumer not recreated", "err", err)
+				continue
 			}
+			stopAsync(cc)
+			cc = ncc
+			c.m.Resubscribes.Inc()
+			c.log.Info("event stream consumer recreated", "from_seq", seq+1, "silence", c.Silence().Round(time.Millisecond))
+			// should the new one not move either, ask less often (up to every 8 periods)
+			wait = min(2*wait, 8*c.cfg.Stalled)
 		}
 	}
 }
 
-// stuck reports whether the stream holds messages after the last one applied (it answers
-// within a second), and from which sequence to follow it again.
-func (c *Consumer) stuck(ctx context.Context, js jetstream.JetStream) (uint64, bool) {
+// streamState is what the watchdog learns from the stream.
+type streamState int
+
+const (
+	streamUnknown streamState = iota // no answer within a second, or nothing after the last applied
+	streamAhead                      // messages after the last one applied
+	streamGone                       // sequences after the last one applied, but no message left
+)
+
+// stuck asks the stream (within a second) whether it holds messages after the last one
+// applied.
+func (c *Consumer) stuck(ctx context.Context, js jetstream.JetStream) streamState {
 	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	st, err := js.Stream(sctx, event.Stream)
 	if err != nil {
-		return 0, false
+		return streamUnknown
 	}
-	last := c.lastSeq.Load()
-	return last + 1, st.CachedInfo().State.LastSeq > last
+	state, last := st.CachedInfo().State, c.lastSeq.Load()
+	switch {
+	case state.LastSeq <= last:
+		return streamUnknown
+	case state.Msgs == 0 || state.FirstSeq > state.LastSeq:
+		c.handleMu.Lock()
+		if c.lastSeq.Load() < state.LastSeq {
+			c.lastSeq.Store(state.LastSeq)
+		}
+		c.handleMu.Unlock()
+		return streamGone
+	}
+	return streamAhead
 }
 
 func stopAsync(cc jetstream.ConsumeContext) {
@@ -266,8 +308,8 @@ func stopAsync(cc jetstream.ConsumeContext) {
 }
 
 // subscribe creates an ordered consumer from stream sequence from, or, when from is 0,
-// after the stream's last message. Messages of an earlier subscription are dropped from
-// then on.
+// after the stream's last message. Once it delivers, what an earlier subscription still
+// delivers is dropped.
 func (c *Consumer) subscribe(ctx context.Context, js jetstream.JetStream, from uint64) (jetstream.ConsumeContext, error) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -280,7 +322,7 @@ func (c *Consumer) subscribe(ctx context.Context, js jetstream.JetStream, from u
 		start = st.CachedInfo().State.LastSeq + 1
 		c.lastSeq.Store(start - 1)
 	}
-	gen := c.gen.Add(1)
+	gen := c.gens.Add(1)
 	cons, err := js.OrderedConsumer(sctx, event.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{event.SubjectAll},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -301,8 +343,11 @@ func (c *Consumer) subscribe(ctx context.Context, js jetstream.JetStream, from u
 func (c *Consumer) handle(ctx context.Context, gen uint64, msg jetstream.Msg) {
 	c.handleMu.Lock()
 	defer c.handleMu.Unlock()
-	if gen != c.gen.Load() {
+	switch cur := c.gen.Load(); {
+	case gen < cur:
 		return // a replaced consumer, not yet stopped
+	case gen > cur:
+		c.gen.Store(gen) // its replacement delivers: from now on only it is heard
 	}
 	if md, err := msg.Metadata(); err == nil {
 		last := c.lastSeq.Load()

@@ -77,9 +77,13 @@ func publish(t *testing.T, js jetstream.JetStream, v int64) {
 	}
 }
 
-func start(t *testing.T, url string, rec *recorder, m *metrics.Metrics, now func() time.Time, log *slog.Logger) *Consumer {
+func start(t *testing.T, url string, rec *recorder, m *metrics.Metrics, now func() time.Time, log *slog.Logger, opts ...func(*Config)) *Consumer {
 	t.Helper()
-	c := New(Config{URL: url, Name: "test", Heartbeat: 500 * time.Millisecond}, rec.apply,
+	cfg := Config{URL: url, Name: "test", Heartbeat: 500 * time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c := New(cfg, rec.apply,
 		func() { rec.resets.Add(1) }, now, log, m)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -220,12 +224,12 @@ func TestGapInStreamDropsCache(t *testing.T) {
 		return fakeMsg{seq: seq, data: b}
 	}
 	c.lastSeq.Store(10)
-	c.handle(context.Background(), c.gen.Load(), msg(11, 1))
-	c.handle(context.Background(), c.gen.Load(), msg(12, 2))
+	c.handle(context.Background(), 0, msg(11, 1))
+	c.handle(context.Background(), 0, msg(12, 2))
 	if rec.resets.Load() != 0 {
 		t.Fatal("reset without a gap")
 	}
-	c.handle(context.Background(), c.gen.Load(), msg(15, 3)) // 13 and 14 are gone
+	c.handle(context.Background(), 0, msg(15, 3)) // 13 and 14 are gone
 	if rec.resets.Load() != 1 || testutil.ToFloat64(m.Resets) != 1 {
 		t.Fatalf("resets %d after a gap, want 1", rec.resets.Load())
 	}
@@ -268,15 +272,10 @@ func TestSilenceCountsFromTheLastHeartbeat(t *testing.T) {
 func TestWatchdogRecreatesAStuckConsumer(t *testing.T) {
 	ns := natstest.Start(t)
 	js := stream(t, ns.URL())
-	p := toxiproxy.NewProxy(toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop()),
-		"nats", "127.0.0.1:0", strings.TrimPrefix(ns.URL(), "nats://"))
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
+	url, hole := holeProxy(t, ns)
 	rec := &recorder{}
 	m := metrics.New(prometheus.NewRegistry())
-	c := start(t, "nats://"+p.Listen, rec, m, time.Now, slog.New(slog.DiscardHandler))
+	c := start(t, url, rec, m, time.Now, slog.New(slog.DiscardHandler), stalledAfter(time.Second))
 	waitFor(t, 5*time.Second, "subscribed", c.Connected)
 
 	// the relay: a heartbeat every 100 ms, straight to NATS
@@ -296,24 +295,10 @@ func TestWatchdogRecreatesAStuckConsumer(t *testing.T) {
 	}()
 	waitFor(t, 5*time.Second, "heartbeats applied", func() bool { return c.Silence() < 500*time.Millisecond })
 
-	hole := func(on bool) {
-		t.Helper()
-		for _, dir := range []string{"upstream", "downstream"} {
-			var err error
-			if on {
-				_, err = p.Toxics.AddToxicJson(strings.NewReader(`{"name":"hole_` + dir + `","type":"timeout","stream":"` + dir + `","attributes":{"timeout":0}}`))
-			} else {
-				err = p.Toxics.RemoveToxic(context.Background(), "hole_"+dir)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	hole(true)
 	// two missed pull heartbeats (2 × 500 ms): nats.go's reset is under way, its request
-	// lost in the hole
-	waitFor(t, 5*time.Second, "silence", func() bool { return c.Silence() > 1500*time.Millisecond })
+	// lost in the hole (a second and a half of margin for a slow machine)
+	waitFor(t, 5*time.Second, "silence", func() bool { return c.Silence() > 2500*time.Millisecond })
 	if !c.Conn().IsConnected() {
 		t.Fatal("the connection dropped: the hole did not keep it up, nothing to test")
 	}
@@ -329,8 +314,106 @@ func TestWatchdogRecreatesAStuckConsumer(t *testing.T) {
 	}
 }
 
-// TestReplacedConsumerIsIgnored: what a consumer the watchdog replaced still delivers is
-// dropped, and a message the new consumer delivers again is applied once.
+// holeProxy puts a toxiproxy in front of ns and returns its client URL and a switch that
+// makes it a black hole in both directions (connections stay up, nothing crosses) or
+// heals it.
+func holeProxy(t *testing.T, ns *natstest.Server) (string, func(on bool)) {
+	t.Helper()
+	p := toxiproxy.NewProxy(toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop()),
+		"nats", "127.0.0.1:0", strings.TrimPrefix(ns.URL(), "nats://"))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return "nats://" + p.Listen, func(on bool) {
+		t.Helper()
+		for _, dir := range []string{"upstream", "downstream"} {
+			var err error
+			if on {
+				_, err = p.Toxics.AddToxicJson(strings.NewReader(`{"name":"hole_` + dir + `","type":"timeout","stream":"` + dir + `","attributes":{"timeout":0}}`))
+			} else {
+				err = p.Toxics.RemoveToxic(context.Background(), "hole_"+dir)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func stalledAfter(d time.Duration) func(*Config) { return func(c *Config) { c.Stalled = d } }
+
+// TestWatchdogLeavesAMovingConsumerAlone: an edge working through a backlog (no relay
+// heartbeat among the changes, each change slow to apply) is behind the stream for
+// seconds but moves: the watchdog does not replace its consumer.
+func TestWatchdogLeavesAMovingConsumerAlone(t *testing.T) {
+	ns := natstest.Start(t)
+	js := stream(t, ns.URL())
+	rec := &recorder{}
+	slow := func(ctx context.Context, ch event.Change) {
+		time.Sleep(10 * time.Millisecond)
+		rec.apply(ctx, ch)
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	c := New(Config{URL: ns.URL(), Name: "test", Heartbeat: 500 * time.Millisecond, Stalled: time.Second}, slow,
+		nil, time.Now, slog.New(slog.DiscardHandler), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 5*time.Second, "subscribed", c.Connected)
+	const n = 300 // 3 s of applying, three watchdog periods
+	want := make([]int64, n)
+	for i := range n {
+		publish(t, js, int64(i+1))
+		want[i] = int64(i + 1)
+	}
+	waitFor(t, 20*time.Second, "every change applied", func() bool { return len(rec.got()) == n })
+	if got := rec.got(); !equal(got, want) {
+		t.Fatalf("applied out of order or twice: %v", got)
+	}
+	if r := testutil.ToFloat64(m.Resubscribes); r != 0 {
+		t.Errorf("the watchdog replaced a consumer that was moving, %v times", r)
+	}
+}
+
+// TestWatchdogDropsWhenTheMissedMessagesAreGone: an edge cut off while the stream got a
+// message that was then purged cannot be given it by any consumer: once the link heals the
+// watchdog drops the cache, as after a gap, instead of recreating the consumer again and
+// again.
+func TestWatchdogDropsWhenTheMissedMessagesAreGone(t *testing.T) {
+	ns := natstest.Start(t)
+	js := stream(t, ns.URL())
+	url, hole := holeProxy(t, ns)
+	rec := &recorder{}
+	m := metrics.New(prometheus.NewRegistry())
+	c := start(t, url, rec, m, time.Now, slog.New(slog.DiscardHandler), stalledAfter(500*time.Millisecond))
+	waitFor(t, 5*time.Second, "subscribed", c.Connected)
+	resets := rec.resets.Load()
+	hole(true)
+	publish(t, js, 1) // the writer's last change before it went down; no heartbeat follows
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, event.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hole(false)
+	waitFor(t, 8*time.Second, "cache dropped", func() bool { return rec.resets.Load() > resets })
+	if c.LastSeq() != 1 || len(rec.got()) != 0 {
+		t.Errorf("last seq %d, applied %v: want 1 and nothing", c.LastSeq(), rec.got())
+	}
+	if r := testutil.ToFloat64(m.Resubscribes); r != 0 {
+		t.Errorf("%v consumers recreated for messages that are gone", r)
+	}
+}
+
+// TestReplacedConsumerIsIgnored: once the consumer the watchdog made delivers, what the
+// one it replaced still delivers is dropped; until then the old one is heard (the new one
+// may never have come up); a message both deliver is applied once.
 func TestReplacedConsumerIsIgnored(t *testing.T) {
 	rec := &recorder{}
 	c := New(Config{}, rec.apply, nil, time.Now, slog.New(slog.DiscardHandler), metrics.New(prometheus.NewRegistry()))
@@ -338,13 +421,14 @@ func TestReplacedConsumerIsIgnored(t *testing.T) {
 		b, _ := json.Marshal(event.Change{Brand: "acme", LicenseKey: "KEY", Version: v, CommitTime: time.Now()})
 		return fakeMsg{seq: seq, data: b}
 	}
-	old := c.gen.Add(1)
+	old := c.gens.Add(1)
 	c.handle(context.Background(), old, msg(1, 1))
-	cur := c.gen.Add(1)
-	c.handle(context.Background(), old, msg(2, 2)) // the replaced consumer, still delivering
-	c.handle(context.Background(), cur, msg(1, 1)) // delivered again by the new one
-	c.handle(context.Background(), cur, msg(2, 2))
-	if !equal(rec.got(), []int64{1, 2}) || c.LastSeq() != 2 {
-		t.Fatalf("applied %v, last seq %d; want [1 2], 2", rec.got(), c.LastSeq())
+	cur := c.gens.Add(1)                           // the replacement, not delivering yet
+	c.handle(context.Background(), old, msg(2, 2)) // still the one heard
+	c.handle(context.Background(), cur, msg(2, 2)) // the replacement delivers 2 again: skipped
+	c.handle(context.Background(), old, msg(3, 3)) // the replaced one, still delivering: dropped
+	c.handle(context.Background(), cur, msg(3, 3))
+	if !equal(rec.got(), []int64{1, 2, 3}) || c.LastSeq() != 3 {
+		t.Fatalf("applied %v, last seq %d; want [1 2 3], 3", rec.got(), c.LastSeq())
 	}
 }
