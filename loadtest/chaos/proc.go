@@ -231,17 +231,4 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// run runs a command to completion as cred, returning its combined output on failure.
-func run(ctx context.Context, cred *syscall.Credential, env []string, path string, args ...string) error {
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", path, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
 var errNotOwned = errors.New("not started by the harness")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"net"
@@ -14,9 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -164,14 +161,14 @@ func Start(ctx context.Context, cfg Config) (t *Topology, err error) {
 	}
 
 	cfg.Logf("migrating")
-	if err := run(ctx, nil, []string{"WRITER_MIGRATE_DATABASE_URL=" + t.AdminURL, "WRITER_DATABASE_URL=" + t.AppURL},
+	if err := RunAs(ctx, nil, []string{"WRITER_MIGRATE_DATABASE_URL=" + t.AdminURL, "WRITER_DATABASE_URL=" + t.AppURL},
 		filepath.Join(cfg.Bin, "writer"), "migrate"); err != nil {
 		return nil, err
 	}
 	if t.ownsPG {
 		// the migration creates the roles without passwords; a shared cluster
 		// (ExternalPG) has its own
-		if err := t.setPasswords(ctx); err != nil {
+		if err := SetPasswords(ctx, t.AdminURL); err != nil {
 			return nil, err
 		}
 	}
@@ -300,8 +297,14 @@ func (t *Topology) Restart(ctx context.Context, p *Proc) error {
 // Metric reads an unlabelled metric (or the sum over a metric's series whose labels
 // contain every one of match) from a writer's or edge's /metrics.
 func (t *Topology) Metric(ctx context.Context, base, name string, match ...string) (float64, error) {
+	return Metric(ctx, t.httpc, base, name, match...)
+}
+
+// Metric reads an unlabelled metric (or the sum over a metric's series whose labels
+// contain every one of match) from base's /metrics (loadtest/sim uses it too).
+func Metric(ctx context.Context, hc *http.Client, base, name string, match ...string) (float64, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
-	resp, err := t.httpc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -402,20 +405,6 @@ func (t *Topology) externalDB(ctx context.Context) error {
 
 // setPasswords gives the roles the migration created (without passwords) this
 // topology's passwords, as the superuser: each role's name, like the local topology's.
-func (t *Topology) setPasswords(ctx context.Context) error {
-	c, err := pgx.Connect(ctx, t.AdminURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close(ctx)
-	for _, role := range []string{"license_app", "license_edge"} {
-		if _, err := c.Exec(ctx, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", pgx.Identifier{role}.Sanitize(), role)); err != nil {
-			return fmt.Errorf("password of %s: %w", role, err)
-		}
-	}
-	return nil
-}
-
 func withDB(base, db, user string) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil {
@@ -428,96 +417,20 @@ func withDB(base, db, user string) (string, error) {
 	return u.String(), nil
 }
 
-// pgBinDir finds the Postgres server binaries (PG_BIN, else the newest Debian install,
-// preferring 15 like deploy/local/lib.sh).
-func pgBinDir() (string, error) {
-	if d := os.Getenv("PG_BIN"); d != "" {
-		return d, nil
-	}
-	if _, err := os.Stat("/usr/lib/postgresql/15/bin/initdb"); err == nil {
-		return "/usr/lib/postgresql/15/bin", nil
-	}
-	ds, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(ds) == 0 {
-		return "", errors.New("postgres server binaries not found (run deploy/local/deps.sh or set PG_BIN)")
-	}
-	sort.Strings(ds)
-	return filepath.Dir(ds[len(ds)-1]), nil
-}
-
 func (t *Topology) startPostgres(ctx context.Context) error {
 	var err error
-	if t.pgBin, err = pgBinDir(); err != nil {
+	if t.pgBin, err = PGBinDir(); err != nil {
 		return err
 	}
 	t.ownsPG = true
-	t.pgBase = filepath.Join(t.cfg.Dir, "pg")
-	if os.Geteuid() == 0 {
-		// Postgres refuses to run as root: run it as the postgres OS user, with its data
-		// where that user can reach it
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			if out, err := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--home-dir", "/var/lib/postgresql",
-				"--shell", "/bin/sh", "postgres").CombinedOutput(); err != nil {
-				return fmt.Errorf("useradd postgres: %w: %s", err, out)
-			}
-			if u, err = user.Lookup("postgres"); err != nil {
-				return err
-			}
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		t.pgCred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		t.pgBase = fmt.Sprintf("/var/tmp/licensing-chaos-%08x", crc32.ChecksumIEEE([]byte(t.cfg.Dir)))
-	}
-	if err := os.RemoveAll(t.pgBase); err != nil {
+	if t.pgBase, t.pgCred, err = PGBase(ctx, t.cfg.Dir, "chaos"); err != nil {
 		return err
-	}
-	if err := os.MkdirAll(t.pgBase, 0o700); err != nil {
-		return err
-	}
-	if t.pgCred != nil {
-		if err := os.Chown(t.pgBase, int(t.pgCred.Uid), int(t.pgCred.Gid)); err != nil {
-			return err
-		}
 	}
 	primaryDir, replicaDir := filepath.Join(t.pgBase, "primary"), filepath.Join(t.pgBase, "replica")
 	pPort, rPort := t.cfg.BasePort, t.cfg.BasePort+1
 	t.cfg.Logf("initdb %s", primaryDir)
-	if err := run(ctx, t.pgCred, nil, filepath.Join(t.pgBin, "initdb"), "-D", primaryDir, "-U", "postgres",
-		"--auth=trust", "-E", "UTF8", "--no-locale"); err != nil {
+	if err := InitPrimary(ctx, t.pgBin, primaryDir, pPort, t.pgCred, "256MB"); err != nil {
 		return err
-	}
-	// crashes here are process crashes, never machine crashes: writes reaching the kernel
-	// survive them, so fsync can be off; synchronous_commit stays on (an acknowledged
-	// commit is in the kernel, not only in Postgres' WAL buffers)
-	conf := fmt.Sprintf(`
-listen_addresses = '127.0.0.1'
-port = %d
-unix_socket_directories = ''
-max_connections = 300
-wal_level = replica
-max_wal_senders = 10
-max_replication_slots = 10
-wal_keep_size = '256MB'
-hot_standby = on
-hot_standby_feedback = on
-fsync = off
-full_page_writes = off
-shared_buffers = '256MB'
-`, pPort)
-	if err := appendFile(filepath.Join(primaryDir, "postgresql.conf"), conf); err != nil {
-		return err
-	}
-	// the superuser is trusted; the application roles log in with the passwords
-	// setPasswords gives them after the migration
-	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n" +
-		"host all all 127.0.0.1/32 scram-sha-256\n"
-	if err := os.WriteFile(filepath.Join(primaryDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		return err
-	}
-	if t.pgCred != nil {
-		_ = os.Chown(filepath.Join(primaryDir, "pg_hba.conf"), int(t.pgCred.Uid), int(t.pgCred.Gid))
 	}
 	super := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pPort)
 	t.Primary = &Proc{Name: "postgres-primary", Path: filepath.Join(t.pgBin, "postgres"), Args: []string{"-D", primaryDir},
@@ -535,11 +448,11 @@ shared_buffers = '256MB'
 		return err
 	}
 	t.cfg.Logf("pg_basebackup %s", replicaDir)
-	if err := run(ctx, t.pgCred, nil, filepath.Join(t.pgBin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(pPort),
+	if err := RunAs(ctx, t.pgCred, nil, filepath.Join(t.pgBin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(pPort),
 		"-U", "postgres", "-D", replicaDir, "-R", "-X", "stream", "-C", "-S", "chaos_replica", "-c", "fast"); err != nil {
 		return err
 	}
-	if err := appendFile(filepath.Join(replicaDir, "postgresql.conf"), fmt.Sprintf("\nport = %d\n", rPort)); err != nil {
+	if err := AppendFile(filepath.Join(replicaDir, "postgresql.conf"), fmt.Sprintf("\nport = %d\n", rPort)); err != nil {
 		return err
 	}
 	t.Replica = &Proc{Name: "postgres-replica", Path: filepath.Join(t.pgBin, "postgres"), Args: []string{"-D", replicaDir},
@@ -553,18 +466,6 @@ shared_buffers = '256MB'
 	t.EdgeURL = fmt.Sprintf("postgres://license_edge:license_edge@127.0.0.1:%d/licensing?sslmode=disable", pPort)
 	t.ReplicaEdgeURL = fmt.Sprintf("postgres://license_edge:license_edge@127.0.0.1:%d/licensing?sslmode=disable", rPort)
 	return nil
-}
-
-func appendFile(path, s string) error {
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(s); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // ------------------------------------------------------------------- readiness

@@ -79,7 +79,7 @@ func (r *Runner) BigLicense(ctx context.Context, vus, actRate, checkRate int, d,
 	// warm: every checked instance once on every edge, so the run measures a steady state
 	for _, e := range r.Targets.Edges {
 		for _, t := range targets {
-			_, _ = activated(ctx, r.Client, e+"/v1/public/"+t.Brand+"/licenses/"+t.Key+"/status?product="+url.QueryEscape(t.Product)+
+			_, _ = Activated(ctx, r.Client, e+"/v1/public/"+t.Brand+"/licenses/"+t.Key+"/status?product="+url.QueryEscape(t.Product)+
 				"&instance="+url.QueryEscape(t.Instance))
 		}
 	}
@@ -118,7 +118,7 @@ func (r *Runner) BigLicense(ctx context.Context, vus, actRate, checkRate int, d,
 				go func() {
 					defer inflight.Done()
 					t0 := time.Now()
-					ok, err := activated(ctx, r.Client, u)
+					ok, err := Activated(ctx, r.Client, u)
 					el := time.Since(t0)
 					r.tally.requests.Add(1)
 					if err != nil || !ok {

@@ -50,7 +50,7 @@ func (r *Runner) Lag(ctx context.Context, samples int, pollEvery, timeout time.D
 		inst := fmt.Sprintf("https://lag-%s-%d.example.net", r.RunID, i)
 		statusPath := "/v1/public/" + t.Brand + "/licenses/" + t.Key + "/status?product=" + url.QueryEscape(t.Product) + "&instance=" + url.QueryEscape(inst)
 		for _, e := range r.Targets.Edges { // warm: the edge now holds the old answer
-			if _, err := activated(ctx, r.Client, e+statusPath); err != nil {
+			if _, err := Activated(ctx, r.Client, e+statusPath); err != nil {
 				res.ErrorsBy["warm "+err.Error()]++
 				failed.Add(1)
 			}
@@ -77,7 +77,7 @@ func (r *Runner) Lag(ctx context.Context, samples int, pollEvery, timeout time.D
 			go func() {
 				defer wg.Done()
 				for {
-					ok, _ := activated(ctx, r.Client, e+statusPath)
+					ok, _ := Activated(ctx, r.Client, e+statusPath)
 					if ok {
 						mu.Lock()
 						h.RecordDuration(time.Since(committed))
@@ -111,8 +111,9 @@ func (r *Runner) Lag(ctx context.Context, samples int, pollEvery, timeout time.D
 	return res, nil
 }
 
-// activated asks a status URL whether the instance it names is activated.
-func activated(ctx context.Context, c *http.Client, u string) (bool, error) {
+// Activated asks a status URL whether the instance it names is activated (loadtest/sim
+// uses it too).
+func Activated(ctx context.Context, c *http.Client, u string) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return false, err

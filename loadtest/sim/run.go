@@ -10,12 +10,12 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/licensing/licensing/loadtest/chaos"
+	"github.com/licensing/licensing/loadtest/harness"
 	"github.com/licensing/licensing/shared/resource"
 )
 
@@ -386,7 +386,7 @@ func (rr *regionRun) probeLag(ctx context.Context, w *World, hc *http.Client, o 
 		body, _ := json.Marshal(map[string]string{"license_key": rr.lagKey, "product": rr.lagProduct, "instance": inst})
 		path := "/v1/public/" + w.Brand + "/licenses/" + url.PathEscape(rr.lagKey) + "/status?product=" + rr.lagProduct + "&instance=" + url.QueryEscape(inst)
 		for _, e := range rr.r.EdgeURLs { // warm: the edges now hold the old answer
-			_, _ = activated(ctx, hc, e+path)
+			_, _ = harness.Activated(ctx, hc, e+path)
 		}
 		if err := post(ctx, hc, w.WriterURL+"/v1/public/"+w.Brand+"/activations", body); err != nil {
 			rr.mu.Lock()
@@ -409,7 +409,7 @@ func (rr *regionRun) probeLag(ctx context.Context, w *World, hc *http.Client, o 
 							lags[j] = skipped // a killed edge has nothing to show (edge-loss)
 							return
 						}
-						if ok, _ := activated(ctx, hc, e+path); ok {
+						if ok, _ := harness.Activated(ctx, hc, e+path); ok {
 							lags[j] = time.Since(committed)
 							return
 						}
@@ -537,40 +537,18 @@ func post(ctx context.Context, hc *http.Client, u string, body []byte) error {
 	return nil
 }
 
-func activated(ctx context.Context, hc *http.Client, u string) (bool, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return false, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	var s struct {
-		Instance *struct {
-			Activated bool `json:"activated"`
-		} `json:"instance"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return false, err
-	}
-	return s.Instance != nil && s.Instance.Activated, nil
-}
-
 // streamResumed waits until every edge of r has applied a relay heartbeat it had not
 // applied at t0 (the change stream reaches it again) and returns how long after t0.
 func streamResumed(ctx context.Context, r *Region, t0 time.Time, bound time.Duration) (time.Duration, error) {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	base := make([]float64, len(r.EdgeURLs))
 	for i, u := range r.EdgeURLs {
-		base[i], _ = metric(ctx, hc, u, "license_edge_heartbeats_applied_total")
+		base[i], _ = chaos.Metric(ctx, hc, u, "license_edge_heartbeats_applied_total")
 	}
 	for time.Since(t0) < bound {
 		all := true
 		for i, u := range r.EdgeURLs {
-			v, err := metric(ctx, hc, u, "license_edge_heartbeats_applied_total")
+			v, err := chaos.Metric(ctx, hc, u, "license_edge_heartbeats_applied_total")
 			all = all && err == nil && v > base[i]
 		}
 		if all {
@@ -581,34 +559,6 @@ func streamResumed(ctx context.Context, r *Region, t0 time.Time, bound time.Dura
 		}
 	}
 	return 0, fmt.Errorf("no heartbeat applied by every edge within %v", bound)
-}
-
-// metric reads the sum of a metric's series from an edge's /metrics.
-func metric(ctx context.Context, hc *http.Client, base, name string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	sum, found := 0.0, false
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name) || len(line) <= len(name) || (line[len(name)] != ' ' && line[len(name)] != '{') {
-			continue
-		}
-		f := strings.Fields(line)
-		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-			sum, found = sum+v, true
-		}
-	}
-	if !found {
-		return 0, fmt.Errorf("%s: no metric %s", base, name)
-	}
-	return sum, nil
 }
 
 // caughtUp waits until the region's replica replayed the primary's WAL position at t0

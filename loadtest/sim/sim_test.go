@@ -27,7 +27,7 @@ func TestShortSim(t *testing.T) {
 			missing(t, tool+" is not installed (deploy/local/deps.sh installs it)")
 		}
 	}
-	if _, err := pgBinDir(); err != nil {
+	if _, err := chaos.PGBinDir(); err != nil {
 		missing(t, err.Error())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -3,16 +3,12 @@ package sim
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"hash/crc32"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -149,11 +145,11 @@ func Start(ctx context.Context, cfg Config) (w *World, err error) {
 		return nil, err
 	}
 	cfg.Logf("migrating")
-	if err := run(ctx, nil, []string{"WRITER_MIGRATE_DATABASE_URL=" + w.AdminURL, "WRITER_DATABASE_URL=" + w.appURL(port(0))},
+	if err := chaos.RunAs(ctx, nil, []string{"WRITER_MIGRATE_DATABASE_URL=" + w.AdminURL, "WRITER_DATABASE_URL=" + w.appURL(port(0))},
 		w.bin("writer"), "migrate"); err != nil {
 		return nil, err
 	}
-	if err := w.setPasswords(ctx); err != nil {
+	if err := chaos.SetPasswords(ctx, w.AdminURL); err != nil {
 		return nil, err
 	}
 	w.OperatorToken = "sim-operator-" + strconv.Itoa(os.Getpid())
@@ -328,85 +324,18 @@ func (w *World) edgeURL(port int) string {
 	return fmt.Sprintf("postgres://license_edge:license_edge@127.0.0.1:%d/licensing?sslmode=disable", port)
 }
 
-func pgBinDir() (string, error) {
-	if d := os.Getenv("PG_BIN"); d != "" {
-		return d, nil
-	}
-	ds, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(ds) == 0 {
-		return "", errors.New("postgres server binaries not found (run deploy/local/deps.sh or set PG_BIN)")
-	}
-	if _, err := os.Stat("/usr/lib/postgresql/15/bin/initdb"); err == nil {
-		return "/usr/lib/postgresql/15/bin", nil
-	}
-	return filepath.Dir(ds[len(ds)-1]), nil
-}
-
 func (w *World) startPrimary(ctx context.Context, port int) error {
-	pgBin, err := pgBinDir()
+	pgBin, err := chaos.PGBinDir()
 	if err != nil {
 		return err
 	}
-	w.pgBase = filepath.Join(w.cfg.Dir, "pg")
-	if os.Geteuid() == 0 {
-		// Postgres refuses to run as root: as the postgres OS user, in a folder it reaches
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			if out, err := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--home-dir", "/var/lib/postgresql",
-				"--shell", "/bin/sh", "postgres").CombinedOutput(); err != nil {
-				return fmt.Errorf("useradd postgres: %w: %s", err, out)
-			}
-			if u, err = user.Lookup("postgres"); err != nil {
-				return err
-			}
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		w.pgCred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		w.pgBase = fmt.Sprintf("/var/tmp/licensing-sim-%08x", crc32.ChecksumIEEE([]byte(w.cfg.Dir)))
-	}
-	if err := os.RemoveAll(w.pgBase); err != nil {
+	if w.pgBase, w.pgCred, err = chaos.PGBase(ctx, w.cfg.Dir, "sim"); err != nil {
 		return err
-	}
-	if err := os.MkdirAll(w.pgBase, 0o700); err != nil {
-		return err
-	}
-	if w.pgCred != nil {
-		if err := os.Chown(w.pgBase, int(w.pgCred.Uid), int(w.pgCred.Gid)); err != nil {
-			return err
-		}
 	}
 	dir := filepath.Join(w.pgBase, "primary")
 	w.cfg.Logf("initdb %s", dir)
-	if err := run(ctx, w.pgCred, nil, filepath.Join(pgBin, "initdb"), "-D", dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"); err != nil {
+	if err := chaos.InitPrimary(ctx, pgBin, dir, port, w.pgCred, "128MB"); err != nil {
 		return err
-	}
-	// process crashes only, never machine crashes: fsync can be off
-	conf := fmt.Sprintf(`
-listen_addresses = '127.0.0.1'
-port = %d
-unix_socket_directories = ''
-max_connections = 300
-wal_level = replica
-max_wal_senders = 10
-max_replication_slots = 10
-wal_keep_size = '256MB'
-hot_standby = on
-hot_standby_feedback = on
-fsync = off
-full_page_writes = off
-shared_buffers = '128MB'
-`, port)
-	if err := appendFile(filepath.Join(dir, "postgresql.conf"), conf); err != nil {
-		return err
-	}
-	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n" +
-		"host all all 127.0.0.1/32 scram-sha-256\n"
-	if err := os.WriteFile(filepath.Join(dir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		return err
-	}
-	if w.pgCred != nil {
-		_ = os.Chown(filepath.Join(dir, "pg_hba.conf"), int(w.pgCred.Uid), int(w.pgCred.Gid))
 	}
 	super := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	w.Primary = &chaos.Proc{Name: "postgres-primary", Path: filepath.Join(pgBin, "postgres"), Args: []string{"-D", dir},
@@ -430,23 +359,23 @@ shared_buffers = '128MB'
 // startReplica clones the primary (directly, once) and streams from it through the
 // region's replication link.
 func (w *World) startReplica(ctx context.Context, r *Region, i, port, linkPort int) error {
-	pgBin, err := pgBinDir()
+	pgBin, err := chaos.PGBinDir()
 	if err != nil {
 		return err
 	}
 	dir := filepath.Join(w.pgBase, r.Spec.Name)
 	slot := fmt.Sprintf("sim_region_%d", i)
 	w.cfg.Logf("pg_basebackup %s", dir)
-	if err := run(ctx, w.pgCred, nil, filepath.Join(pgBin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(w.cfg.BasePort),
+	if err := chaos.RunAs(ctx, w.pgCred, nil, filepath.Join(pgBin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(w.cfg.BasePort),
 		"-U", "postgres", "-D", dir, "-X", "stream", "-C", "-S", slot, "-c", "fast"); err != nil {
 		return err
 	}
-	if err := appendFile(filepath.Join(dir, "postgresql.conf"), fmt.Sprintf("\nport = %d\n", port)); err != nil {
+	if err := chaos.AppendFile(filepath.Join(dir, "postgresql.conf"), fmt.Sprintf("\nport = %d\n", port)); err != nil {
 		return err
 	}
 	auto := fmt.Sprintf("primary_conninfo = 'host=127.0.0.1 port=%d user=postgres application_name=%s'\nprimary_slot_name = '%s'\n",
 		linkPort, r.Spec.Name, slot)
-	if err := appendFile(filepath.Join(dir, "postgresql.auto.conf"), auto); err != nil {
+	if err := chaos.AppendFile(filepath.Join(dir, "postgresql.auto.conf"), auto); err != nil {
 		return err
 	}
 	sig := filepath.Join(dir, "standby.signal")
@@ -460,43 +389,6 @@ func (w *World) startReplica(ctx context.Context, r *Region, i, port, linkPort i
 	r.Replica = &chaos.Proc{Name: r.Spec.Name + "-replica", Path: filepath.Join(pgBin, "postgres"), Args: []string{"-D", dir},
 		Cred: w.pgCred, Log: w.logPath(r.Spec.Name + "-replica"), StopSignal: syscall.SIGINT, Ready: chaos.PGReady(r.ReplicaURL)}
 	return w.start(ctx, r.Replica)
-}
-
-func (w *World) setPasswords(ctx context.Context) error {
-	c, err := pgx.Connect(ctx, w.AdminURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close(ctx)
-	for _, role := range []string{"license_app", "license_edge"} {
-		if _, err := c.Exec(ctx, fmt.Sprintf("ALTER ROLE %s PASSWORD '%s'", pgx.Identifier{role}.Sanitize(), role)); err != nil {
-			return fmt.Errorf("password of %s: %w", role, err)
-		}
-	}
-	return nil
-}
-
-func appendFile(path, s string) error {
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(s); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func run(ctx context.Context, cred *syscall.Credential, env []string, path string, args ...string) error {
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", path, strings.Join(args, " "), err, out)
-	}
-	return nil
 }
 
 // ------------------------------------------------------------------- readiness, API

@@ -59,7 +59,7 @@ func main() {
 	}
 	var out strings.Builder
 	fmt.Fprintf(&out, "Run %s on %d CPUs, load average at start %s; topology up in %v.\n\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), loadavg(), time.Since(start).Round(time.Second))
+		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), chaos.LoadAvg(), time.Since(start).Round(time.Second))
 	failed := 0
 	for _, s := range scenarios {
 		rep := chaos.RunScenario(ctx, t, s, chaos.LoadConfig{}, logf)
@@ -74,7 +74,7 @@ func main() {
 		}
 	}
 	t.Close()
-	fmt.Fprintf(&out, "Load average at the end %s; total %v.\n", loadavg(), time.Since(start).Round(time.Second))
+	fmt.Fprintf(&out, "Load average at the end %s; total %v.\n", chaos.LoadAvg(), time.Since(start).Round(time.Second))
 	if *markdown != "" {
 		if err := os.WriteFile(*markdown, []byte(out.String()), 0o644); err != nil {
 			log.Print(err)
@@ -94,16 +94,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/licensing/licensing/loadtest/chaos"
 	"github.com/licensing/licensing/loadtest/sim"
 )
 
@@ -49,7 +50,7 @@ func main() {
 	defer stop()
 	logf := func(format string, args ...any) { log.Printf(format, args...) }
 	start := time.Now()
-	load0 := loadavg()
+	load0 := chaos.LoadAvg()
 	w, err := sim.Start(ctx, sim.Config{Dir: *out, BasePort: *basePort, Logf: logf})
 	if err != nil {
 		log.Fatal(err)
@@ -62,7 +63,7 @@ func main() {
 	}
 	var md strings.Builder
 	fmt.Fprintf(&md, "On %d CPUs, load average at start %s, at the end %s; topology up in %v, total %v.\n\n",
-		runtime.NumCPU(), load0, loadavg(), up.Round(time.Second), time.Since(start).Round(time.Second))
+		runtime.NumCPU(), load0, chaos.LoadAvg(), up.Round(time.Second), time.Since(start).Round(time.Second))
 	md.WriteString(res.Markdown())
 	fmt.Println(md.String())
 	for name, body := range map[string]string{"report.md": md.String(), "report.html": res.HTML()} {
@@ -75,16 +76,4 @@ func main() {
 		log.Print("FAILED: a check broke (table above)")
 		os.Exit(1)
 	}
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
