@@ -1,7 +1,6 @@
 package validate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,9 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/licensing/licensing/internal/syncbuf"
 )
 
 // TestLeafLinkTLSAndAuth runs the rendered hub and leaf configurations in local
@@ -112,27 +112,9 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// syncBuffer collects a process's output for polling.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startNATS runs nats-server with conf (TLS, pid and store paths moved into dir) until the
 // test ends, and returns its log.
-func startNATS(t *testing.T, bin, dir, name, conf string, env map[string]string) *syncBuffer {
+func startNATS(t *testing.T, bin, dir, name, conf string, env map[string]string) *syncbuf.Buffer {
 	t.Helper()
 	sub := filepath.Join(dir, name)
 	if err := os.MkdirAll(sub, 0o700); err != nil {
@@ -149,7 +131,7 @@ func startNATS(t *testing.T, bin, dir, name, conf string, env map[string]string)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		cancel()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licensing/licensing/internal/syncbuf"
 	"github.com/licensing/licensing/shared/lease"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,7 +35,7 @@ func TestStartLogHidesTheSigningKey(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := Config{Addr: "127.0.0.1:bad-port", NodeID: "t", ReplicaURL: "off", PrimaryURL: "off", RedisAddr: "off",
 				NATSURL: "off", WriterURL: "off", SigningKey: c.key, ShutdownTimeout: time.Second, Registry: prometheus.NewRegistry()}
-			var out syncBuffer
+			var out syncbuf.Buffer
 			err := Run(context.Background(), cfg, slog.New(slog.NewJSONHandler(&out, nil)), nil)
 			log := out.String()
 			if err == nil {

@@ -1,37 +1,18 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/licensing/licensing/internal/syncbuf"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// syncBuffer is a log destination goroutines may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // credentialForms are the shapes a connection setting can take, each holding secret.
 var credentialForms = []struct {
@@ -71,7 +52,7 @@ func TestStartLogHidesCredentials(t *testing.T) {
 		cfg := Config{Addr: "127.0.0.1:bad-port", NodeID: "t", ReplicaURL: conn, PrimaryURL: conn, RedisAddr: conn,
 			RedisPass: secret + "redis", NATSURL: conn, WriterURL: conn, DBMaxConns: 1, DBTimeout: time.Second,
 			ShutdownTimeout: time.Second, LogLevel: "info", Registry: prometheus.NewRegistry()}
-		var out syncBuffer
+		var out syncbuf.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if err := Run(ctx, cfg, slog.New(slog.NewJSONHandler(&out, nil)), nil); err == nil {

@@ -8,30 +8,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/licensing/licensing/internal/syncbuf"
 	"github.com/licensing/licensing/loadtest/scenario"
 )
-
-// syncBuffer is a bytes.Buffer safe for the progress goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var progressLine = regexp.MustCompile(`^  t: [\d.]+m?s of 1s, (\d+) requests, (\d+) errors, (\d+) req/s now \(target 100/s\), \d+ dropped$`)
 
@@ -44,7 +26,7 @@ func TestProgressLinesWhileRunning(t *testing.T) {
 		Target: "edges", Mix: map[string]float64{"status": 1}, Thresholds: scenario.Thresholds{P95Ms: 1000, P99Ms: 1000, ErrorRate: 1}}
 
 	r := NewRunner(Targets{Writer: srv.URL, Edges: []string{srv.URL}}, manifest(), 16)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	r.Progress, r.ProgressEvery = &out, 200*time.Millisecond
 	res, err := r.Run(context.Background(), sc)
 	if err != nil {
@@ -72,7 +54,7 @@ func TestProgressLinesWhileRunning(t *testing.T) {
 	}
 
 	// a run shorter than the interval prints nothing
-	var quiet syncBuffer
+	var quiet syncbuf.Buffer
 	r.Progress, r.ProgressEvery = &quiet, time.Minute
 	if _, err := r.Run(context.Background(), sc); err != nil {
 		t.Fatal(err)
@@ -120,7 +102,7 @@ func TestLagReportsProgress(t *testing.T) {
 	srv := statusServer(20 * time.Millisecond) // a sample: warm, activate, observe, deactivate ≈ 80 ms
 	defer srv.Close()
 	r := NewRunner(Targets{Writer: srv.URL, Edges: []string{srv.URL}}, manifest(), 16)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	r.Progress, r.ProgressEvery = &out, 200*time.Millisecond
 	res, err := r.Lag(context.Background(), 12, time.Millisecond, time.Second)
 	if err != nil {
@@ -144,7 +126,7 @@ func TestBigLicenseReportsProgress(t *testing.T) {
 	m := manifest()
 	m.Big = m.Status
 	r := NewRunner(Targets{Writer: srv.URL, Edges: []string{srv.URL}}, m, 16)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	r.Progress, r.ProgressEvery = &out, 150*time.Millisecond
 	if _, err := r.BigLicense(context.Background(), 2, 0, 50, 500*time.Millisecond, time.Second, false); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/licensing/licensing/internal/syncbuf"
 	"github.com/licensing/licensing/shared/resource"
 	"github.com/licensing/licensing/writer/app"
 )
@@ -494,26 +495,8 @@ func TestActivationQueriesTouchOnePartition(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e := start(t, withLog(&logs))
 	brandKey := e.brand(t, "secret", "plugin")
 	k := e.provision(t, brandKey, "plugin", ptr(1))

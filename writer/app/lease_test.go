@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/licensing/licensing/internal/leasetest"
+	"github.com/licensing/licensing/internal/syncbuf"
 	"github.com/licensing/licensing/shared/lease"
 	"github.com/licensing/licensing/shared/resource"
 	"github.com/licensing/licensing/writer/app"
@@ -116,7 +117,7 @@ func TestWriterStartLogHidesTheSigningKey(t *testing.T) {
 	for _, key := range []string{seed, ""} {
 		cfg := app.Config{Addr: "127.0.0.1:bad-port", DatabaseURL: "postgres://x@127.0.0.1:1/x?sslmode=disable",
 			NATSURL: "nats://127.0.0.1:1", SigningKey: key, MaxConns: 1, ShutdownTimeout: time.Second}
-		var out syncBuffer
+		var out syncbuf.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_ = app.Run(ctx, cfg, slog.New(slog.NewJSONHandler(&out, nil)), nil)

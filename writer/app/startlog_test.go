@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licensing/licensing/internal/syncbuf"
 	"github.com/licensing/licensing/shared/envconfig"
 	"github.com/licensing/licensing/writer/app"
 )
@@ -47,7 +48,7 @@ func TestStartLogHidesCredentials(t *testing.T) {
 		conn := f.conn(secret)
 		cfg := app.Config{Addr: "127.0.0.1:bad-port", DatabaseURL: conn, MigrateURL: conn, NATSURL: conn,
 			OperatorToken: secret + "op", MaxConns: 1, ShutdownTimeout: time.Second, LogLevel: "info"}
-		var out syncBuffer
+		var out syncbuf.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if err := app.Run(ctx, cfg, slog.New(slog.NewJSONHandler(&out, nil)), nil); err == nil {
